@@ -1,0 +1,141 @@
+"""Channel and radio impairments as pure functions of (records, Generator, config).
+
+Each function draws its own parameters from the Generator it is given, so switching one
+impairment off leaves every other draw unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import FadingConfig, ImpairmentsConfig
+from .dsp import expj
+
+Meta = dict[str, np.ndarray]
+
+KNOT_SPACING = 32  # samples between exact evaluations of a time-varying tap gain (Doppler is slow)
+SINUSOIDS = 8  # sum-of-sinusoids terms per tap (Jakes-like Doppler spectrum)
+
+
+def channel_padding(cfg: FadingConfig) -> int:
+    """Extra leading samples the synthesiser must produce so multipath has no start transient."""
+    return cfg.taps[1] - 1 if cfg.enabled else 0
+
+
+def _tap_processes(rng: np.random.Generator, n: int, taps: int, length: int,
+                   doppler: np.ndarray) -> np.ndarray:  # fmt: skip
+    """(N, taps, L) unit-power complex Gaussian-like gains with max Doppler ``doppler``.
+
+    Sum of sinusoids with random arrival angles and phases, evaluated every KNOT_SPACING
+    samples and linearly interpolated: Doppler is slow, so this costs 1/32 of the exps.
+    """
+    knots = np.arange(0, length + KNOT_SPACING, KNOT_SPACING, dtype=np.float64)  # (K,)
+    q = np.arange(SINUSOIDS)
+    angle = (2 * np.pi * q + rng.uniform(-np.pi, np.pi, (n, taps, 1))) / SINUSOIDS  # (N,T,Q)
+    psi = rng.uniform(0, 2 * np.pi, (n, taps, SINUSOIDS))
+    freq = doppler[:, None, None] * np.cos(angle)  # (N, T, Q) cycles/sample
+    arg = 2 * np.pi * freq[..., None] * knots + psi[..., None]  # (N, T, Q, K)
+    z = expj(arg).sum(axis=2) / np.float32(np.sqrt(SINUSOIDS))  # (N, T, K)
+    w = (np.arange(KNOT_SPACING, dtype=np.float32) / KNOT_SPACING)  # position between knots
+    seg = z[..., :-1, None] * (1 - w) + z[..., 1:, None] * w  # (N, T, K-1, KNOT_SPACING)
+    return seg.reshape(n, taps, -1)[..., :length]
+
+
+def multipath(x: np.ndarray, rng: np.random.Generator, cfg: FadingConfig,
+              length: int) -> tuple[np.ndarray, Meta]:  # fmt: skip
+    """y[k] = sum_i g_i[k] x[k - i]: Rayleigh or Rician taps, exponential delay profile.
+
+    ``x`` is (N, length + channel_padding(cfg)); the result is (N, length).
+    """
+    n = x.shape[0]
+    pad = x.shape[1] - length
+    if not cfg.enabled:
+        return x[:, pad:], {"fading": np.zeros(n)}
+    max_taps = cfg.taps[1]
+    faded = rng.random(n) < cfg.probability
+    n_taps = rng.integers(cfg.taps[0], cfg.taps[1] + 1, size=n)
+    spread = rng.uniform(*cfg.delay_spread, size=n)
+    rician = {"rayleigh": np.zeros(n, bool), "rician": np.ones(n, bool),
+              "mixed": rng.random(n) < 0.5}[cfg.model]  # fmt: skip
+    k_db = rng.uniform(*cfg.rician_k_db, size=n)
+    doppler = rng.uniform(*cfg.doppler, size=n) if cfg.time_varying else np.zeros(n)
+    los_phase = rng.uniform(0, 2 * np.pi, size=n)
+    gains = _tap_processes(rng, n, max_taps, length, doppler)  # (N, T, L)
+
+    i = np.arange(max_taps)[None, :]
+    profile = np.where(i < n_taps[:, None], np.exp(-i / spread[:, None]), 0.0)
+    profile /= profile.sum(axis=1, keepdims=True)  # (N, T), sums to 1
+    k_lin = np.where(rician, 10 ** (k_db / 10), 0.0)
+    scatter = np.sqrt(profile).astype(np.float32)
+    scatter[:, 0] *= np.sqrt(1.0 / (1.0 + k_lin)).astype(np.float32)
+    los = (np.sqrt(profile[:, 0] * k_lin / (1.0 + k_lin)) * np.exp(1j * los_phase))
+    y = np.zeros((n, length), np.complex64)
+    for tap in range(max_taps):  # a handful of taps, each vectorised over records and time
+        g = gains[:, tap] * scatter[:, tap, None]
+        if tap == 0:
+            g = g + los[:, None].astype(np.complex64)
+        y += g * x[:, pad - tap : pad - tap + length]
+    y = np.where(faded[:, None], y, x[:, pad:])
+    kind = np.where(faded, np.where(rician, 2.0, 1.0), 0.0)
+    meta = {
+        "fading": kind,
+        "taps": np.where(faded, n_taps, np.nan),
+        "delay_spread": np.where(faded, spread, np.nan),
+        "k_db": np.where(faded & rician, k_db, np.nan),
+        "doppler": np.where(faded, doppler, np.nan),
+    }
+    return y, meta
+
+
+def carrier(x: np.ndarray, rng: np.random.Generator,
+            cfg: ImpairmentsConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+    """Carrier frequency offset, carrier phase and Wiener phase noise, as one rotation."""
+    n, length = x.shape
+    cfo = rng.uniform(*cfg.cfo, size=n) if cfg.cfo_enabled else np.zeros(n)
+    phase0 = rng.uniform(0, 2 * np.pi, size=n) if cfg.phase_enabled else np.zeros(n)
+    sigma = rng.uniform(*cfg.phase_noise, size=n) if cfg.phase_noise_enabled else np.zeros(n)
+    k = np.arange(length)
+    phase = 2 * np.pi * cfo[:, None] * k + phase0[:, None]  # float64: exact for long records
+    if cfg.phase_noise_enabled:
+        steps = rng.standard_normal((n, length), dtype=np.float32) * sigma[:, None].astype(np.float32)
+        phase += np.cumsum(steps, axis=1)
+    return x * expj(phase), {"cfo": cfo, "phase": phase0, "phase_noise": sigma}
+
+
+def iq_imbalance(x: np.ndarray, rng: np.random.Generator,
+                 cfg: ImpairmentsConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+    """Receiver IQ imbalance: y = mu*x + nu*conj(x) with gain g (dB) and phase skew theta."""
+    n = x.shape[0]
+    if not cfg.iq_imbalance_enabled:
+        return x, {"iq_amp_db": np.zeros(n), "iq_phase_deg": np.zeros(n)}
+    amp_db = rng.uniform(*cfg.iq_amplitude_db, size=n)
+    phase_deg = rng.uniform(*cfg.iq_phase_deg, size=n)
+    g, th = 10 ** (amp_db / 20), np.deg2rad(phase_deg)
+    mu = ((1 + g * np.exp(-1j * th)) / 2).astype(np.complex64)[:, None]
+    nu = ((1 - g * np.exp(1j * th)) / 2).astype(np.complex64)[:, None]
+    return mu * x + nu * np.conj(x), {"iq_amp_db": amp_db, "iq_phase_deg": phase_deg}
+
+
+def dc_offset(x: np.ndarray, rng: np.random.Generator,
+              cfg: ImpairmentsConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+    """A constant complex offset whose power is ``dc_offset_db`` relative to the signal's."""
+    n = x.shape[0]
+    if not cfg.dc_offset_enabled:
+        return x, {"dc_db": np.full(n, -np.inf)}
+    level_db = rng.uniform(*cfg.dc_offset_db, size=n)
+    power = np.mean(np.abs(x) ** 2, axis=1)
+    dc = np.sqrt(power * 10 ** (level_db / 10)) * np.exp(1j * rng.uniform(0, 2 * np.pi, n))
+    return (x + dc[:, None]).astype(np.complex64), {"dc_db": level_db}
+
+
+def awgn(x: np.ndarray, rng: np.random.Generator, snr_db: np.ndarray) -> np.ndarray:
+    """Add complex white Gaussian noise at ``snr_db`` to unit-power records.
+
+    SNR = mean signal power per complex sample / noise power per complex sample, over the full
+    sampled band. The signal has power 1, so the noise has variance 10**(-snr_db/10), split
+    equally between I and Q.
+    """
+    n, length = x.shape
+    std = np.sqrt(10 ** (-snr_db / 10) / 2).astype(np.float32)[:, None]
+    noise = rng.standard_normal((n, 2 * length), dtype=np.float32).view(np.complex64)
+    return (x + noise * std).astype(np.complex64)
