@@ -27,6 +27,9 @@ CLASS_SETS: dict[str, tuple[str, ...]] = {"rml2016": RML2016_CLASSES, "all": ALL
 EXTERNAL_CLASSES: tuple[str, ...] = (
     "64apsk", "128apsk", "64psk", "128qam", "am-ssb-wc", "am-dsb-sc", "am-ssb-sc",
     "16ask", "32ask", "64ask", "8fsk", "16fsk", "msk", "tone", "chirpss",
+    # TorchSig 2.2 classes with no nearer canonical name (added for the io alias table)
+    "4gfsk", "8gfsk", "16gfsk", "4msk", "8msk", "16msk", "4gmsk", "8gmsk", "16gmsk",
+    "512qam", "1024qam",
 )  # fmt: skip
 
 #: Every canonical name fedsb knows (generated or external), in a fixed order.

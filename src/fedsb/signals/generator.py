@@ -9,6 +9,7 @@ nor on the number of worker processes.
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -20,6 +21,10 @@ from .dsp import unit_power
 from .classes import ALL_CLASSES, resolve_classes
 from .config import GeneratorConfig
 from .recordset import RecordSet
+
+# Workers run numpy only, so fork is safe even when the parent has loaded torch, and it avoids
+# re-importing the parent's modules in every worker; other platforms use spawn.
+_START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 
 BLOCK = 256  # records per seeded block (fixed: changing it changes every generated set)
 
@@ -107,7 +112,7 @@ def _run_blocks(args: tuple) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 
 def generate(config: GeneratorConfig, classes: str | Sequence[str] = "rml2016",
-             per_class: int = 100, seed: int = 0, workers: int = 1, chunk: int = 2048,
+             per_class: int = 100, seed: int = 0, workers: int = 1, chunk: int | None = None,
              progress: Callable[[int], None] | None = None) -> RecordSet:  # fmt: skip
     """Generate ``per_class`` records of each class, shuffled, reproducibly from ``seed``.
 
@@ -117,14 +122,17 @@ def generate(config: GeneratorConfig, classes: str | Sequence[str] = "rml2016",
         per_class: records per class.
         seed: the whole set is a function of (config, classes, per_class, seed).
         workers: worker processes (1: in this process); the output does not depend on it.
-        chunk: records per task handed to a worker, rounded to whole blocks.
+        chunk: records per task, rounded to whole blocks (default: about four tasks per
+            worker, at most 4096 records each).
         progress: called with the number of records finished after each task.
     """
     names = resolve_classes(classes if isinstance(classes, str) else tuple(classes))
     if per_class < 0:
         raise ValueError("per_class must be >= 0")
     labels = balanced_labels(len(names), per_class, seed)
-    step = max(1, chunk // BLOCK) * BLOCK
+    if chunk is None:
+        chunk = min(4096, -(-len(labels) // (4 * max(workers, 1))))
+    step = max(1, -(-chunk // BLOCK)) * BLOCK
     tasks = [(config, names, labels[s : s + step], seed, s // BLOCK)
              for s in range(0, len(labels), step)]  # fmt: skip
     results = []
@@ -134,7 +142,7 @@ def generate(config: GeneratorConfig, classes: str | Sequence[str] = "rml2016",
             if progress:
                 progress(len(task[2]))
     else:
-        ctx = multiprocessing.get_context("spawn")  # fork is unsafe once torch has threads
+        ctx = multiprocessing.get_context(_START_METHOD)
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             for task, result in zip(tasks, pool.map(_run_blocks, tasks)):
                 results.append(result)

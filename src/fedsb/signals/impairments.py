@@ -91,9 +91,12 @@ def carrier(x: np.ndarray, rng: np.random.Generator,
             cfg: ImpairmentsConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
     """Carrier frequency offset, carrier phase and Wiener phase noise, as one rotation."""
     n, length = x.shape
-    cfo = rng.uniform(*cfg.cfo, size=n) if cfg.cfo_enabled else np.zeros(n)
-    phase0 = rng.uniform(0, 2 * np.pi, size=n) if cfg.phase_enabled else np.zeros(n)
-    sigma = rng.uniform(*cfg.phase_noise, size=n) if cfg.phase_noise_enabled else np.zeros(n)
+    # draw all three even when switched off, so toggling one leaves the others' draws unchanged
+    cfo, phase0, sigma = (rng.uniform(*cfg.cfo, size=n), rng.uniform(0, 2 * np.pi, size=n),
+                          rng.uniform(*cfg.phase_noise, size=n))  # fmt: skip
+    cfo = cfo if cfg.cfo_enabled else np.zeros(n)
+    phase0 = phase0 if cfg.phase_enabled else np.zeros(n)
+    sigma = sigma if cfg.phase_noise_enabled else np.zeros(n)
     k = np.arange(length)
     phase = 2 * np.pi * cfo[:, None] * k + phase0[:, None]  # float64: exact for long records
     if cfg.phase_noise_enabled:

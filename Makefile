@@ -1,0 +1,33 @@
+# `make demo` and `make test` are each the only command needed on a fresh machine:
+# they create .venv and install fedsb with every dependency in one pip call.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO   := runs/demo
+
+.PHONY: install test demo bench lint clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+demo: $(STAMP)
+	$(BIN)/fedsb data generate --classes rml2016 --snr -10:20 --length 1024 \
+		--per-class 200 --seed 0 --workers 0 --out $(DEMO)/data.npz
+	$(BIN)/fedsb data preview $(DEMO)/data.npz --out $(DEMO)/preview.png
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_data.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

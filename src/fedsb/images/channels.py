@@ -1,0 +1,345 @@
+"""Per-channel image functions: complex IQ records (N, L) -> images (N, S, S) float32 in [0, 1].
+
+Every channel is a pure, batched, deterministic function ``fn(x, size, cfg)``; a record's image
+depends on that record only. Conventions (f in cycles/sample, DC centred, half-open bins):
+
+- ``spectrogram``: rows = frequency, top row = +fs/2: row = S-1-floor((f+0.5)S); columns =
+  time, left = record start. dB re. the image peak, clipped to ``spec_dynamic_range_db``.
+- ``spectrum_xP``: columns = frequency, left = -fs/2: col = floor((f+0.5)S); a filled curve of
+  the dB level re. the peak, bottom row = lowest level, a full column = the peak.
+- ``constellation*``: columns = I, rows = Q with the top row = +Q, extent in RMS units.
+- ``amplitude``/``phase``/``inst_freq``: the series resampled to S*S samples, row-major.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .config import ImageConfig
+
+ChannelFn = Callable[[torch.Tensor, int, "ImageConfig"], torch.Tensor]
+
+_TINY = 1e-20  # power floor before a log: keeps all-zero records finite
+#: Phase of the x^p line that puts the usual constellation upright: QPSK/QAM x^4 are negative.
+_REF_PHASE = {2: 0.0, 4: math.pi, 8: 0.0}
+_SHARED: ContextVar[dict[object, torch.Tensor] | None] = ContextVar("_SHARED", default=None)
+
+
+@contextmanager
+def shared_intermediates(x: torch.Tensor) -> Iterator[None]:
+    """Within the block, channels called on this very tensor reuse intermediates (unit-RMS x,
+    x^p spectra) instead of recomputing them; results are identical either way."""
+    token = _SHARED.set({"x": x})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _shared(x: torch.Tensor, key: object, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    memo = _SHARED.get()
+    if memo is None or memo["x"] is not x:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+def power(z: torch.Tensor) -> torch.Tensor:
+    """|z|^2 as a real tensor; a complex product is much faster than abs() in torch."""
+    return (z * z.conj()).real
+
+
+def unit_rms(x: torch.Tensor) -> torch.Tensor:
+    """Scale each record to unit RMS so images do not depend on the receiver gain."""
+    mean_power = power(x).mean(dim=-1, keepdim=True)  # (N, 1)
+    return x * mean_power.clamp_min(1e-30).rsqrt()
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return _shared(x, "unit", lambda: unit_rms(x))
+
+
+def _raised(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Unit-RMS x**p by repeated squaring (p a power of two): exact and fast."""
+    if p == 1:
+        return _unit(x)
+    return _shared(x, ("raised", p), lambda: _raised(x, p // 2).square())
+
+
+def _fold(values: torch.Tensor, reduce: Callable[..., torch.Tensor]) -> torch.Tensor:
+    """Reduce the last dim (m) of (..., m) by a halving tree of elementwise ``reduce``:
+    small-dim reductions are slow in torch, elementwise ops on strided halves are not."""
+    while values.shape[-1] > 1:
+        half = values.shape[-1] // 2
+        folded = reduce(values[..., :half], values[..., half : 2 * half])
+        if values.shape[-1] % 2:
+            folded[..., :1] = reduce(folded[..., :1], values[..., -1:])
+        values = folded
+    return values[..., 0]
+
+
+def _shifted_hann(n: int) -> torch.Tensor:
+    """Symmetric Hann times (-1)^k: the FFT of a frame times this is already fftshifted,
+    bin k <-> f = k/n - 0.5, and its phase is referred to the frame centre."""
+    sign = 1.0 - 2.0 * (torch.arange(n) % 2).to(torch.float32)
+    return torch.hann_window(n, periodic=False, dtype=torch.float32) * sign
+
+
+# --------------------------------------------------------------------------- spectrogram
+
+
+def stft_params(length: int, size: int) -> tuple[int, int, bool]:
+    """(n_fft, hop, exact) for ``size`` frequency rows and time columns.
+
+    Exact layout: n_fft = m*size (m >= 2 fine bins summed per row) and exactly ``size`` frames,
+    with n_fft >= hop so no sample is skipped. Records too short for that fall back to a
+    shorter FFT, hop 1 and adaptive average pooling.
+    """
+    n_fft = max(2, math.ceil(length / (size * size))) * size
+    if n_fft + size - 1 <= length:
+        return n_fft, (length - n_fft) // (size - 1), True
+    n_fft = max(4, min(2 * size, length // 2))
+    return n_fft, max(1, (length - n_fft) // (size - 1)), False
+
+
+def spectrogram(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """Hann STFT power in dB, top row = +fs/2; shows bandwidth, hopping and time structure."""
+    n, length = x.shape
+    n_fft, hop, exact = stft_params(length, size)
+    frames = x.unfold(1, n_fft, hop)  # (N, T, n_fft)
+    if exact:
+        frames = frames[:, :size]
+    spec = torch.view_as_real(torch.fft.fft(frames * _shifted_hann(n_fft))).square()
+    spec = spec.reshape(n, frames.shape[1], -1)  # (N, T, 2 n_fft): re^2, im^2 interleaved
+    if exact:
+        pooled = _fold(spec.reshape(n, size, size, -1), torch.add)  # (N, T = S, S)
+    else:
+        spec = spec[..., 0::2] + spec[..., 1::2]
+        pooled = F.adaptive_avg_pool2d(spec.unsqueeze(1), (size, size)).squeeze(1)
+    db = 10.0 * torch.log10(pooled.clamp_min(_TINY))  # (N, time, freq)
+    peak = db.amax(dim=(1, 2), keepdim=True)
+    image = ((db - peak) / cfg.spec_dynamic_range_db + 1.0).clamp(0.0, 1.0)
+    return image.transpose(1, 2).flip(1)  # (N, freq with +fs/2 on top, time)
+
+
+# --------------------------------------------------------------------------- constellations
+
+
+def constellation_counts(z: torch.Tensor, size: int, extent: float) -> torch.Tensor:
+    """2-D histogram of complex samples (N, L) -> counts (N, S, S), one bincount for the batch.
+
+    Bins span [-extent, extent)^2: column = floor((I + extent) S / 2extent), row =
+    floor((extent - Q) S / 2extent), so the top row is +Q. Samples outside (or not finite)
+    are dropped: the counts sum to L when every sample is inside.
+    """
+    n = z.shape[0]
+    scale = size / (2.0 * extent)
+    shift = extent + 1.0 / scale  # +1 cell: a ring around the grid collects the outliers
+    cell = torch.view_as_real(torch.add(z.conj(), complex(shift, shift)).mul_(scale))
+    cell = cell.nan_to_num_(nan=0.0).clamp_(0.0, size + 1.0).floor_()  # (N, L, 2): col, row
+    width = size + 2
+    flat = torch.addcmul(cell[..., 0], cell[..., 1], torch.tensor(float(width))).long()
+    flat += (torch.arange(n) * (width * width)).unsqueeze(1)  # (N, L) bin in the batch
+    counts = torch.bincount(flat.reshape(-1), minlength=n * width * width)
+    return counts.reshape(n, width, width)[:, 1:-1, 1:-1].to(torch.float32)
+
+
+def _density_image(z: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """Histogram of unit-RMS samples, log(1+count) (optional) over the image's max."""
+    counts = constellation_counts(z, size, cfg.const_extent)  # (N, S, S)
+    values = torch.log1p(counts) if cfg.const_log else counts
+    peak = values.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+    return values / peak
+
+
+def constellation(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """I/Q density: the classic constellation, smeared by any carrier offset or phase noise."""
+    return _density_image(_unit(x), size, cfg)
+
+
+def constellation_diff(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """Density of x[k] conj(x[k-lag]): cancels the carrier phase and turns an offset into a
+    fixed small rotation, so PSK orders stay visible without any estimation."""
+    lag = min(cfg.diff_lag, x.shape[1] - 1)
+    return _density_image(unit_rms(x[:, lag:] * x[:, :-lag].conj()), size, cfg)
+
+
+def _line(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Shifted Hann spectrum of unit-RMS x^p (N, L): bin k <-> f = k/L - 0.5."""
+    return _shared(x, ("line", p), lambda: torch.fft.fft(_raised(x, p) * _shifted_hann(x.shape[1])))
+
+
+def _line_power(x: torch.Tensor, p: int) -> torch.Tensor:
+    return _shared(x, ("line_power", p), lambda: power(_line(x, p)))
+
+
+def estimate_offset(x: torch.Tensor, powers: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """Blind carrier offset and phase from the strongest line of x^p, p in ``powers``.
+
+    For each p the peak bin of the Hann spectrum of x^p, refined by the Hann amplitude-ratio
+    interpolator 2(c-a)/(a+2b+c), gives the line frequency F; its coherence |X(F)| / sum(w|x|^p)
+    in [0, 1] says how strong the line is. Per record the lowest p whose coherence is at least
+    half the best is kept (BPSK -> 2, QPSK/QAM -> 4, 8PSK -> 8): lower powers enhance noise
+    less and see a wider offset range |f| < 1/(2p).
+    Returns (f0 (N,) cycles/sample, phase (N,) rad at the record centre, p (N,)), float64.
+    """
+    n, length = x.shape
+    centre = (length - 1) / 2.0
+    rows = torch.arange(n)
+    window = torch.hann_window(length, periodic=False, dtype=torch.float32)
+    freqs, phases, scores = [], [], []
+    for p in sorted(powers):
+        spec = _line(x, p)  # (N, L)
+        k = _line_power(x, p).argmax(dim=1)  # (N,)
+        a, b, c = (spec[rows, (k + d) % length].abs().double() for d in (-1, 0, 1))
+        delta = (2.0 * (c - a) / (a + 2.0 * b + c).clamp_min(1e-300)).clamp(-0.5, 0.5)
+        freq = (k.double() + delta) / length - 0.5
+        freq = freq - torch.round(freq)  # wrap to [-0.5, 0.5]
+        bin_freq = k.double() / length - 0.5
+        turn = torch.polar(torch.ones(n, dtype=torch.float64), 2.0 * math.pi * bin_freq * centre)
+        at_peak = spec[rows, k].to(torch.complex128) * turn  # phase referred to the centre
+        freqs.append(freq / p)
+        phases.append((at_peak.angle() - _REF_PHASE[p]) / p)
+        magnitude = power(_raised(x, p // 2)) if p > 1 else _unit(x).abs()  # |x|^p, (N, L)
+        scores.append(b / (magnitude * window).sum(dim=1).double().clamp_min(1e-30))
+    score = torch.stack(scores)  # (P, N)
+    keep = (score >= 0.5 * score.amax(dim=0, keepdim=True)).to(torch.uint8).argmax(dim=0)  # (N,)
+    chosen = torch.tensor(sorted(powers), dtype=torch.float64)[keep]
+    return torch.stack(freqs)[keep, rows], torch.stack(phases)[keep, rows], chosen
+
+
+def rotation(f0: torch.Tensor, phase: torch.Tensor, length: int) -> torch.Tensor:
+    """exp(-j(2 pi f0 (k - c) + phase)) (N, L) complex64, c = record centre.
+
+    An outer product of a coarse and a fine phasor (blocks of 32 samples): float64 angles,
+    yet only ~2 sqrt(L) transcendental calls per record.
+    """
+    block = 32
+    n_blocks = -(-length // block)
+    coarse_t = torch.arange(n_blocks, dtype=torch.float64) * block - (length - 1) / 2.0  # (B,)
+    fine_t = torch.arange(block, dtype=torch.float64)  # (32,)
+    w = -2.0 * math.pi * f0.unsqueeze(1)  # (N, 1)
+    one = torch.ones(1, dtype=torch.float64)
+    coarse = torch.polar(one, w * coarse_t - phase.unsqueeze(1)).to(torch.complex64)  # (N, B)
+    fine = torch.polar(one, w * fine_t).to(torch.complex64)  # (N, 32)
+    return (coarse.unsqueeze(2) * fine.unsqueeze(1)).reshape(-1, n_blocks * block)[:, :length]
+
+
+def constellation_comp(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """Constellation after blind offset/phase removal: PSK/QAM points come back sharp.
+
+    For classes without an x^p line (FSK, AM, FM, OFDM) the estimator locks onto whatever line
+    is strongest (a tone, the carrier, or noise) and merely rotates the samples: magnitudes
+    are untouched, so the image is still a valid density showing the class's amplitude rings.
+    """
+    f0, phase, _ = estimate_offset(x, cfg.comp_powers)
+    return _density_image(_unit(x) * rotation(f0, phase, x.shape[1]), size, cfg)
+
+
+# --------------------------------------------------------------------------- x^p spectra
+
+
+def fill_curve(level: torch.Tensor, size: int, soft: bool) -> torch.Tensor:
+    """Levels (N, S) in [0, 1] -> filled-curve image (N, S, S): bottom row = lowest level."""
+    height = level.unsqueeze(1) * size  # (N, 1, S) in pixels
+    from_bottom = torch.arange(size - 1, -1, -1, dtype=torch.float32).view(1, size, 1)
+    filled = height - from_bottom  # (N, S, S): >= 1 a full pixel, in (0, 1) the partial top
+    if soft:
+        return filled.clamp(0.0, 1.0)
+    return (filled >= 0.5).to(torch.float32)
+
+
+def spectrum_power(x: torch.Tensor, size: int, cfg: ImageConfig, p: int) -> torch.Tensor:
+    """|FFT(x^p)| in dB re. its peak, max-pooled to S columns so narrow lines survive.
+
+    A p-th power strips the modulation of p-ary PSK (and square QAM for p = 4), leaving a line
+    at p*CFO: which powers show a line gives the order, whatever the carrier offset.
+    """
+    n, length = x.shape
+    mag2 = _line_power(x, p)  # (N, L), already fftshifted
+    if length % size == 0:
+        pooled = _fold(mag2.reshape(n, size, length // size), torch.maximum)  # (N, S)
+    else:
+        pooled = F.adaptive_max_pool1d(mag2.unsqueeze(1), size).squeeze(1)
+    peak = pooled.amax(dim=1, keepdim=True).clamp_min(_TINY)
+    db = 10.0 * torch.log10(pooled.clamp_min(_TINY) / peak)
+    level = (db / cfg.spectrum_dynamic_range_db + 1.0).clamp(0.0, 1.0)
+    return fill_curve(level, size, cfg.spectrum_soft)
+
+
+def spectrum_x1(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """Spectrum of x: occupied band, carrier lines of AM, the tones of FSK."""
+    return spectrum_power(x, size, cfg, 1)
+
+
+def spectrum_x2(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """Spectrum of x^2: a line at 2*CFO for BPSK/ASK/PAM (real-valued symbols)."""
+    return spectrum_power(x, size, cfg, 2)
+
+
+def spectrum_x4(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """Spectrum of x^4: a line at 4*CFO for QPSK and square QAM (and BPSK)."""
+    return spectrum_power(x, size, cfg, 4)
+
+
+def spectrum_x8(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """Spectrum of x^8: a line at 8*CFO for 8PSK (and every lower order)."""
+    return spectrum_power(x, size, cfg, 8)
+
+
+# --------------------------------------------------------------------------- rearranged series
+
+
+def rearrange(series: torch.Tensor, size: int) -> torch.Tensor:
+    """Real series (N, M) -> (N, S, S): linear resampling to S*S samples, row-major.
+
+    The signal rearrangement of Chen et al. (Radio-Image Transformer, 2020): time runs left to
+    right, then top to bottom, so periodic structure becomes 2-D texture.
+    """
+    target = size * size
+    if series.shape[1] != target:
+        series = F.interpolate(series.unsqueeze(1), size=target, mode="linear",
+                               align_corners=False).squeeze(1)  # fmt: skip
+    return series.reshape(-1, size, size)
+
+
+def amplitude(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """|x| / (amp_clip rms), clipped: envelope variation separates QAM/APSK/AM from FSK."""
+    env = power(_unit(x)).sqrt() / cfg.amp_clip  # (N, L)
+    return rearrange(env, size).clamp(0.0, 1.0)
+
+
+def phase(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """angle(x)/pi mapped from [-1, 1] to [0, 1]."""
+    return rearrange(x.angle() / (2.0 * math.pi) + 0.5, size).clamp(0.0, 1.0)
+
+
+def inst_freq(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """angle(x[k] conj(x[k-1]))/pi mapped to [0, 1]: a tone at f sits at 0.5 + f."""
+    step = (x[:, 1:] * x[:, :-1].conj()).angle()  # (N, L-1)
+    return rearrange(step / (2.0 * math.pi) + 0.5, size).clamp(0.0, 1.0)
+
+
+#: Channel name -> function; the order here is the canonical listing order.
+CHANNELS: dict[str, ChannelFn] = {
+    "spectrogram": spectrogram,
+    "constellation": constellation,
+    "constellation_diff": constellation_diff,
+    "constellation_comp": constellation_comp,
+    "spectrum_x1": spectrum_x1,
+    "spectrum_x2": spectrum_x2,
+    "spectrum_x4": spectrum_x4,
+    "spectrum_x8": spectrum_x8,
+    "amplitude": amplitude,
+    "phase": phase,
+    "inst_freq": inst_freq,
+}

@@ -1,0 +1,12 @@
+"""Reading and writing record sets: .npz cache, SigMF, RadioML 2016/2018, and class aliases."""
+
+from .cache import load_npz, save_npz
+from .labels import ALIASES, canonical_label, order_classes
+from .load import check_records, load_records, save_records
+from .radioml import read_rml2016, read_rml2018
+from .sigmf_io import read_sigmf, write_sigmf
+
+__all__ = [
+    "ALIASES", "canonical_label", "check_records", "load_npz", "load_records", "order_classes",
+    "read_rml2016", "read_rml2018", "read_sigmf", "save_npz", "save_records", "write_sigmf",
+]  # fmt: skip

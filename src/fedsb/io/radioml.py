@@ -1,0 +1,194 @@
+"""Readers for the DeepSig RadioML datasets, the public benchmarks fedsb evaluates against.
+
+RML2016.10a/b is a Python-2 pickle (small, read whole); RML2018.01a is an HDF5 file of about
+20 GB, so it is read in chunks and callers can select part of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import DataError
+from ..signals.recordset import RecordSet
+from .labels import RML2018_NAMES, canonical_label, order_classes
+
+log = logging.getLogger(__name__)
+
+#: Records per HDF5 read: 64 Ki x 1024 x 2 float32 = 512 MiB at most in flight.
+CHUNK = 65536
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DataError(path, "file not found")
+    if not path.is_file():
+        raise DataError(path, "not a file")
+
+
+def _rml2016_entries(obj: Any, path: Path) -> list[tuple[str, float, np.ndarray]]:
+    """(modulation, snr, (n, 2, L) array) per dict entry, validated."""
+    if not isinstance(obj, dict) or not obj:
+        kind = "an empty dict" if isinstance(obj, dict) else type(obj).__name__
+        raise DataError(
+            path,
+            f"not a RadioML 2016 pickle: expected a dict keyed by (modulation, snr), got {kind}",
+        )
+    entries = []
+    for key, value in obj.items():
+        mod, snr = key if isinstance(key, tuple) and len(key) == 2 else (None, None)
+        numeric = isinstance(snr, int | float | np.number) and not isinstance(snr, bool)
+        if not isinstance(mod, str | bytes) or not numeric:
+            raise DataError(path, f"not a RadioML 2016 pickle: key {key!r} is not (mod, snr)")
+        arr = np.asarray(value)
+        if arr.ndim != 3 or arr.shape[1] != 2 or arr.dtype.kind not in "fiu":
+            raise DataError(
+                path,
+                f"not a RadioML 2016 pickle: entry {key!r} has shape "
+                f"{arr.shape} {arr.dtype}, expected (N, 2, L) floats",
+            )
+        name = mod.decode("latin1") if isinstance(mod, bytes) else mod
+        entries.append((name, float(snr), arr))
+    lengths = {arr.shape[2] for _, _, arr in entries}
+    if len(lengths) > 1:
+        raise DataError(path, f"entries have different record lengths {sorted(lengths)}")
+    return sorted(entries, key=lambda e: (e[0], e[1]))
+
+
+def read_rml2016(path: str | Path, skip_unknown: bool = False) -> RecordSet:
+    """Read RML2016.10a (``RML2016.10a_dict.pkl``) or 10b (``RML2016.10b.dat``).
+
+    The file is a pickle: ``dict[(mod, snr)] -> float32 [N, 2, 128]`` (I and Q rows). Unpickling
+    can run arbitrary code, so only open files from a source you trust (e.g. DeepSig itself).
+    Class names are those present in the file, in KNOWN_CLASSES order.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        with open(path, "rb") as handle:
+            obj = pickle.load(handle, encoding="latin1")
+    except Exception as exc:  # unpickling can raise anything; this is the whole boundary
+        problem = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(path, f"not a readable pickle ({problem})") from exc
+    entries = _rml2016_entries(obj, path)
+    kept = []
+    for mod, snr, arr in entries:
+        name = canonical_label(mod)
+        if name is None and not skip_unknown:
+            raise DataError(path, f"unknown label {mod!r}; pass --skip-unknown to drop it")
+        if name is None:
+            log.warning("%s: dropped %d records of unknown class %r", path, len(arr), mod)
+        else:
+            kept.append((name, snr, arr))
+    if not kept:
+        raise DataError(path, "no records left after dropping unknown labels")
+    class_names = order_classes({name for name, _, _ in kept})
+    counts = [len(arr) for _, _, arr in kept]
+    iq = np.empty((sum(counts), kept[0][2].shape[2]), dtype=np.complex64)
+    start = 0
+    for _, _, arr in kept:  # one block copy per (mod, snr) entry
+        iq.real[start : start + len(arr)] = arr[:, 0]
+        iq.imag[start : start + len(arr)] = arr[:, 1]
+        start += len(arr)
+    index = {name: i for i, name in enumerate(class_names)}
+    labels = np.repeat(np.asarray([index[n] for n, _, _ in kept], dtype=np.int64), counts)
+    snr_db = np.repeat(np.asarray([s for _, s, _ in kept], dtype=np.float64), counts)
+    info = {"format": "rml2016", "source": str(path)}
+    return RecordSet(iq, labels, class_names, {"snr_db": snr_db}, 1.0, info)
+
+
+def _selection(
+    n: int, max_records: int | None, index: Sequence[int] | np.ndarray | None, path: Path
+) -> np.ndarray | None:
+    """Record indices to read (None = the first ``max_records`` or all, read as slices)."""
+    if max_records is not None and max_records < 0:
+        raise DataError(path, f"max_records must be >= 0, got {max_records}")
+    if index is None:
+        return None
+    idx = np.asarray(index)
+    if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+        raise DataError(path, "index must be a 1-D sequence of integers")
+    idx = idx.astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise DataError(path, f"index out of range: the file has {n} records")
+    return idx[:max_records] if max_records is not None else idx
+
+
+def _rml2018_block(
+    handle: h5py.File, rows: np.ndarray, path: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read sorted unique ``rows``: (n, L, 2) floats -> complex64, one-hot -> column, SNR."""
+    contiguous = rows[-1] - rows[0] + 1 == len(rows)
+    sel = slice(int(rows[0]), int(rows[-1]) + 1) if contiguous else rows
+    x, y, z = handle["X"][sel], handle["Y"][sel], handle["Z"][sel]
+    hot = y > 0
+    bad = np.flatnonzero(hot.sum(axis=1) != 1)
+    if bad.size:
+        raise DataError(path, f"Y row {int(rows[bad[0]])} is not one-hot")
+    iq = np.empty(x.shape[:2], dtype=np.complex64)
+    iq.real, iq.imag = x[..., 0], x[..., 1]
+    return iq, np.argmax(hot, axis=1), np.asarray(z, dtype=np.float64).reshape(-1)
+
+
+def read_rml2018(
+    path: str | Path,
+    max_records: int | None = None,
+    index: Sequence[int] | np.ndarray | None = None,
+) -> RecordSet:
+    """Read RML2018.01a (``GOLD_XYZ_OSC.0001_1024.hdf5``), optionally only part of it.
+
+    ``X`` [N, 1024, 2] float32, ``Y`` one-hot [N, 24] in the "fixed" class order, ``Z`` [N, 1]
+    SNR. ``max_records`` keeps the first records (of ``index``, if given); ``index`` selects
+    records by position (any order, repeats allowed). The file is read in chunks, so only the
+    selection is ever in memory. The class list is all 24 classes, in KNOWN_CLASSES order.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(path, f"not a readable HDF5 file ({' '.join(str(exc).split())})") from exc
+    with handle:
+        missing = [k for k in ("X", "Y", "Z") if not isinstance(handle.get(k), h5py.Dataset)]
+        if missing:
+            raise DataError(path, f"not a RadioML 2018 file: no dataset(s) {', '.join(missing)}")
+        xs, ys, zs = handle["X"], handle["Y"], handle["Z"]
+        n = xs.shape[0] if xs.ndim == 3 else -1
+        if (
+            xs.ndim != 3
+            or xs.shape[2] != 2
+            or ys.shape != (n, len(RML2018_NAMES))
+            or zs.shape[0] != n
+            or zs.size != n
+        ):
+            raise DataError(
+                path,
+                f"not a RadioML 2018 file: X {xs.shape}, Y {ys.shape}, Z "
+                f"{zs.shape}; expected (N, L, 2), (N, 24), (N, 1)",
+            )
+        idx = _selection(n, max_records, index, path)
+        if idx is None:
+            rows, inverse = np.arange(n if max_records is None else min(n, max_records)), None
+        else:  # h5py wants increasing unique indices: read those, then restore the order
+            rows, inverse = np.unique(idx, return_inverse=True)
+        blocks = [
+            _rml2018_block(handle, rows[a : a + CHUNK], path) for a in range(0, len(rows), CHUNK)
+        ]
+        length = xs.shape[1]
+    if not blocks:
+        iq, cols, snr = np.zeros((0, length), np.complex64), np.zeros(0, np.int64), np.zeros(0)
+    else:
+        iq, cols, snr = (np.concatenate(parts) for parts in zip(*blocks, strict=True))
+    if inverse is not None:
+        iq, cols, snr = iq[inverse.ravel()], cols[inverse.ravel()], snr[inverse.ravel()]
+    names = [canonical_label(name) or name for name in RML2018_NAMES]
+    class_names = order_classes(names)
+    remap = np.asarray([class_names.index(name) for name in names], dtype=np.int64)
+    info = {"format": "rml2018", "source": str(path), "records_in_file": int(n)}
+    return RecordSet(iq, remap[cols], class_names, {"snr_db": snr}, 1.0, info)

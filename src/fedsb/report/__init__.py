@@ -1,0 +1,1 @@
+"""Figures, tables and documents built from data and run directories."""
