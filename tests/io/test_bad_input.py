@@ -11,9 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
+from fedsb.io import read_sigmf, write_sigmf
 from fedsb.io.cache import save_npz
 from fedsb.io.load import load_records
-from fedsb.io.sigmf_io import read_sigmf, write_sigmf
 
 L = 32
 

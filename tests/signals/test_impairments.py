@@ -18,7 +18,7 @@ def _rng(seed: int = 0) -> np.random.Generator:
 
 def _complex_noise(n: int, length: int, seed: int = 99) -> np.ndarray:
     r = _rng(seed)
-    return ((r.standard_normal((n, length)) + 1j * r.standard_normal((n, length))) / np.sqrt(2))
+    return (r.standard_normal((n, length)) + 1j * r.standard_normal((n, length))) / np.sqrt(2)
 
 
 # ---------------------------------------------------------------- AWGN
@@ -147,7 +147,7 @@ def test_dc_offset_adds_a_constant_at_the_drawn_power_relative_to_the_signal():
     cfg = ImpairmentsConfig(dc_offset_db=(-30.0, -5.0))
     x = (3.0 * _complex_noise(10, 512)).astype(np.complex64)  # signal power 9, not 1
     y, meta = imp.dc_offset(x, _rng(7), cfg)
-    d = (y.astype(np.complex128) - x)
+    d = y.astype(np.complex128) - x
     np.testing.assert_allclose(d, d[:, :1] * np.ones((1, 512)), atol=1e-5)  # constant per row
     ratio_db = 10 * np.log10(np.abs(d[:, 0]) ** 2 / np.mean(np.abs(x.astype(complex)) ** 2, 1))
     np.testing.assert_allclose(ratio_db, meta["dc_db"], atol=1e-3)

@@ -56,7 +56,7 @@ def test_pulse_train_equals_direct_double_loop_reference():
     table = pulses.pulse_table("rrc", lo, hi)
     param_idx = np.array([0, 13, pulses.GRID - 1])
     betas = pulses.parameter_grid(lo, hi)[param_idx]
-    symbols = (rng.standard_normal((n, n_sym)) + 1j * rng.standard_normal((n, n_sym)))
+    symbols = rng.standard_normal((n, n_sym)) + 1j * rng.standard_normal((n, n_sym))
     symbols = symbols.astype(np.complex64)
 
     got = pulses.pulse_train(symbols, t, table, param_idx)

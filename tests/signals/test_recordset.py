@@ -12,7 +12,7 @@ CLASSES = ("bpsk", "qpsk", "16qam")
 
 def _set(n: int = 6, length: int = 8, seed: int = 0, **meta) -> RecordSet:
     rng = np.random.default_rng(seed)
-    iq = (rng.standard_normal((n, length)) + 1j * rng.standard_normal((n, length)))
+    iq = rng.standard_normal((n, length)) + 1j * rng.standard_normal((n, length))
     labels = np.arange(n, dtype=np.int64) % len(CLASSES)
     meta = meta or {"snr_db": np.linspace(-10, 10, n), "sps": np.full(n, 4.0)}
     return RecordSet(iq.astype(np.complex64), labels, CLASSES, meta, 2e6, {"source": "test"})
@@ -55,8 +55,9 @@ def test_empty_set_is_valid():
     assert len(rs) == 0 and rs.counts().tolist() == [0, 0, 0]
 
 
-@pytest.mark.parametrize("index", [slice(1, 4), np.array([5, 0, 3]),
-                                   np.array([True, False, True, False, False, True])])
+@pytest.mark.parametrize(
+    "index", [slice(1, 4), np.array([5, 0, 3]), np.array([True, False, True, False, False, True])]
+)
 def test_subset_takes_the_same_rows_of_everything(index):
     rs = _set()
     sub = rs.subset(index)

@@ -4,7 +4,8 @@ from .cache import load_npz, save_npz
 from .labels import ALIASES, canonical_label, order_classes
 from .load import check_records, load_records, save_records
 from .radioml import read_rml2016, read_rml2018
-from .sigmf_io import read_sigmf, write_sigmf
+from .sigmf_read import read_sigmf
+from .sigmf_write import write_sigmf
 
 __all__ = [
     "ALIASES", "canonical_label", "check_records", "load_npz", "load_records", "order_classes",

@@ -19,6 +19,7 @@ def _lowpass_noise(rng: np.random.Generator, n: int, length: int, cutoff: np.nda
     """White noise shaped by a smooth low-pass of per-record ``cutoff`` (cycles/sample).
 
     With ``formant``, a resonance (a bump of 4x amplitude) is added at that frequency.
+    ``length`` should be FFT-friendly (``sp_fft.next_fast_len``).
     """
     f = np.fft.rfftfreq(length).astype(np.float32)[None, :]
     gain = 1.0 / (1.0 + (f / cutoff[:, None].astype(np.float32)) ** order)
@@ -41,27 +42,34 @@ def speech_like(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
 
 def music_like(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
     """A two-note chord, each note with 4 decaying harmonics and slow vibrato."""
-    k = np.arange(length)[None, :]
-    out = np.zeros((n, length))
+    k = np.arange(length, dtype=np.float32)[None, :]
+    out = np.zeros((n, length), np.float32)
     for _ in range(2):  # two notes
         f0 = rng.uniform(0.002, 0.02, size=(n, 1))
-        vib_rate = rng.uniform(0.5, 4.0, size=(n, 1)) / length
-        vib = 1.0 + 0.01 * np.sin(2 * np.pi * vib_rate * k + rng.uniform(0, 2 * np.pi, (n, 1)))
+        vib_rate = (rng.uniform(0.5, 4.0, size=(n, 1)) / length).astype(np.float32)
+        vib_phase = rng.uniform(0, 2 * np.pi, (n, 1)).astype(np.float32)
+        vib = 1.0 + 0.01 * np.sin(np.float32(2 * np.pi) * vib_rate * k + vib_phase)
         theta = 2 * np.pi * np.cumsum(f0 * vib, axis=1) + rng.uniform(0, 2 * np.pi, (n, 1))
+        theta = np.mod(theta, 2 * np.pi).astype(np.float32)
         decay = rng.uniform(0.5, 2.0, size=(n, 1))
         s_prev, s_cur, c = np.zeros_like(theta), np.sin(theta), 2 * np.cos(theta)
         for h in range(1, 5):  # sin(h*theta) by the Chebyshev recursion: 2 trig calls in all
-            out += s_cur / h**decay
+            out += s_cur * (1.0 / h**decay).astype(np.float32)
             s_prev, s_cur = s_cur, c * s_cur - s_prev
     return out
 
 
 def message(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
-    """Zero-mean message with peak 1, half speech-like and half music-like records."""
+    """Zero-mean float32 message with peak 1, half speech-like and half music-like records.
+
+    Made at an FFT-friendly length and cropped, so odd record lengths cost no more.
+    """
+    fast = sp_fft.next_fast_len(length, real=True)
     is_music = rng.random(n) < 0.5
-    m = np.empty((n, length))
-    m[~is_music] = speech_like(rng, int((~is_music).sum()), length)
-    m[is_music] = music_like(rng, int(is_music.sum()), length)
+    m = np.empty((n, fast), np.float32)
+    m[~is_music] = speech_like(rng, int((~is_music).sum()), fast)
+    m[is_music] = music_like(rng, int(is_music.sum()), fast)
+    m = m[:, :length]
     m -= m.mean(axis=1, keepdims=True)
     return m / np.maximum(np.abs(m).max(axis=1, keepdims=True), 1e-12)
 
@@ -69,13 +77,11 @@ def message(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
 def analytic(m: np.ndarray) -> np.ndarray:
     """m + j*Hilbert(m): the one-sided (upper-sideband) version of a real signal."""
     length = m.shape[1]
-    spec = np.fft.fft(m, axis=1)
-    weight = np.zeros(length)
-    weight[0] = 1.0
-    weight[1 : (length + 1) // 2] = 2.0
-    if length % 2 == 0:
-        weight[length // 2] = 1.0
-    return np.fft.ifft(spec * weight, axis=1)
+    spec = sp_fft.rfft(m, axis=1)  # the positive half; doubling it = zeroing negative bins
+    spec[:, 1 : (length + 1) // 2] *= 2
+    full = np.zeros((m.shape[0], length), np.complex64)
+    full[:, : spec.shape[1]] = spec
+    return sp_fft.ifft(full, axis=1)
 
 
 def am_dsb(name: str, rng: np.random.Generator, n: int, length: int,
@@ -90,7 +96,8 @@ def am_ssb(name: str, rng: np.random.Generator, n: int, length: int,
            cfg: PulseConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
     """Suppressed-carrier single sideband, upper or lower at random (sideband = +1 / -1)."""
     side = np.where(rng.random(n) < 0.5, 1.0, -1.0)
-    x = analytic(message(rng, n, length))
+    fast = sp_fft.next_fast_len(length)
+    x = analytic(message(rng, n, fast))[:, :length]  # Hilbert at a fast length, then crop
     x = np.where(side[:, None] > 0, x, np.conj(x))
     return unit_power(x.astype(np.complex64)), {"sideband": side}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -47,7 +47,7 @@ def amplitude_levels(levels: np.ndarray) -> np.ndarray:
     return _unit_power(np.asarray(levels, dtype=np.float64).astype(np.complex128))
 
 
-@lru_cache(maxsize=None)
+@cache
 def alphabet(name: str) -> np.ndarray:
     """The symbol alphabet of a linear class."""
     table = {

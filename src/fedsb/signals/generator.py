@@ -17,9 +17,9 @@ import numpy as np
 
 from ..config import to_dict
 from . import analog, digital, impairments
-from .dsp import unit_power
 from .classes import ALL_CLASSES, resolve_classes
 from .config import GeneratorConfig
+from .dsp import unit_power
 from .recordset import RecordSet
 
 # Workers run numpy only, so fork is safe even when the parent has loaded torch, and it avoids

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .config import FadingConfig, ImpairmentsConfig
 from .dsp import expj
 
@@ -22,12 +23,12 @@ def channel_padding(cfg: FadingConfig) -> int:
     return cfg.taps[1] - 1 if cfg.enabled else 0
 
 
-def _tap_processes(rng: np.random.Generator, n: int, taps: int, length: int,
-                   doppler: np.ndarray) -> np.ndarray:  # fmt: skip
-    """(N, taps, L) unit-power complex Gaussian-like gains with max Doppler ``doppler``.
+def _tap_knots(rng: np.random.Generator, n: int, taps: int, length: int,
+               doppler: np.ndarray) -> np.ndarray:  # fmt: skip
+    """(N, taps, K) unit-power complex gains every KNOT_SPACING samples, max Doppler ``doppler``.
 
-    Sum of sinusoids with random arrival angles and phases, evaluated every KNOT_SPACING
-    samples and linearly interpolated: Doppler is slow, so this costs 1/32 of the exps.
+    Sum of sinusoids with random arrival angles and phases (Jakes-like spectrum). Doppler is
+    slow, so the delay line interpolates linearly between knots: 1/32 of the exponentials.
     """
     knots = np.arange(0, length + KNOT_SPACING, KNOT_SPACING, dtype=np.float64)  # (K,)
     q = np.arange(SINUSOIDS)
@@ -35,10 +36,7 @@ def _tap_processes(rng: np.random.Generator, n: int, taps: int, length: int,
     psi = rng.uniform(0, 2 * np.pi, (n, taps, SINUSOIDS))
     freq = doppler[:, None, None] * np.cos(angle)  # (N, T, Q) cycles/sample
     arg = 2 * np.pi * freq[..., None] * knots + psi[..., None]  # (N, T, Q, K)
-    z = expj(arg).sum(axis=2) / np.float32(np.sqrt(SINUSOIDS))  # (N, T, K)
-    w = (np.arange(KNOT_SPACING, dtype=np.float32) / KNOT_SPACING)  # position between knots
-    seg = z[..., :-1, None] * (1 - w) + z[..., 1:, None] * w  # (N, T, K-1, KNOT_SPACING)
-    return seg.reshape(n, taps, -1)[..., :length]
+    return expj(arg).sum(axis=2) / np.float32(np.sqrt(SINUSOIDS))  # (N, T, K)
 
 
 def multipath(x: np.ndarray, rng: np.random.Generator, cfg: FadingConfig,
@@ -58,9 +56,10 @@ def multipath(x: np.ndarray, rng: np.random.Generator, cfg: FadingConfig,
     rician = {"rayleigh": np.zeros(n, bool), "rician": np.ones(n, bool),
               "mixed": rng.random(n) < 0.5}[cfg.model]  # fmt: skip
     k_db = rng.uniform(*cfg.rician_k_db, size=n)
-    doppler = rng.uniform(*cfg.doppler, size=n) if cfg.time_varying else np.zeros(n)
+    doppler = rng.uniform(*cfg.doppler, size=n)  # drawn even when static: later draws stay put
+    doppler = doppler if cfg.time_varying else np.zeros(n)
     los_phase = rng.uniform(0, 2 * np.pi, size=n)
-    gains = _tap_processes(rng, n, max_taps, length, doppler)  # (N, T, L)
+    knots = _tap_knots(rng, n, max_taps, length, doppler)  # (N, T, K)
 
     i = np.arange(max_taps)[None, :]
     profile = np.where(i < n_taps[:, None], np.exp(-i / spread[:, None]), 0.0)
@@ -68,14 +67,10 @@ def multipath(x: np.ndarray, rng: np.random.Generator, cfg: FadingConfig,
     k_lin = np.where(rician, 10 ** (k_db / 10), 0.0)
     scatter = np.sqrt(profile).astype(np.float32)
     scatter[:, 0] *= np.sqrt(1.0 / (1.0 + k_lin)).astype(np.float32)
-    los = (np.sqrt(profile[:, 0] * k_lin / (1.0 + k_lin)) * np.exp(1j * los_phase))
-    y = np.zeros((n, length), np.complex64)
-    for tap in range(max_taps):  # a handful of taps, each vectorised over records and time
-        g = gains[:, tap] * scatter[:, tap, None]
-        if tap == 0:
-            g = g + los[:, None].astype(np.complex64)
-        y += g * x[:, pad - tap : pad - tap + length]
-    y = np.where(faded[:, None], y, x[:, pad:])
+    los = np.sqrt(profile[:, 0] * k_lin / (1.0 + k_lin)) * np.exp(1j * los_phase)
+    y = np.empty((n, length), np.complex64)
+    kernels.tapped_delay_line(np.ascontiguousarray(x), knots, KNOT_SPACING, scatter,
+                              los.astype(np.complex64), faded, y)  # fmt: skip
     kind = np.where(faded, np.where(rician, 2.0, 1.0), 0.0)
     meta = {
         "fading": kind,

@@ -3,7 +3,7 @@
 A record's output sample k sits at symbol time t_k = k / sps + tau (in symbols). Its value is
 the sum over the 2*SPAN nearest symbols m of a_m * p(t_k - m). Pulse values are read from a
 table indexed by (shape parameter, fractional part of t quantised to 1/OVERSAMPLE, tap), so the
-hot path is two gathers and a multiply-add over (N, L, 2*SPAN), with no per-record Python.
+hot path is a compiled loop over (N, L, 2*SPAN) (``kernels``), with no per-record Python.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.special import erf
+
+from . import kernels
 
 SPAN = 4  # symbols on each side of t: the pulse is truncated to 2*SPAN symbols
 OVERSAMPLE = 64  # fractional-time resolution of the table (1/64 symbol)
@@ -87,35 +89,18 @@ def quantise(values: np.ndarray, low: float, high: float) -> tuple[np.ndarray, n
 
 
 def symbol_times(length: int, sps: np.ndarray, tau: np.ndarray) -> np.ndarray:
-    """(N, L) float32 symbol time of every output sample, offset so that t >= SPAN."""
-    k = np.arange(length, dtype=np.float32)
-    return k[None, :] / sps[:, None].astype(np.float32) + (tau[:, None] + SPAN).astype(np.float32)
+    """(N, L) float64 symbol time of every output sample, offset so that t >= SPAN.
+
+    float64 keeps the fractional part exact to far below the table's 1/128 symbol even for
+    records of a million samples.
+    """
+    k = np.arange(length, dtype=np.float64)
+    return k[None, :] / sps[:, None] + (tau[:, None] + SPAN)
 
 
 def symbols_needed(length: int, sps: np.ndarray) -> int:
     """Symbols to draw per record so every tap of every sample has a symbol."""
     return int(np.ceil((length - 1) / sps.min())) + 2 * SPAN + 3
-
-
-def _gather_plan(t: np.ndarray, n_symbols: int, param_idx: np.ndarray, table: np.ndarray):
-    """Flat indices of each sample's first symbol and first table entry (int32 for speed)."""
-    n = t.shape[0]
-    m0 = t.astype(np.int32)  # floor, since t > 0
-    f_idx = ((t - m0) * OVERSAMPLE + 0.5).astype(np.int32)
-    rows = table.shape[1] * table.shape[2]
-    w_base = param_idx.astype(np.int32)[:, None] * rows + f_idx * (2 * SPAN)
-    s_base = (np.arange(n, dtype=np.int32) * n_symbols)[:, None] + m0
-    return w_base, s_base
-
-
-def _real_train(symbols: np.ndarray, w_base: np.ndarray, s_base: np.ndarray,
-                table: np.ndarray) -> np.ndarray:  # fmt: skip
-    flat_sym = np.ascontiguousarray(symbols, dtype=np.float32).reshape(-1)
-    flat_tab = table.reshape(-1)
-    out = np.zeros(w_base.shape, np.float32)
-    for j, k in enumerate(_TAPS):  # 2*SPAN taps, each a vectorised gather over all records
-        out += flat_tab.take(w_base + j) * flat_sym.take(s_base + k)
-    return out
 
 
 def pulse_train(symbols: np.ndarray, t: np.ndarray, table: np.ndarray,
@@ -124,33 +109,28 @@ def pulse_train(symbols: np.ndarray, t: np.ndarray, table: np.ndarray,
 
     Args:
         symbols: (N, M) real or complex symbols.
-        t: (N, L) symbol times from ``symbol_times``.
+        t: (N, L) symbol times from ``symbol_times`` (t >= SPAN, and t + SPAN < M).
         table: (P, OVERSAMPLE + 1, 2*SPAN) from ``pulse_table``.
         param_idx: (N,) row of the table per record.
     Returns:
         (N, L) float32 for real symbols, complex64 for complex ones.
     """
-    w_base, s_base = _gather_plan(t, symbols.shape[1], param_idx, table)
-    if np.iscomplexobj(symbols):
-        re = _real_train(symbols.real, w_base, s_base, table)
-        im = _real_train(symbols.imag, w_base, s_base, table)
-        return (re + 1j * im).astype(np.complex64)
-    return _real_train(symbols, w_base, s_base, table)
+    dtype = np.complex64 if np.iscomplexobj(symbols) else np.float32
+    out = np.empty(t.shape, dtype)
+    kernels.pulse_train(np.ascontiguousarray(symbols, dtype), t, table,
+                        np.asarray(param_idx, np.intp), out)  # fmt: skip
+    return out
 
 
 def phase_train(symbols: np.ndarray, t: np.ndarray, table: np.ndarray,
                 param_idx: np.ndarray) -> np.ndarray:  # fmt: skip
     """Sum_m symbols[:, m] * q(t - m) for a real phase pulse q rising from 0 to 1.
 
-    Symbols older than the table's span have fully contributed (q = 1): they enter through an
-    exclusive cumulative sum, so the result is the exact phase of continuous-phase FSK.
+    Symbols older than the table's span have fully contributed (q = 1) and enter through a
+    running sum, so the result is the exact phase of continuous-phase FSK. float64 output:
+    the accumulated phase of a long record needs it.
     """
-    n, n_sym = symbols.shape
-    w_base, s_base = _gather_plan(t, n_sym, param_idx, table)
-    # past[:, j] = sum of symbols before j; row stride n_sym + 1
-    past = np.zeros((n, n_sym + 1), np.float64)
-    np.cumsum(symbols, axis=1, out=past[:, 1:])
-    rows = np.arange(n, dtype=np.int64)[:, None]
-    first = (s_base - rows * n_sym) - SPAN + 1  # oldest symbol inside the table window
-    settled = past.reshape(-1).take(rows * (n_sym + 1) + first)
-    return settled + _real_train(symbols, w_base, s_base, table)
+    out = np.empty(t.shape, np.float64)
+    kernels.phase_train(np.ascontiguousarray(symbols, np.float64), t, table,
+                        np.asarray(param_idx, np.intp), out)  # fmt: skip
+    return out

@@ -13,7 +13,7 @@ from sigmf import sigmffile
 from sigmf.validate import validate
 
 from fedsb.errors import DataError
-from fedsb.io.sigmf_io import read_sigmf, write_sigmf
+from fedsb.io import read_sigmf, write_sigmf
 
 L = 32
 
@@ -147,7 +147,7 @@ def test_short_span_gives_no_window_and_is_logged(
     write_raw_sigmf, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = write_raw_sigmf(_ramp(100), [_ann(0, 10, "qpsk"), _ann(10, 40, "bpsk")])
-    with caplog.at_level(logging.INFO, logger="fedsb.io.sigmf_io"):
+    with caplog.at_level(logging.INFO, logger="fedsb.io.sigmf_read"):
         records = read_sigmf(path, L)
     assert len(records) == 1 and records.class_names == ("bpsk",)
     assert "shorter than 32 samples" in caplog.text
@@ -239,7 +239,7 @@ def test_multichannel_uses_channel_zero(write_raw_sigmf, caplog: pytest.LogCaptu
     ch0, ch1 = _ramp(L), _ramp(L) * 10 + 1
     interleaved = np.stack([ch0, ch1], axis=1).ravel()
     path = write_raw_sigmf(interleaved, [_ann(0, L, "bpsk")], **{"core:num_channels": 2})
-    with caplog.at_level(logging.WARNING, logger="fedsb.io.sigmf_io"):
+    with caplog.at_level(logging.WARNING, logger="fedsb.io.sigmf_read"):
         records = read_sigmf(path, L)
     assert np.array_equal(records.iq[0], ch0)
     assert "2 channels; using channel 0" in caplog.text
