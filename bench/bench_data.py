@@ -21,8 +21,18 @@ from fedsb.images import ImageConfig, to_images
 from fedsb.signals.config import GeneratorConfig
 from fedsb.signals.generator import generate
 
-TORCHSIG_CLASSES = ["bpsk", "qpsk", "8psk", "16qam", "64qam", "4ask", "2gfsk", "fm", "am-dsb",
-                    "am-usb"]  # fmt: skip
+TORCHSIG_CLASSES = [
+    "bpsk",
+    "qpsk",
+    "8psk",
+    "16qam",
+    "64qam",
+    "4ask",
+    "2gfsk",
+    "fm",
+    "am-dsb",
+    "am-usb",
+]
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -44,15 +54,25 @@ def torchsig_rate(n: int, length: int) -> tuple[float | None, str]:
     except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
         return None, f"not importable ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})"
     md = TorchSigDefaults().default_dataset_metadata
-    md.update(num_iq_samples_dataset=length, fft_size=64, fft_stride=64, num_signals_min=1,
-              num_signals_max=1, cochannel_overlap_probability=0.0,
-              signal_duration_in_samples_min=int(0.8 * length),
-              signal_duration_in_samples_max=length)  # fmt: skip
+    md.update(
+        num_iq_samples_dataset=length,
+        fft_size=64,
+        fft_stride=64,
+        num_signals_min=1,
+        num_signals_max=1,
+        cochannel_overlap_probability=0.0,
+        signal_duration_in_samples_min=int(0.8 * length),
+        signal_duration_in_samples_max=length,
+    )
     imp = Impairments(level=2)
-    ds = TorchSigIterableDataset(signal_generators=TORCHSIG_CLASSES, metadata=md,
-                                 transforms=[imp.dataset_transforms],
-                                 component_transforms=[imp.signal_transforms],
-                                 target_labels=["class_index"], seed=0)  # fmt: skip
+    ds = TorchSigIterableDataset(
+        signal_generators=TORCHSIG_CLASSES,
+        metadata=md,
+        transforms=[imp.dataset_transforms],
+        component_transforms=[imp.signal_transforms],
+        target_labels=["class_index"],
+        seed=0,
+    )
     it = iter(ds)
     for _ in range(20):  # warm-up (numba JIT)
         next(it)
@@ -78,17 +98,23 @@ def main() -> None:
     torch.set_num_threads(1)
     t_gen1, records = timed(lambda: generate(cfg, "rml2016", per_class, seed=0), args.repeats)
     t_img1, _ = timed(lambda: to_images(records.iq, img_cfg), args.repeats)
-    t_gen_all, _ = timed(lambda: generate(cfg, "rml2016", per_class, seed=0, workers=cores),
-                         args.repeats)  # fmt: skip
+    t_gen_all, _ = timed(
+        lambda: generate(cfg, "rml2016", per_class, seed=0, workers=cores), args.repeats
+    )
     torch.set_num_threads(cores)
     t_img_all, _ = timed(lambda: to_images(records.iq, img_cfg), args.repeats)
 
-    table = Table(title=f"fedsb data pipeline: {n} records x {args.length} samples, all "
-                  f"impairments on, image stack {img_cfg.channels} at {img_cfg.size}px")  # fmt: skip
+    table = Table(
+        title=f"fedsb data pipeline: {n} records x {args.length} samples, all "
+        f"impairments on, image stack {img_cfg.channels} at {img_cfg.size}px"
+    )
     for col in ("stage", "1 core rec/s", f"{cores} cores rec/s", "speed-up"):
         table.add_column(col, justify="right" if col != "stage" else "left")
-    rows = [("generation", t_gen1, t_gen_all), ("images", t_img1, t_img_all),
-            ("generation + images", t_gen1 + t_img1, t_gen_all + t_img_all)]  # fmt: skip
+    rows = [
+        ("generation", t_gen1, t_gen_all),
+        ("images", t_img1, t_img_all),
+        ("generation + images", t_gen1 + t_img1, t_gen_all + t_img_all),
+    ]
     for name, t1, tall in rows:
         table.add_row(name, f"{n / t1:,.0f}", f"{n / tall:,.0f}", f"{t1 / tall:.2f}x")
     console = Console()
@@ -100,9 +126,11 @@ def main() -> None:
     if ts_rate is None:
         console.print(f"TorchSig: {ts_note}; ratio not measured (see README, 'TorchSig').")
     else:
-        console.print(f"TorchSig ({ts_note}): {ts_rate:,.0f} records/s in one process; fedsb "
-                      f"generation is {n / t_gen1 / ts_rate:,.0f}x faster, generation + images "
-                      f"{per_core / ts_rate:,.0f}x (target >= 100x)")  # fmt: skip
+        console.print(
+            f"TorchSig ({ts_note}): {ts_rate:,.0f} records/s in one process; fedsb "
+            f"generation is {n / t_gen1 / ts_rate:,.0f}x faster, generation + images "
+            f"{per_core / ts_rate:,.0f}x (target >= 100x)"
+        )
 
 
 if __name__ == "__main__":

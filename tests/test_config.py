@@ -21,8 +21,15 @@ def test_shipped_data_config_equals_the_defaults():
 
 
 def test_overrides_reach_nested_keys_and_parse_toml_values():
-    cfg = apply_overrides(DataConfig(), ["generator.fading.enabled=false", "generator.snr_db=[0, 5]",
-                                         "per_class=7", 'classes="bpsk,qpsk"'])  # fmt: skip
+    cfg = apply_overrides(
+        DataConfig(),
+        [
+            "generator.fading.enabled=false",
+            "generator.snr_db=[0, 5]",
+            "per_class=7",
+            'classes="bpsk,qpsk"',
+        ],
+    )
     assert cfg.generator.fading.enabled is False
     assert cfg.generator.snr_db == (0.0, 5.0)
     assert cfg.per_class == 7 and cfg.classes == "bpsk,qpsk"

@@ -25,8 +25,9 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 
 def run_process(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "fedsb", *args], capture_output=True, text=True,
-                          env=env, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "fedsb", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 SMALL = ["--classes", "bpsk,qpsk,am-ssb", "--per-class", "4", "--length", "128", "--seed", "3"]
@@ -45,8 +46,9 @@ def test_generate_npz_matches_the_library_bit_for_bit(tmp_path, capsys):
     assert code == 0 and path.exists()
     assert "12 records x 128 samples" in out and "am-ssb" in out
     loaded = load_records(path)
-    direct = generate(GeneratorConfig(length=128, snr_db=(-10.0, 20.0)), "bpsk,qpsk,am-ssb",
-                      per_class=4, seed=3)  # fmt: skip
+    direct = generate(
+        GeneratorConfig(length=128, snr_db=(-10.0, 20.0)), "bpsk,qpsk,am-ssb", per_class=4, seed=3
+    )
     assert np.array_equal(loaded.iq, direct.iq)
     assert np.array_equal(loaded.labels, direct.labels)
     assert loaded.class_names == ("bpsk", "qpsk", "am-ssb")
@@ -55,19 +57,36 @@ def test_generate_npz_matches_the_library_bit_for_bit(tmp_path, capsys):
 
 def test_generate_sigmf_then_inspect_and_preview(tmp_path, capsys):
     meta = tmp_path / "rec.sigmf-meta"
-    code, _, _ = run(["data", "generate", *SMALL, "--snr", "0:10:5", "--format", "sigmf",
-                      "--out", str(meta)], capsys)  # fmt: skip
+    code, _, _ = run(
+        ["data", "generate", *SMALL, "--snr", "0:10:5", "--format", "sigmf", "--out", str(meta)],
+        capsys,
+    )
     assert code == 0 and meta.exists() and meta.with_suffix(".sigmf-data").exists()
-    assert np.array_equal(load_records(meta, length=128).iq,
-                          load_records_generated(SMALL_CFG, seed=3).iq)  # fmt: skip
+    assert np.array_equal(
+        load_records(meta, length=128).iq, load_records_generated(SMALL_CFG, seed=3).iq
+    )
     code, out, _ = run(["data", "inspect", str(meta), "--length", "128"], capsys)
     assert code == 0
     # SNRs on the 5-dB grid get one column each; every class has 4 records
     assert all(col in out for col in (" 0 ", " 5 ", " 10 ")), out
     assert out.count(" 4 ") >= 3
     png = tmp_path / "grid.png"
-    code, _, _ = run(["data", "preview", str(meta), "--length", "128", "--out", str(png),
-                      "--channels", "spectrogram,constellation", "--size", "16"], capsys)  # fmt: skip
+    code, _, _ = run(
+        [
+            "data",
+            "preview",
+            str(meta),
+            "--length",
+            "128",
+            "--out",
+            str(png),
+            "--channels",
+            "spectrogram,constellation",
+            "--size",
+            "16",
+        ],
+        capsys,
+    )
     assert code == 0
     import matplotlib.image
 
@@ -88,10 +107,14 @@ def load_records_generated(cfg: GeneratorConfig, seed: int):
         (["data", "inspect", "missing.npz"], "missing.npz"),
         (["data", "generate", "--snr", "a:b", "--out", "x.npz"], "--snr 'a:b'"),
         (["data", "generate", "--classes", "nope", "--out", "x.npz"], "unknown class 'nope'"),
-        (["data", "generate", "--set", "generator.lenght=5", "--out", "x.npz"],
-         "generator.lenght: unknown key"),
-        (["data", "preview", "missing.npz", "--out", "g.png", "--channels", "bogus"],
-         "unknown channel 'bogus'"),
+        (
+            ["data", "generate", "--set", "generator.lenght=5", "--out", "x.npz"],
+            "generator.lenght: unknown key",
+        ),
+        (
+            ["data", "preview", "missing.npz", "--out", "g.png", "--channels", "bogus"],
+            "unknown channel 'bogus'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys, tmp_path, monkeypatch):

@@ -10,15 +10,28 @@ import pytest
 from fedsb.signals import constellations as C
 from fedsb.signals.digital import LINEAR_CLASSES
 
-ORDERS = {"bpsk": 2, "qpsk": 4, "8psk": 8, "16psk": 16, "32psk": 32, "16qam": 16, "32qam": 32,
-          "64qam": 64, "256qam": 256, "16apsk": 16, "32apsk": 32, "pam4": 4, "ook": 2,
-          "4ask": 4, "8ask": 8}  # fmt: skip
+ORDERS = {
+    "bpsk": 2,
+    "qpsk": 4,
+    "8psk": 8,
+    "16psk": 16,
+    "32psk": 32,
+    "16qam": 16,
+    "32qam": 32,
+    "64qam": 64,
+    "256qam": 256,
+    "16apsk": 16,
+    "32apsk": 32,
+    "pam4": 4,
+    "ook": 2,
+    "4ask": 4,
+    "8ask": 8,
+}
 
 
 def _as_set(points: np.ndarray, decimals: int = 5) -> set[tuple[float, float]]:
     p = np.asarray(points, np.complex128)
-    return {(round(float(z.real), decimals) + 0.0, round(float(z.imag), decimals) + 0.0)
-            for z in p}  # fmt: skip
+    return {(round(float(z.real), decimals) + 0.0, round(float(z.imag), decimals) + 0.0) for z in p}
 
 
 def _normalise(points) -> np.ndarray:
@@ -57,8 +70,13 @@ def test_square_qam_is_the_full_odd_integer_grid(order):
 
 def test_32qam_is_the_6x6_grid_without_its_four_corners():
     levels = [-5, -3, -1, 1, 3, 5]
-    ref = _normalise([complex(i, q) for i, q in itertools.product(levels, levels)
-                      if not (abs(i) == 5 and abs(q) == 5)])  # fmt: skip
+    ref = _normalise(
+        [
+            complex(i, q)
+            for i, q in itertools.product(levels, levels)
+            if not (abs(i) == 5 and abs(q) == 5)
+        ]
+    )
     points = C.qam(32).astype(np.complex128)
     assert _as_set(points) == _as_set(ref)
     # a cross: the largest I level never coincides with the largest Q level
@@ -70,8 +88,13 @@ def test_32qam_is_the_6x6_grid_without_its_four_corners():
 
 def test_128qam_is_the_12x12_grid_without_4x4_corner_blocks():
     levels = np.arange(-11, 12, 2)
-    ref = _normalise([complex(i, q) for i, q in itertools.product(levels, levels)
-                      if not (abs(i) > 7 and abs(q) > 7)])  # fmt: skip
+    ref = _normalise(
+        [
+            complex(i, q)
+            for i, q in itertools.product(levels, levels)
+            if not (abs(i) > 7 and abs(q) > 7)
+        ]
+    )
     assert len(ref) == 128
     assert _as_set(C.qam(128)) == _as_set(ref)
 
@@ -81,10 +104,13 @@ def test_qam_rejects_orders_it_cannot_build():
         C.qam(48)
 
 
-@pytest.mark.parametrize(("name", "rings", "ratios"), [
-    ("16apsk", (4, 12), (2.85,)),
-    ("32apsk", (4, 12, 16), (2.84, 5.27)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "rings", "ratios"),
+    [
+        ("16apsk", (4, 12), (2.85,)),
+        ("32apsk", (4, 12, 16), (2.84, 5.27)),
+    ],
+)
 def test_apsk_ring_counts_and_radii(name, rings, ratios):
     points = C.alphabet(name).astype(np.complex128)
     radius = np.abs(points)
@@ -98,12 +124,15 @@ def test_apsk_ring_counts_and_radii(name, rings, ratios):
         np.testing.assert_allclose(steps, 2 * np.pi / k, atol=1e-5)
 
 
-@pytest.mark.parametrize(("name", "levels"), [
-    ("pam4", [-3, -1, 1, 3]),
-    ("ook", [0, 1]),
-    ("4ask", [0, 1, 2, 3]),
-    ("8ask", [0, 1, 2, 3, 4, 5, 6, 7]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "levels"),
+    [
+        ("pam4", [-3, -1, 1, 3]),
+        ("ook", [0, 1]),
+        ("4ask", [0, 1, 2, 3]),
+        ("8ask", [0, 1, 2, 3, 4, 5, 6, 7]),
+    ],
+)
 def test_amplitude_alphabets_are_real_with_the_given_levels(name, levels):
     points = C.alphabet(name).astype(np.complex128)
     assert np.all(points.imag == 0)

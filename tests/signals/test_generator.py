@@ -115,13 +115,22 @@ def test_class_subset_labels_index_into_it():
     assert seq.class_names == ("qpsk", "bpsk")
 
 
-@pytest.mark.parametrize(("off", "kept"), [
-    ({"iq_imbalance_enabled": False}, ("cfo", "phase", "phase_noise", "dc_db", "sps", "snr_db")),
-    ({"dc_offset_enabled": False}, ("cfo", "phase", "phase_noise", "iq_amp_db", "iq_phase_deg")),
-    ({"cfo_enabled": False}, ("phase", "phase_noise", "iq_amp_db", "dc_db", "fading", "taps")),
-    ({"phase_enabled": False}, ("cfo", "phase_noise", "iq_phase_deg", "dc_db")),
-    ({"phase_noise_enabled": False}, ("cfo", "phase", "iq_amp_db", "dc_db")),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("off", "kept"),
+    [
+        (
+            {"iq_imbalance_enabled": False},
+            ("cfo", "phase", "phase_noise", "dc_db", "sps", "snr_db"),
+        ),
+        (
+            {"dc_offset_enabled": False},
+            ("cfo", "phase", "phase_noise", "iq_amp_db", "iq_phase_deg"),
+        ),
+        ({"cfo_enabled": False}, ("phase", "phase_noise", "iq_amp_db", "dc_db", "fading", "taps")),
+        ({"phase_enabled": False}, ("cfo", "phase_noise", "iq_phase_deg", "dc_db")),
+        ({"phase_noise_enabled": False}, ("cfo", "phase", "iq_amp_db", "dc_db")),
+    ],
+)
 def test_switching_one_impairment_off_keeps_the_other_draws(off, kept):
     a = generate(SMALL, "bpsk,qpsk,gfsk", per_class=30, seed=8)
     b = generate(with_imp(SMALL, **off), "bpsk,qpsk,gfsk", per_class=30, seed=8)
@@ -132,8 +141,17 @@ def test_switching_one_impairment_off_keeps_the_other_draws(off, kept):
 def test_switching_fading_off_keeps_the_symbol_and_carrier_draws():
     a = generate(SMALL, "bpsk,ofdm,lfm", per_class=30, seed=9)
     b = generate(with_fading(SMALL, enabled=False), "bpsk,ofdm,lfm", per_class=30, seed=9)
-    for key in ("sps", "rolloff", "timing", "mod_index", "cfo", "phase", "iq_amp_db", "dc_db",
-                "snr_db"):  # fmt: skip
+    for key in (
+        "sps",
+        "rolloff",
+        "timing",
+        "mod_index",
+        "cfo",
+        "phase",
+        "iq_amp_db",
+        "dc_db",
+        "snr_db",
+    ):
         np.testing.assert_array_equal(a.meta[key], b.meta[key], err_msg=key)
     assert np.all(b.meta["fading"] == 0) and np.all(np.isnan(b.meta["taps"]))
 
@@ -171,16 +189,25 @@ def test_clean_switches_everything_off_but_keeps_ranges():
     cfg = with_pulse(cfg, sps=(3.0, 5.0), rolloff=(0.2, 0.3), gaussian_bt=(0.3, 0.4))
     c = cfg.clean()
     assert (c.length, c.snr_db, c.snr_step, c.noise_enabled) == (256, (0.0, 4.0), 1.0, False)
-    assert (c.pulse.sps, c.pulse.rolloff, c.pulse.gaussian_bt) == ((3.0, 5.0), (0.2, 0.3),
-                                                                   (0.3, 0.4))  # fmt: skip
+    assert (c.pulse.sps, c.pulse.rolloff, c.pulse.gaussian_bt) == (
+        (3.0, 5.0),
+        (0.2, 0.3),
+        (0.3, 0.4),
+    )
     assert c.pulse.timing is False and c.fading.enabled is False
     imp_flags = [f.name for f in dataclasses.fields(c.impairments) if f.name.endswith("_enabled")]
     assert imp_flags and not any(getattr(c.impairments, f) for f in imp_flags)
 
 
-@pytest.mark.parametrize("bad", [
-    {"length": 8}, {"snr_db": (10.0, 0.0)}, {"snr_step": -1.0}, {"snr_db": (-60.0, 0.0)},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"length": 8},
+        {"snr_db": (10.0, 0.0)},
+        {"snr_step": -1.0},
+        {"snr_db": (-60.0, 0.0)},
+    ],
+)
 def test_invalid_generator_config_is_rejected(bad):
     with pytest.raises(ValueError):
         dataclasses.replace(GeneratorConfig(), **bad)
@@ -200,8 +227,7 @@ def test_snr_measured_from_the_noise_itself_matches_meta():
     length = 2048
     cfg = GeneratorConfig(length=length, snr_db=(-5.0, 25.0))  # full default impairments
     noisy = generate(cfg, "rml2016", per_class=8, seed=15)
-    quiet = generate(dataclasses.replace(cfg, noise_enabled=False), "rml2016", per_class=8,
-                     seed=15)  # fmt: skip
+    quiet = generate(dataclasses.replace(cfg, noise_enabled=False), "rml2016", per_class=8, seed=15)
     clean_part = quiet.iq.astype(np.complex128)
     noise = noisy.iq.astype(np.complex128) - clean_part
     measured = 10 * np.log10(power(clean_part) / power(noise))
@@ -227,8 +253,11 @@ def test_snr_measured_from_the_out_of_band_noise_floor(snr_db):
     # A Hann window keeps the signal's periodogram leakage below the noise floor: without it
     # the 20 dB estimate is biased to 19.75 dB, with it the error is < 0.03 dB.
     length, n = 1024, 64
-    cfg = with_pulse(GeneratorConfig(length=length, snr_db=(snr_db, snr_db)).clean(),
-                     sps=(8.0, 8.0), rolloff=(0.35, 0.35))  # fmt: skip
+    cfg = with_pulse(
+        GeneratorConfig(length=length, snr_db=(snr_db, snr_db)).clean(),
+        sps=(8.0, 8.0),
+        rolloff=(0.35, 0.35),
+    )
     cfg = dataclasses.replace(cfg, noise_enabled=True)
     rs = generate(cfg, "bpsk", per_class=n, seed=17)
     win = np.hanning(length)

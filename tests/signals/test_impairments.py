@@ -8,8 +8,13 @@ import pytest
 from fedsb.signals import impairments as imp
 from fedsb.signals.config import FadingConfig, ImpairmentsConfig
 
-ALL_OFF = ImpairmentsConfig(cfo_enabled=False, phase_enabled=False, phase_noise_enabled=False,
-                            iq_imbalance_enabled=False, dc_offset_enabled=False)  # fmt: skip
+ALL_OFF = ImpairmentsConfig(
+    cfo_enabled=False,
+    phase_enabled=False,
+    phase_noise_enabled=False,
+    iq_imbalance_enabled=False,
+    dc_offset_enabled=False,
+)
 
 
 def _rng(seed: int = 0) -> np.random.Generator:
@@ -209,8 +214,9 @@ def test_time_invariant_fading_ignores_the_doppler_range():
 
 def test_static_multipath_is_an_fir_filter_with_the_exponential_power_profile():
     taps, spread, length, n = 3, 1.0, 256, 3000
-    cfg = FadingConfig(taps=(taps, taps), delay_spread=(spread, spread), model="rayleigh",
-                       doppler=(0.0, 0.0))  # fmt: skip
+    cfg = FadingConfig(
+        taps=(taps, taps), delay_spread=(spread, spread), model="rayleigh", doppler=(0.0, 0.0)
+    )
     pad = imp.channel_padding(cfg)
     assert pad == taps - 1
     x = _fading_input(n, length, pad)

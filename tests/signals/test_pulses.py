@@ -45,8 +45,17 @@ def test_symbol_times_are_k_over_sps_plus_tau_plus_span():
     t = pulses.symbol_times(50, sps, tau)
     k = np.arange(50)
     expected = k[None, :] / sps[:, None] + tau[:, None] + pulses.SPAN
-    assert t.dtype == np.float32
-    np.testing.assert_allclose(t, expected, atol=1e-5)
+    assert t.dtype == np.float64
+    np.testing.assert_allclose(t, expected, rtol=0, atol=1e-12)
+
+
+def test_symbol_times_stay_exact_for_million_sample_records():
+    # the fractional part must resolve far below the table step (1/128 symbol) at any length
+    sps, tau = np.array([3.3]), np.array([0.123])
+    t = pulses.symbol_times(1 << 20, sps, tau)
+    k = np.arange(1 << 20)
+    exact_frac = np.mod(k * 10 / 33 + 0.123, 1.0)  # 1/3.3 = 10/33
+    assert np.max(np.abs(np.mod(t[0], 1.0) - exact_frac)) < 1e-8
 
 
 def test_pulse_train_equals_direct_double_loop_reference():
@@ -210,8 +219,11 @@ def test_unknown_pulse_kind_is_rejected():
         pulses.pulse_table("sinc", 0.1, 0.2)
 
 
-@given(lo=st.floats(0.05, 0.9), width=st.floats(0.01, 0.5),
-       pos=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=20))  # fmt: skip
+@given(
+    lo=st.floats(0.05, 0.9),
+    width=st.floats(0.01, 0.5),
+    pos=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=20),
+)
 def test_quantise_maps_every_value_to_its_nearest_grid_point(lo, width, pos):
     hi = lo + width
     values = lo + np.array(pos) * width

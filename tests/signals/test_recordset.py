@@ -29,19 +29,22 @@ def test_a_valid_set_and_its_properties():
     assert np.all(np.isnan(no_snr.snr_db)) and no_snr.snr_db.shape == (6,)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"iq": np.zeros((6, 8), np.complex128)}, "complex64"),
-    ({"iq": np.zeros((6, 8), np.float32)}, "complex64"),
-    ({"iq": np.zeros(48, np.complex64)}, r"\(N, L\)"),
-    ({"iq": np.zeros((2, 6, 4), np.complex64)}, r"\(N, L\)"),
-    ({"labels": np.zeros(5, np.int64)}, "labels must be"),
-    ({"labels": np.zeros((6, 1), np.int64)}, "labels must be"),
-    ({"labels": np.zeros(6, np.int32)}, "int64"),
-    ({"labels": np.array([0, 1, 2, 3, 0, 1], np.int64)}, "out of range"),
-    ({"labels": np.array([0, -1, 2, 0, 0, 1], np.int64)}, "out of range"),
-    ({"meta": {"snr_db": np.zeros(5)}}, "snr_db"),
-    ({"meta": {"sps": np.zeros((6, 2))}}, "sps"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"iq": np.zeros((6, 8), np.complex128)}, "complex64"),
+        ({"iq": np.zeros((6, 8), np.float32)}, "complex64"),
+        ({"iq": np.zeros(48, np.complex64)}, r"\(N, L\)"),
+        ({"iq": np.zeros((2, 6, 4), np.complex64)}, r"\(N, L\)"),
+        ({"labels": np.zeros(5, np.int64)}, "labels must be"),
+        ({"labels": np.zeros((6, 1), np.int64)}, "labels must be"),
+        ({"labels": np.zeros(6, np.int32)}, "int64"),
+        ({"labels": np.array([0, 1, 2, 3, 0, 1], np.int64)}, "out of range"),
+        ({"labels": np.array([0, -1, 2, 0, 0, 1], np.int64)}, "out of range"),
+        ({"meta": {"snr_db": np.zeros(5)}}, "snr_db"),
+        ({"meta": {"sps": np.zeros((6, 2))}}, "sps"),
+    ],
+)
 def test_invalid_sets_are_value_errors(change, message):
     rs = _set()
     args = {"iq": rs.iq, "labels": rs.labels, "class_names": CLASSES, "meta": dict(rs.meta)}

@@ -178,8 +178,9 @@ def test_am_dsb_has_a_carrier_and_a_broadband_message():
 
     rng = np.random.default_rng(0)
     k = np.arange(1024)
-    tones = np.cos(2 * np.pi * rng.uniform(0.002, 0.05, (200, 1)) * k
-                   + rng.uniform(0, 2 * np.pi, (200, 1)))  # fmt: skip
+    tones = np.cos(
+        2 * np.pi * rng.uniform(0.002, 0.05, (200, 1)) * k + rng.uniform(0, 2 * np.pi, (200, 1))
+    )
     assert np.all(_bins_for_90_percent(1 + 0.5 * tones) <= 4)
 
 

@@ -10,8 +10,12 @@ from fedsb.signals.summary import class_snr_table, snr_bins
 
 def _records(labels, snr):
     n = len(labels)
-    return RecordSet(np.zeros((n, 8), np.complex64), np.asarray(labels, np.int64), ("a", "b"),
-                     {"snr_db": np.asarray(snr, float)})  # fmt: skip
+    return RecordSet(
+        np.zeros((n, 8), np.complex64),
+        np.asarray(labels, np.int64),
+        ("a", "b"),
+        {"snr_db": np.asarray(snr, float)},
+    )
 
 
 def test_grid_snrs_get_one_column_each():

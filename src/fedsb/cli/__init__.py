@@ -29,7 +29,7 @@ app.info.epilog = _command_index()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: bad input becomes one line on stderr and exit code 2 (``--debug``: traceback)."""
+    """Entry point: bad input is one line on stderr and exit code 2 (``--debug``: traceback)."""
     try:
         app(args=argv, prog_name="fedsb")
     except FedsbError as exc:

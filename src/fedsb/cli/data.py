@@ -16,14 +16,25 @@ from .progress import progress_bar
 data_app = typer.Typer(help="Generate, inspect and preview IQ data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="A data config TOML "
-                                                "(configs/data.toml); flags override it.")]  # fmt: skip
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any config key, "
-                                                  "e.g. generator.fading.enabled=false.")]  # fmt: skip
-LengthOpt = Annotated[int | None, typer.Option("--length", help="Samples per record (window "
-                                               "length for SigMF input).")]  # fmt: skip
-SkipOpt = Annotated[bool, typer.Option("--skip-unknown", help="Drop records whose label is not "
-                                       "a known class instead of failing.")]  # fmt: skip
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="A data config TOML (configs/data.toml); flags override it."
+    ),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override any config key, e.g. generator.fading.enabled=false."),
+]
+LengthOpt = Annotated[
+    int | None, typer.Option("--length", help="Samples per record (window length for SigMF input).")
+]
+SkipOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-unknown", help="Drop records whose label is not a known class instead of failing."
+    ),
+]
 
 
 def parse_snr(text: str) -> list[str]:
@@ -61,18 +72,24 @@ def print_class_snr_table(records, title: str) -> None:
 
 @data_app.command("generate")
 def generate(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output: .npz, .sigmf-meta or "
-                                      ".sigmf (archive).")],  # fmt: skip
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output: .npz, .sigmf-meta or .sigmf (archive).")
+    ],
     config: ConfigOpt = None,
-    classes: Annotated[str | None, typer.Option(help="Class set (rml2016, all) or a comma list.")] = None,
+    classes: Annotated[
+        str | None, typer.Option(help="Class set (rml2016, all) or a comma list.")
+    ] = None,
     snr: Annotated[str | None, typer.Option(help="SNR range LO:HI[:STEP] in dB.")] = None,
     length: Annotated[int | None, typer.Option(help="Samples per record.")] = None,
     per_class: Annotated[int | None, typer.Option(help="Records per class.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed: same seed + config = same bits.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="npz or sigmf (default: from "
-                                            "the --out extension).")] = None,  # fmt: skip
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Worker processes "
-                                         "(0 = one per core).")] = 1,  # fmt: skip
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="npz or sigmf (default: from the --out extension)."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-j", help="Worker processes (0 = one per core).")
+    ] = 1,
     overrides: SetOpt = None,
 ) -> None:
     """Generate a seeded, labelled IQ set; print its class x SNR table."""
@@ -95,8 +112,9 @@ def generate(
 
     total = len(resolve_classes(cfg.classes)) * cfg.per_class
     with progress_bar("generating", total) as advance:
-        records = run_generator(cfg.generator, cfg.classes, cfg.per_class, cfg.seed,
-                                workers=n_workers, progress=advance)  # fmt: skip
+        records = run_generator(
+            cfg.generator, cfg.classes, cfg.per_class, cfg.seed, workers=n_workers, progress=advance
+        )
     written = save_records(records, out, fmt)
     print_class_snr_table(records, f"{len(records)} records x {records.length} samples")
     console.print(f"wrote [bold]{written}[/]")
@@ -104,8 +122,10 @@ def generate(
 
 @data_app.command("inspect")
 def inspect(
-    path: Annotated[Path, typer.Argument(help="npz cache, SigMF recording/archive/directory, "
-                                         "RadioML .pkl or .hdf5.")],  # fmt: skip
+    path: Annotated[
+        Path,
+        typer.Argument(help="npz cache, SigMF recording/archive/directory, RadioML .pkl or .hdf5."),
+    ],
     length: LengthOpt = None,
     skip_unknown: SkipOpt = False,
 ) -> None:
@@ -115,8 +135,10 @@ def inspect(
     records = load_records(path, length=length, skip_unknown=skip_unknown)
     rate = f"{records.sample_rate:g} Hz" if records.sample_rate != 1.0 else "normalised"
     source = records.info.get("source", "?")
-    console.print(f"[bold]{path}[/]: {len(records)} records x {records.length} samples, "
-                  f"{len(records.class_names)} classes, sample rate {rate}, source {source}")  # fmt: skip
+    console.print(
+        f"[bold]{path}[/]: {len(records)} records x {records.length} samples, "
+        f"{len(records.class_names)} classes, sample rate {rate}, source {source}"
+    )
     print_class_snr_table(records, "records per class and SNR (dB)")
 
 
@@ -124,8 +146,10 @@ def inspect(
 def preview(
     path: Annotated[Path, typer.Argument(help="Any supported data file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Image to write (.png or .pdf).")],
-    channels: Annotated[str | None, typer.Option(help="Image stack preset or comma list of "
-                                                 "channels (default: the config's).")] = None,  # fmt: skip
+    channels: Annotated[
+        str | None,
+        typer.Option(help="Image stack preset or comma list of channels (default: the config's)."),
+    ] = None,
     size: Annotated[int | None, typer.Option(help="Image size in pixels.")] = None,
     config: ConfigOpt = None,
     length: LengthOpt = None,
@@ -153,6 +177,9 @@ def preview(
         raise FedsbError(f"{path}: no records to preview")
     examples = pick_examples(records)
     images = to_images(examples.iq, cfg.images).numpy()
-    written = preview_grid(images, list(examples.label_names), list(cfg.images.channels),
-                           examples.snr_db, out)  # fmt: skip
-    console.print(f"wrote [bold]{written}[/] ({len(examples)} classes x {images.shape[1]} channels)")
+    written = preview_grid(
+        images, list(examples.label_names), list(cfg.images.channels), examples.snr_db, out
+    )
+    console.print(
+        f"wrote [bold]{written}[/] ({len(examples)} classes x {images.shape[1]} channels)"
+    )

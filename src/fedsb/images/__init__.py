@@ -5,6 +5,11 @@ from .config import DEFAULT_STACK, STACKS, ImageConfig, resolve_channels
 from .render import to_images
 
 __all__ = [
-    "CHANNELS", "DEFAULT_STACK", "STACKS", "ImageConfig", "constellation_counts",
-    "resolve_channels", "to_images",
-]  # fmt: skip
+    "CHANNELS",
+    "DEFAULT_STACK",
+    "STACKS",
+    "ImageConfig",
+    "constellation_counts",
+    "resolve_channels",
+    "to_images",
+]

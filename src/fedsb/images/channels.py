@@ -203,7 +203,7 @@ def estimate_offset(x: torch.Tensor, powers: tuple[int, ...]) -> tuple[torch.Ten
     order = sorted(powers)
     peaks, near, totals = [], [], []
     for p in order:
-        k = _argmax(_line_power(x, p))  # (N,) peak bin
+        k = _line_power(x, p).argmax(dim=1)  # (N,) peak bin
         offsets = torch.tensor([-1, 0, 1]).unsqueeze(0)
         near.append(_line(x, p).gather(1, (k.unsqueeze(1) + offsets) % length))  # (N, 3)
         peaks.append(k)
@@ -224,18 +224,6 @@ def estimate_offset(x: torch.Tensor, powers: tuple[int, ...]) -> tuple[torch.Ten
     pick = keep.unsqueeze(0)  # (1, N)
     chosen = p_col.expand(-1, n).gather(0, pick)[0]
     return (freq / p_col).gather(0, pick)[0], phase.gather(0, pick)[0], chosen
-
-
-def _argmax(values: torch.Tensor) -> torch.Tensor:
-    """Row argmax of (N, L) (first maximum), via block maxima: ~2x faster than torch.argmax."""
-    n, length = values.shape
-    block = 32
-    if length % block:
-        return values.argmax(dim=1)
-    blocks = values.view(n, length // block, block)
-    j = _fold(blocks, torch.maximum).argmax(dim=1)  # (N,) block holding the first maximum
-    inner = blocks.gather(1, j.view(n, 1, 1).expand(n, 1, block))[:, 0].argmax(dim=1)
-    return j * block + inner
 
 
 def rotation(f0: torch.Tensor, phase: torch.Tensor, length: int) -> torch.Tensor:
@@ -328,8 +316,9 @@ def rearrange(series: torch.Tensor, size: int) -> torch.Tensor:
     """
     target = size * size
     if series.shape[1] != target:
-        series = F.interpolate(series.unsqueeze(1), size=target, mode="linear",
-                               align_corners=False).squeeze(1)  # fmt: skip
+        series = F.interpolate(
+            series.unsqueeze(1), size=target, mode="linear", align_corners=False
+        ).squeeze(1)
     return series.reshape(-1, size, size)
 
 

@@ -21,10 +21,16 @@ STACKS: dict[str, tuple[str, ...]] = {
     "cyclic": ("spectrum_x1", "spectrum_x2", "spectrum_x4", "spectrum_x8"),
     "irt": ("amplitude", "phase", "inst_freq"),
     "rich": (
-        "spectrogram", "constellation_comp", "constellation_diff",
-        "spectrum_x2", "spectrum_x4", "spectrum_x8", "amplitude", "inst_freq",
+        "spectrogram",
+        "constellation_comp",
+        "constellation_diff",
+        "spectrum_x2",
+        "spectrum_x4",
+        "spectrum_x8",
+        "amplitude",
+        "inst_freq",
     ),
-}  # fmt: skip
+}
 
 #: The stack ``ImageConfig()`` uses.
 DEFAULT_STACK = "rich"
@@ -85,8 +91,12 @@ class ImageConfig:
             raise ValueError(f"size must be an integer, got {self.size!r}")
         if not MIN_SIZE <= self.size <= MAX_SIZE:
             raise ValueError(f"size must be in [{MIN_SIZE}, {MAX_SIZE}], got {self.size}")
-        for name in ("spec_dynamic_range_db", "const_extent", "spectrum_dynamic_range_db",
-                     "amp_clip"):  # fmt: skip
+        for name in (
+            "spec_dynamic_range_db",
+            "const_extent",
+            "spectrum_dynamic_range_db",
+            "amp_clip",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")

@@ -8,6 +8,16 @@ from .sigmf_read import read_sigmf
 from .sigmf_write import write_sigmf
 
 __all__ = [
-    "ALIASES", "canonical_label", "check_records", "load_npz", "load_records", "order_classes",
-    "read_rml2016", "read_rml2018", "read_sigmf", "save_npz", "save_records", "write_sigmf",
-]  # fmt: skip
+    "ALIASES",
+    "canonical_label",
+    "check_records",
+    "load_npz",
+    "load_records",
+    "order_classes",
+    "read_rml2016",
+    "read_rml2018",
+    "read_sigmf",
+    "save_npz",
+    "save_records",
+    "write_sigmf",
+]

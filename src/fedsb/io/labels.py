@@ -13,32 +13,86 @@ from ..signals.classes import KNOWN_CLASSES
 
 #: RadioML 2016.10a class names (2016.10b is the same list minus AM-SSB).
 RML2016_NAMES: tuple[str, ...] = (
-    "8PSK", "AM-DSB", "AM-SSB", "BPSK", "CPFSK", "GFSK", "PAM4", "QAM16", "QAM64", "QPSK", "WBFM",
-)  # fmt: skip
+    "8PSK",
+    "AM-DSB",
+    "AM-SSB",
+    "BPSK",
+    "CPFSK",
+    "GFSK",
+    "PAM4",
+    "QAM16",
+    "QAM64",
+    "QPSK",
+    "WBFM",
+)
 
 #: RadioML 2018.01a one-hot column order ("fixed" order; classes.txt does not match the data).
 RML2018_NAMES: tuple[str, ...] = (
-    "OOK", "4ASK", "8ASK", "BPSK", "QPSK", "8PSK", "16PSK", "32PSK", "16APSK", "32APSK",
-    "64APSK", "128APSK", "16QAM", "32QAM", "64QAM", "128QAM", "256QAM", "AM-SSB-WC",
-    "AM-SSB-SC", "AM-DSB-WC", "AM-DSB-SC", "FM", "GMSK", "OQPSK",
-)  # fmt: skip
+    "OOK",
+    "4ASK",
+    "8ASK",
+    "BPSK",
+    "QPSK",
+    "8PSK",
+    "16PSK",
+    "32PSK",
+    "16APSK",
+    "32APSK",
+    "64APSK",
+    "128APSK",
+    "16QAM",
+    "32QAM",
+    "64QAM",
+    "128QAM",
+    "256QAM",
+    "AM-SSB-WC",
+    "AM-SSB-SC",
+    "AM-DSB-WC",
+    "AM-DSB-SC",
+    "FM",
+    "GMSK",
+    "OQPSK",
+)
 
 #: External spelling -> canonical fedsb class. Canonical names map to themselves implicitly;
 #: entries here win over that identity (see AM-SSB-SC). Judgement calls are marked "JUDGEMENT".
 ALIASES: dict[str, str] = {
     # --- RadioML 2016.10a/b ---------------------------------------------------------------
-    "8PSK": "8psk", "AM-DSB": "am-dsb", "AM-SSB": "am-ssb", "BPSK": "bpsk", "CPFSK": "cpfsk",
-    "GFSK": "gfsk", "PAM4": "pam4", "QAM16": "16qam", "QAM64": "64qam", "QPSK": "qpsk",
+    "8PSK": "8psk",
+    "AM-DSB": "am-dsb",
+    "AM-SSB": "am-ssb",
+    "BPSK": "bpsk",
+    "CPFSK": "cpfsk",
+    "GFSK": "gfsk",
+    "PAM4": "pam4",
+    "QAM16": "16qam",
+    "QAM64": "64qam",
+    "QPSK": "qpsk",
     "WBFM": "wbfm",
     # --- RadioML 2018.01a -----------------------------------------------------------------
-    "OOK": "ook", "4ASK": "4ask", "8ASK": "8ask", "16PSK": "16psk", "32PSK": "32psk",
-    "16APSK": "16apsk", "32APSK": "32apsk", "64APSK": "64apsk", "128APSK": "128apsk",
-    "16QAM": "16qam", "32QAM": "32qam", "64QAM": "64qam", "128QAM": "128qam", "256QAM": "256qam",
-    "AM-SSB-WC": "am-ssb-wc", "AM-DSB-SC": "am-dsb-sc", "GMSK": "gmsk", "OQPSK": "oqpsk",
+    "OOK": "ook",
+    "4ASK": "4ask",
+    "8ASK": "8ask",
+    "16PSK": "16psk",
+    "32PSK": "32psk",
+    "16APSK": "16apsk",
+    "32APSK": "32apsk",
+    "64APSK": "64apsk",
+    "128APSK": "128apsk",
+    "16QAM": "16qam",
+    "32QAM": "32qam",
+    "64QAM": "64qam",
+    "128QAM": "128qam",
+    "256QAM": "256qam",
+    "AM-SSB-WC": "am-ssb-wc",
+    "AM-DSB-SC": "am-dsb-sc",
+    "GMSK": "gmsk",
+    "OQPSK": "oqpsk",
     # Our generator's am-ssb is suppressed-carrier SSB and am-dsb keeps the carrier, so the
     # explicit SC/WC variants fold onto them. This makes the older external name "am-ssb-sc"
     # unreachable: it normalises to the same key and resolves to am-ssb.
-    "AM-SSB-SC": "am-ssb", "AM-DSB-WC": "am-dsb",
+    "AM-SSB-SC": "am-ssb",
+    "AM-DSB-WC": "am-dsb",
     # JUDGEMENT: RML2018 "FM" is analogue FM of an audio source, the same family as RML2016
     # WBFM and our generated wbfm.
     "FM": "wbfm",
@@ -46,38 +100,84 @@ ALIASES: dict[str, str] = {
     # All TorchSig FSK variants are continuous-phase (phase = cumsum of the frequency pulse).
     # JUDGEMENT: binary "2fsk" (h ~ 0.7..1.0) is our cpfsk (h 0.5..1.0); the other binary
     # variants drop the "2" prefix. 4/8/16-ary GFSK/MSK/GMSK got their own external names.
-    "2fsk": "cpfsk", "2gfsk": "gfsk", "2msk": "msk", "2gmsk": "gmsk",
-    "4fsk": "4fsk", "4gfsk": "4gfsk", "4msk": "4msk", "4gmsk": "4gmsk",
-    "8fsk": "8fsk", "8gfsk": "8gfsk", "8msk": "8msk", "8gmsk": "8gmsk",
-    "16fsk": "16fsk", "16gfsk": "16gfsk", "16msk": "16msk", "16gmsk": "16gmsk",
-    "16ask": "16ask", "32ask": "32ask", "64ask": "64ask", "64psk": "64psk",
+    "2fsk": "cpfsk",
+    "2gfsk": "gfsk",
+    "2msk": "msk",
+    "2gmsk": "gmsk",
+    "4fsk": "4fsk",
+    "4gfsk": "4gfsk",
+    "4msk": "4msk",
+    "4gmsk": "4gmsk",
+    "8fsk": "8fsk",
+    "8gfsk": "8gfsk",
+    "8msk": "8msk",
+    "8gmsk": "8gmsk",
+    "16fsk": "16fsk",
+    "16gfsk": "16gfsk",
+    "16msk": "16msk",
+    "16gmsk": "16gmsk",
+    "16ask": "16ask",
+    "32ask": "32ask",
+    "64ask": "64ask",
+    "64psk": "64psk",
     # TorchSig has a rectangular 4x8 "32qam" and a cross "32qam_cross"; our 32qam is the cross.
     # JUDGEMENT: both are "32-point QAM" here (the plain name cannot mean anything else).
-    "32qam_cross": "32qam", "128qam_cross": "128qam", "512qam_cross": "512qam",
+    "32qam_cross": "32qam",
+    "128qam_cross": "128qam",
+    "512qam_cross": "512qam",
     "1024qam": "1024qam",
     # JUDGEMENT: every OFDM subcarrier count is one "ofdm" class, like our generator's.
-    "ofdm-64": "ofdm", "ofdm-72": "ofdm", "ofdm-128": "ofdm", "ofdm-180": "ofdm",
-    "ofdm-256": "ofdm", "ofdm-300": "ofdm", "ofdm-512": "ofdm", "ofdm-600": "ofdm",
-    "ofdm-900": "ofdm", "ofdm-1024": "ofdm", "ofdm-1200": "ofdm", "ofdm-2048": "ofdm",
+    "ofdm-64": "ofdm",
+    "ofdm-72": "ofdm",
+    "ofdm-128": "ofdm",
+    "ofdm-180": "ofdm",
+    "ofdm-256": "ofdm",
+    "ofdm-300": "ofdm",
+    "ofdm-512": "ofdm",
+    "ofdm-600": "ofdm",
+    "ofdm-900": "ofdm",
+    "ofdm-1024": "ofdm",
+    "ofdm-1200": "ofdm",
+    "ofdm-2048": "ofdm",
     # JUDGEMENT: TorchSig "fm" spans narrow to wide deviation; it is our only FM class.
     "fm": "wbfm",
     # JUDGEMENT: upper and lower sideband are one class, as in our generator (random side).
-    "am-usb": "am-ssb", "am-lsb": "am-ssb", "am-dsb": "am-dsb", "am-dsb-sc": "am-dsb-sc",
+    "am-usb": "am-ssb",
+    "am-lsb": "am-ssb",
+    "am-dsb": "am-dsb",
+    "am-dsb-sc": "am-dsb-sc",
     # JUDGEMENT: both TorchSig linear-FM chirps (data and radar) are our lfm.
-    "lfm-data": "lfm", "lfm-radar": "lfm", "chirpss": "chirpss", "tone": "tone",
+    "lfm-data": "lfm",
+    "lfm-radar": "lfm",
+    "chirpss": "chirpss",
+    "tone": "tone",
     # TorchSig protocol classes (adsb, btle, gsm, dvbs2, dmr, p25, lora, 80211a, zigbee) are
     # deliberately NOT mapped: they are standards, not modulations, and stay unknown.
     # --- Common spellings -------------------------------------------------------------------
-    "2PSK": "bpsk", "B-PSK": "bpsk", "4PSK": "qpsk", "O-QPSK": "oqpsk",
+    "2PSK": "bpsk",
+    "B-PSK": "bpsk",
+    "4PSK": "qpsk",
+    "O-QPSK": "oqpsk",
     # JUDGEMENT: 4-QAM is the QPSK constellation.
     "4QAM": "qpsk",
-    "4PAM": "pam4", "BFSK": "cpfsk", "2FSK": "cpfsk", "WFM": "wbfm",
+    "4PAM": "pam4",
+    "BFSK": "cpfsk",
+    "2FSK": "cpfsk",
+    "WFM": "wbfm",
     # JUDGEMENT: plain "AM" conventionally means double sideband with carrier; SSB/USB/LSB
     # (e.g. amateur-radio mode names) are suppressed-carrier single sideband.
-    "AM": "am-dsb", "DSB": "am-dsb", "DSB-SC": "am-dsb-sc", "SSB": "am-ssb", "AM-USB": "am-ssb",
-    "AM-LSB": "am-ssb", "USB": "am-ssb", "LSB": "am-ssb", "SSB-WC": "am-ssb-wc",
-    "LFM": "lfm", "chirp": "lfm",
-}  # fmt: skip
+    "AM": "am-dsb",
+    "DSB": "am-dsb",
+    "DSB-SC": "am-dsb-sc",
+    "SSB": "am-ssb",
+    "AM-USB": "am-ssb",
+    "AM-LSB": "am-ssb",
+    "USB": "am-ssb",
+    "LSB": "am-ssb",
+    "SSB-WC": "am-ssb-wc",
+    "LFM": "lfm",
+    "chirp": "lfm",
+}
 
 _DROP = re.compile(r"[^a-z0-9]+")
 _WORD_NUMBER = re.compile(r"([a-z]+)(\d+)")

@@ -20,8 +20,13 @@ def pick_examples(records: RecordSet) -> RecordSet:
     return records.subset(np.array(picks, dtype=np.intp))
 
 
-def preview_grid(images: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
-                 snr_db: np.ndarray, out: str | Path) -> Path:  # fmt: skip
+def preview_grid(
+    images: np.ndarray,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    snr_db: np.ndarray,
+    out: str | Path,
+) -> Path:
     """Save a (rows x channels) grid of [0, 1] images (K, C, H, W) as PNG or PDF."""
     import matplotlib
 
@@ -29,8 +34,13 @@ def preview_grid(images: np.ndarray, row_labels: Sequence[str], col_labels: Sequ
     import matplotlib.pyplot as plt
 
     rows, cols = images.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols + 1.2, 1.2 * rows + 0.6),
-                             squeeze=False, constrained_layout=True)  # fmt: skip
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(1.2 * cols + 1.2, 1.2 * rows + 0.6),
+        squeeze=False,
+        constrained_layout=True,
+    )
     for r in range(rows):
         for c in range(cols):
             ax = axes[r, c]
@@ -41,8 +51,9 @@ def preview_grid(images: np.ndarray, row_labels: Sequence[str], col_labels: Sequ
                 ax.set_title(col_labels[c], fontsize=7)
         snr = snr_db[r]
         tag = "" if np.isnan(snr) else ("\nclean" if np.isinf(snr) else f"\n{snr:.0f} dB")
-        axes[r, 0].set_ylabel(f"{row_labels[r]}{tag}", fontsize=7, rotation=0, ha="right",
-                              va="center")  # fmt: skip
+        axes[r, 0].set_ylabel(
+            f"{row_labels[r]}{tag}", fontsize=7, rotation=0, ha="right", va="center"
+        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")

@@ -6,7 +6,16 @@ from .generator import META_KEYS, generate
 from .recordset import RecordSet
 
 __all__ = [
-    "ALL_CLASSES", "CLASS_SETS", "KNOWN_CLASSES", "META_KEYS", "RML2016_CLASSES", "FadingConfig",
-    "GeneratorConfig", "ImpairmentsConfig", "PulseConfig", "RecordSet", "generate",
+    "ALL_CLASSES",
+    "CLASS_SETS",
+    "KNOWN_CLASSES",
+    "META_KEYS",
+    "RML2016_CLASSES",
+    "FadingConfig",
+    "GeneratorConfig",
+    "ImpairmentsConfig",
+    "PulseConfig",
+    "RecordSet",
+    "generate",
     "resolve_classes",
-]  # fmt: skip
+]

@@ -14,8 +14,14 @@ from .digital import Meta
 from .dsp import expj, unit_power
 
 
-def _lowpass_noise(rng: np.random.Generator, n: int, length: int, cutoff: np.ndarray,
-                   order: float = 4.0, formant: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def _lowpass_noise(
+    rng: np.random.Generator,
+    n: int,
+    length: int,
+    cutoff: np.ndarray,
+    order: float = 4.0,
+    formant: np.ndarray | None = None,
+) -> np.ndarray:
     """White noise shaped by a smooth low-pass of per-record ``cutoff`` (cycles/sample).
 
     With ``formant``, a resonance (a bump of 4x amplitude) is added at that frequency.
@@ -84,16 +90,18 @@ def analytic(m: np.ndarray) -> np.ndarray:
     return sp_fft.ifft(full, axis=1)
 
 
-def am_dsb(name: str, rng: np.random.Generator, n: int, length: int,
-           cfg: PulseConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+def am_dsb(
+    name: str, rng: np.random.Generator, n: int, length: int, cfg: PulseConfig
+) -> tuple[np.ndarray, Meta]:
     """Double-sideband AM with carrier: 1 + mu * m(t), modulation depth mu in [0.3, 1]."""
     mu = rng.uniform(0.3, 1.0, size=n)
     x = 1.0 + mu[:, None] * message(rng, n, length)
     return unit_power(x.astype(np.complex64)), {"mod_index": mu}
 
 
-def am_ssb(name: str, rng: np.random.Generator, n: int, length: int,
-           cfg: PulseConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+def am_ssb(
+    name: str, rng: np.random.Generator, n: int, length: int, cfg: PulseConfig
+) -> tuple[np.ndarray, Meta]:
     """Suppressed-carrier single sideband, upper or lower at random (sideband = +1 / -1)."""
     side = np.where(rng.random(n) < 0.5, 1.0, -1.0)
     fast = sp_fft.next_fast_len(length)
@@ -102,16 +110,18 @@ def am_ssb(name: str, rng: np.random.Generator, n: int, length: int,
     return unit_power(x.astype(np.complex64)), {"sideband": side}
 
 
-def wbfm(name: str, rng: np.random.Generator, n: int, length: int,
-         cfg: PulseConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+def wbfm(
+    name: str, rng: np.random.Generator, n: int, length: int, cfg: PulseConfig
+) -> tuple[np.ndarray, Meta]:
     """Wideband FM: phase = 2*pi*dev*cumsum(m), peak deviation dev in [0.02, 0.08] cycles/sample."""
     dev = rng.uniform(0.02, 0.08, size=n)
     phase = 2 * np.pi * dev[:, None] * np.cumsum(message(rng, n, length), axis=1)
     return expj(phase), {"mod_index": dev}
 
 
-def lfm(name: str, rng: np.random.Generator, n: int, length: int,
-        cfg: PulseConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+def lfm(
+    name: str, rng: np.random.Generator, n: int, length: int, cfg: PulseConfig
+) -> tuple[np.ndarray, Meta]:
     """Sawtooth linear-FM chirp, up or down, sweeping bandwidth B over a period of P samples."""
     bw = rng.uniform(0.05, 0.5, size=n)
     period = rng.uniform(0.125, 2.0, size=n) * length

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 
-def _check_range(name: str, rng: tuple[float, float], low: float | None = None,
-                 high: float | None = None) -> None:  # fmt: skip
+def _check_range(
+    name: str, rng: tuple[float, float], low: float | None = None, high: float | None = None
+) -> None:
     if rng[0] > rng[1]:
         raise ValueError(f"{name}: low {rng[0]} is above high {rng[1]}")
     if low is not None and rng[0] < low:
@@ -107,11 +108,18 @@ class GeneratorConfig:
             snr_db=self.snr_db,
             snr_step=self.snr_step,
             noise_enabled=False,
-            pulse=PulseConfig(sps=self.pulse.sps, rolloff=self.pulse.rolloff,
-                              gaussian_bt=self.pulse.gaussian_bt, timing=False),  # fmt: skip
+            pulse=PulseConfig(
+                sps=self.pulse.sps,
+                rolloff=self.pulse.rolloff,
+                gaussian_bt=self.pulse.gaussian_bt,
+                timing=False,
+            ),
             fading=FadingConfig(enabled=False),
             impairments=ImpairmentsConfig(
-                cfo_enabled=False, phase_enabled=False, phase_noise_enabled=False,
-                iq_imbalance_enabled=False, dc_offset_enabled=False,
-            ),  # fmt: skip
+                cfo_enabled=False,
+                phase_enabled=False,
+                phase_noise_enabled=False,
+                iq_imbalance_enabled=False,
+                dc_offset_enabled=False,
+            ),
         )

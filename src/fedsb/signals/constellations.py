@@ -35,10 +35,14 @@ def qam(order: int) -> np.ndarray:
     return _unit_power(points)
 
 
-def apsk(rings: tuple[int, ...], radii: tuple[float, ...], offsets: tuple[float, ...]) -> np.ndarray:
+def apsk(
+    rings: tuple[int, ...], radii: tuple[float, ...], offsets: tuple[float, ...]
+) -> np.ndarray:
     """Amplitude-phase shift keying: concentric PSK rings (DVB-S2 style)."""
-    pts = [r * np.exp(1j * (2 * np.pi * np.arange(k) / k + o))
-           for k, r, o in zip(rings, radii, offsets)]  # fmt: skip
+    pts = [
+        r * np.exp(1j * (2 * np.pi * np.arange(k) / k + o))
+        for k, r, o in zip(rings, radii, offsets)
+    ]
     return _unit_power(np.concatenate(pts))
 
 
@@ -51,9 +55,14 @@ def amplitude_levels(levels: np.ndarray) -> np.ndarray:
 def alphabet(name: str) -> np.ndarray:
     """The symbol alphabet of a linear class."""
     table = {
-        "bpsk": lambda: psk(2), "qpsk": lambda: psk(4), "8psk": lambda: psk(8),
-        "16psk": lambda: psk(16), "32psk": lambda: psk(32),
-        "16qam": lambda: qam(16), "32qam": lambda: qam(32), "64qam": lambda: qam(64),
+        "bpsk": lambda: psk(2),
+        "qpsk": lambda: psk(4),
+        "8psk": lambda: psk(8),
+        "16psk": lambda: psk(16),
+        "32psk": lambda: psk(32),
+        "16qam": lambda: qam(16),
+        "32qam": lambda: qam(32),
+        "64qam": lambda: qam(64),
         "256qam": lambda: qam(256),
         "16apsk": lambda: apsk((4, 12), (1.0, 2.85), (np.pi / 4, np.pi / 12)),
         "32apsk": lambda: apsk((4, 12, 16), (1.0, 2.84, 5.27), (np.pi / 4, np.pi / 12, np.pi / 16)),
@@ -61,7 +70,7 @@ def alphabet(name: str) -> np.ndarray:
         "ook": lambda: amplitude_levels(np.array([0, 1])),
         "4ask": lambda: amplitude_levels(np.arange(4)),
         "8ask": lambda: amplitude_levels(np.arange(8)),
-    }  # fmt: skip
+    }
     if name not in table:
         raise KeyError(name)
     return table[name]()

@@ -15,8 +15,23 @@ from .dsp import expj, unit_power
 
 Meta = dict[str, np.ndarray]
 
-LINEAR_CLASSES = ("bpsk", "qpsk", "8psk", "16psk", "32psk", "16qam", "32qam", "64qam", "256qam",
-                  "16apsk", "32apsk", "pam4", "ook", "4ask", "8ask")  # fmt: skip
+LINEAR_CLASSES = (
+    "bpsk",
+    "qpsk",
+    "8psk",
+    "16psk",
+    "32psk",
+    "16qam",
+    "32qam",
+    "64qam",
+    "256qam",
+    "16apsk",
+    "32apsk",
+    "pam4",
+    "ook",
+    "4ask",
+    "8ask",
+)
 
 #: FSK family: (levels, modulation index range h, frequency pulse)
 FSK_CLASSES: dict[str, tuple[int, tuple[float, float], str]] = {
@@ -33,8 +48,9 @@ def _timing(rng: np.random.Generator, n: int, cfg: PulseConfig) -> tuple[np.ndar
     return sps, tau
 
 
-def linear(name: str, rng: np.random.Generator, n: int, length: int,
-           cfg: PulseConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+def linear(
+    name: str, rng: np.random.Generator, n: int, length: int, cfg: PulseConfig
+) -> tuple[np.ndarray, Meta]:
     """Symbols from the class alphabet, RRC pulse-shaped at a non-integer sps."""
     sps, tau = _timing(rng, n, cfg)
     beta_idx, beta = pulses.quantise(rng.uniform(*cfg.rolloff, size=n), *cfg.rolloff)
@@ -48,8 +64,9 @@ def linear(name: str, rng: np.random.Generator, n: int, length: int,
     return unit_power(x.astype(np.complex64)), {"sps": sps, "timing": tau, "rolloff": beta}
 
 
-def oqpsk(name: str, rng: np.random.Generator, n: int, length: int,
-          cfg: PulseConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+def oqpsk(
+    name: str, rng: np.random.Generator, n: int, length: int, cfg: PulseConfig
+) -> tuple[np.ndarray, Meta]:
     """Offset QPSK: the Q rail is delayed by half a symbol, so the envelope never crosses zero."""
     sps, tau = _timing(rng, n, cfg)
     beta_idx, beta = pulses.quantise(rng.uniform(*cfg.rolloff, size=n), *cfg.rolloff)
@@ -62,8 +79,9 @@ def oqpsk(name: str, rng: np.random.Generator, n: int, length: int,
     return unit_power(i + 1j * q), {"sps": sps, "timing": tau, "rolloff": beta}
 
 
-def fsk(name: str, rng: np.random.Generator, n: int, length: int,
-        cfg: PulseConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+def fsk(
+    name: str, rng: np.random.Generator, n: int, length: int, cfg: PulseConfig
+) -> tuple[np.ndarray, Meta]:
     """Continuous-phase FSK: phase = pi * h * sum_m a_m q(t - m), constant envelope."""
     levels, h_range, shape = FSK_CLASSES[name]
     sps, tau = _timing(rng, n, cfg)
@@ -86,8 +104,9 @@ def fsk(name: str, rng: np.random.Generator, n: int, length: int,
 OFDM_SIZES = (16, 32, 64)  # FFT sizes; the cyclic prefix is 1/8 or 1/4 of it
 
 
-def ofdm(name: str, rng: np.random.Generator, n: int, length: int,
-         cfg: PulseConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+def ofdm(
+    name: str, rng: np.random.Generator, n: int, length: int, cfg: PulseConfig
+) -> tuple[np.ndarray, Meta]:
     """CP-OFDM with QPSK or 16-QAM subcarriers; occupied share of the band = 1 / sps."""
     lo, hi = max(cfg.sps[0], 1.1), min(cfg.sps[1], 8.0)
     sps = rng.uniform(min(lo, hi), max(lo, hi), size=n)
@@ -110,9 +129,11 @@ def ofdm(name: str, rng: np.random.Generator, n: int, length: int,
             half = np.maximum(np.rint(size / sps[sel] / 2), 1)[:, None]
             active = (np.abs(k)[None, :] <= half) & (k[None, :] != 0)  # (m, size), DC null
             occupancy_sps[sel] = size / (2 * half[:, 0])
-            data = np.where(use_qam[sel, None, None],
-                            qam_pts[rng.integers(0, 16, (m, n_sym, size))],
-                            qpsk_pts[rng.integers(0, 4, (m, n_sym, size))])  # fmt: skip
+            data = np.where(
+                use_qam[sel, None, None],
+                qam_pts[rng.integers(0, 16, (m, n_sym, size))],
+                qpsk_pts[rng.integers(0, 4, (m, n_sym, size))],
+            )
             body = np.fft.ifft(data * active[:, None, :], axis=2)  # (m, n_sym, size)
             frames = np.concatenate([body[:, :, -cp:], body], axis=2).reshape(m, -1)
             offset = (start[sel] * sym_len).astype(np.intp)[:, None] + np.arange(length)

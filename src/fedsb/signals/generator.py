@@ -29,9 +29,26 @@ _START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 BLOCK = 256  # records per seeded block (fixed: changing it changes every generated set)
 
 #: Per-record metadata written for every generated record (NaN where it does not apply).
-META_KEYS = ("snr_db", "sps", "timing", "rolloff", "bt", "mod_index", "sideband", "fading",
-             "taps", "delay_spread", "k_db", "doppler", "cfo", "phase", "phase_noise",
-             "iq_amp_db", "iq_phase_deg", "dc_db")  # fmt: skip
+META_KEYS = (
+    "snr_db",
+    "sps",
+    "timing",
+    "rolloff",
+    "bt",
+    "mod_index",
+    "sideband",
+    "fading",
+    "taps",
+    "delay_spread",
+    "k_db",
+    "doppler",
+    "cfo",
+    "phase",
+    "phase_noise",
+    "iq_amp_db",
+    "iq_phase_deg",
+    "dc_db",
+)
 
 Synth = Callable[..., tuple[np.ndarray, dict[str, np.ndarray]]]
 SYNTHESISERS: dict[str, Synth] = {
@@ -46,8 +63,16 @@ SYNTHESISERS: dict[str, Synth] = {
 }
 assert set(SYNTHESISERS) == set(ALL_CLASSES), "every class needs a synthesiser"
 
-_PURPOSE = {"labels": 0, "synth": 1, "fading": 2, "carrier": 3, "iq": 4, "dc": 5, "snr": 6,
-            "noise": 7}  # fmt: skip
+_PURPOSE = {
+    "labels": 0,
+    "synth": 1,
+    "fading": 2,
+    "carrier": 3,
+    "iq": 4,
+    "dc": 5,
+    "snr": 6,
+    "noise": 7,
+}
 
 
 def stream(seed: int, block: int, purpose: str, extra: int = 0) -> np.random.Generator:
@@ -71,8 +96,9 @@ def draw_snr(rng: np.random.Generator, n: int, config: GeneratorConfig) -> np.nd
     return rng.uniform(lo, hi, size=n)
 
 
-def generate_block(config: GeneratorConfig, classes: Sequence[str], labels: np.ndarray,
-                   seed: int, block: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+def generate_block(
+    config: GeneratorConfig, classes: Sequence[str], labels: np.ndarray, seed: int, block: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Generate the records of one block: (n, L) complex64 and the META_KEYS arrays."""
     n, length = len(labels), config.length
     padded = length + impairments.channel_padding(config.fading)
@@ -105,15 +131,23 @@ def generate_block(config: GeneratorConfig, classes: Sequence[str], labels: np.n
 
 def _run_blocks(args: tuple) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     config, classes, labels, seed, first_block = args
-    parts = [generate_block(config, classes, labels[i : i + BLOCK], seed, first_block + i // BLOCK)
-             for i in range(0, len(labels), BLOCK)]  # fmt: skip
+    parts = [
+        generate_block(config, classes, labels[i : i + BLOCK], seed, first_block + i // BLOCK)
+        for i in range(0, len(labels), BLOCK)
+    ]
     iq = np.concatenate([p[0] for p in parts])
     return iq, {k: np.concatenate([p[1][k] for p in parts]) for k in META_KEYS}
 
 
-def generate(config: GeneratorConfig, classes: str | Sequence[str] = "rml2016",
-             per_class: int = 100, seed: int = 0, workers: int = 1, chunk: int | None = None,
-             progress: Callable[[int], None] | None = None) -> RecordSet:  # fmt: skip
+def generate(
+    config: GeneratorConfig,
+    classes: str | Sequence[str] = "rml2016",
+    per_class: int = 100,
+    seed: int = 0,
+    workers: int = 1,
+    chunk: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RecordSet:
     """Generate ``per_class`` records of each class, shuffled, reproducibly from ``seed``.
 
     Args:
@@ -133,8 +167,9 @@ def generate(config: GeneratorConfig, classes: str | Sequence[str] = "rml2016",
     if chunk is None:
         chunk = min(4096, -(-len(labels) // (4 * max(workers, 1))))
     step = max(1, -(-chunk // BLOCK)) * BLOCK
-    tasks = [(config, names, labels[s : s + step], seed, s // BLOCK)
-             for s in range(0, len(labels), step)]  # fmt: skip
+    tasks = [
+        (config, names, labels[s : s + step], seed, s // BLOCK) for s in range(0, len(labels), step)
+    ]
     results = []
     if workers <= 1 or len(tasks) <= 1:
         for task in tasks:
@@ -154,6 +189,10 @@ def generate(config: GeneratorConfig, classes: str | Sequence[str] = "rml2016",
     else:
         iq = np.zeros((0, config.length), np.complex64)
         meta = {k: np.zeros(0) for k in META_KEYS}
-    info = {"source": "fedsb.generate", "seed": seed, "per_class": per_class,
-            "generator": to_dict(config)}  # fmt: skip
+    info = {
+        "source": "fedsb.generate",
+        "seed": seed,
+        "per_class": per_class,
+        "generator": to_dict(config),
+    }
     return RecordSet(iq=iq, labels=labels, class_names=names, meta=meta, info=info)

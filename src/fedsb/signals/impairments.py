@@ -23,8 +23,9 @@ def channel_padding(cfg: FadingConfig) -> int:
     return cfg.taps[1] - 1 if cfg.enabled else 0
 
 
-def _tap_knots(rng: np.random.Generator, n: int, taps: int, length: int,
-               doppler: np.ndarray) -> np.ndarray:  # fmt: skip
+def _tap_knots(
+    rng: np.random.Generator, n: int, taps: int, length: int, doppler: np.ndarray
+) -> np.ndarray:
     """(N, taps, K) unit-power complex gains every KNOT_SPACING samples, max Doppler ``doppler``.
 
     Sum of sinusoids with random arrival angles and phases (Jakes-like spectrum). Doppler is
@@ -39,8 +40,9 @@ def _tap_knots(rng: np.random.Generator, n: int, taps: int, length: int,
     return expj(arg).sum(axis=2) / np.float32(np.sqrt(SINUSOIDS))  # (N, T, K)
 
 
-def multipath(x: np.ndarray, rng: np.random.Generator, cfg: FadingConfig,
-              length: int) -> tuple[np.ndarray, Meta]:  # fmt: skip
+def multipath(
+    x: np.ndarray, rng: np.random.Generator, cfg: FadingConfig, length: int
+) -> tuple[np.ndarray, Meta]:
     """y[k] = sum_i g_i[k] x[k - i]: Rayleigh or Rician taps, exponential delay profile.
 
     ``x`` is (N, length + channel_padding(cfg)); the result is (N, length).
@@ -53,8 +55,11 @@ def multipath(x: np.ndarray, rng: np.random.Generator, cfg: FadingConfig,
     faded = rng.random(n) < cfg.probability
     n_taps = rng.integers(cfg.taps[0], cfg.taps[1] + 1, size=n)
     spread = rng.uniform(*cfg.delay_spread, size=n)
-    rician = {"rayleigh": np.zeros(n, bool), "rician": np.ones(n, bool),
-              "mixed": rng.random(n) < 0.5}[cfg.model]  # fmt: skip
+    rician = {
+        "rayleigh": np.zeros(n, bool),
+        "rician": np.ones(n, bool),
+        "mixed": rng.random(n) < 0.5,
+    }[cfg.model]
     k_db = rng.uniform(*cfg.rician_k_db, size=n)
     doppler = rng.uniform(*cfg.doppler, size=n)  # drawn even when static: later draws stay put
     doppler = doppler if cfg.time_varying else np.zeros(n)
@@ -69,8 +74,9 @@ def multipath(x: np.ndarray, rng: np.random.Generator, cfg: FadingConfig,
     scatter[:, 0] *= np.sqrt(1.0 / (1.0 + k_lin)).astype(np.float32)
     los = np.sqrt(profile[:, 0] * k_lin / (1.0 + k_lin)) * np.exp(1j * los_phase)
     y = np.empty((n, length), np.complex64)
-    kernels.tapped_delay_line(np.ascontiguousarray(x), knots, KNOT_SPACING, scatter,
-                              los.astype(np.complex64), faded, y)  # fmt: skip
+    kernels.tapped_delay_line(
+        np.ascontiguousarray(x), knots, KNOT_SPACING, scatter, los.astype(np.complex64), faded, y
+    )
     kind = np.where(faded, np.where(rician, 2.0, 1.0), 0.0)
     meta = {
         "fading": kind,
@@ -82,26 +88,33 @@ def multipath(x: np.ndarray, rng: np.random.Generator, cfg: FadingConfig,
     return y, meta
 
 
-def carrier(x: np.ndarray, rng: np.random.Generator,
-            cfg: ImpairmentsConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+def carrier(
+    x: np.ndarray, rng: np.random.Generator, cfg: ImpairmentsConfig
+) -> tuple[np.ndarray, Meta]:
     """Carrier frequency offset, carrier phase and Wiener phase noise, as one rotation."""
     n, length = x.shape
     # draw all three even when switched off, so toggling one leaves the others' draws unchanged
-    cfo, phase0, sigma = (rng.uniform(*cfg.cfo, size=n), rng.uniform(0, 2 * np.pi, size=n),
-                          rng.uniform(*cfg.phase_noise, size=n))  # fmt: skip
+    cfo, phase0, sigma = (
+        rng.uniform(*cfg.cfo, size=n),
+        rng.uniform(0, 2 * np.pi, size=n),
+        rng.uniform(*cfg.phase_noise, size=n),
+    )
     cfo = cfo if cfg.cfo_enabled else np.zeros(n)
     phase0 = phase0 if cfg.phase_enabled else np.zeros(n)
     sigma = sigma if cfg.phase_noise_enabled else np.zeros(n)
     k = np.arange(length)
     phase = 2 * np.pi * cfo[:, None] * k + phase0[:, None]  # float64: exact for long records
     if cfg.phase_noise_enabled:
-        steps = rng.standard_normal((n, length), dtype=np.float32) * sigma[:, None].astype(np.float32)
+        steps = rng.standard_normal((n, length), dtype=np.float32) * sigma[:, None].astype(
+            np.float32
+        )
         phase += np.cumsum(steps, axis=1)
     return x * expj(phase), {"cfo": cfo, "phase": phase0, "phase_noise": sigma}
 
 
-def iq_imbalance(x: np.ndarray, rng: np.random.Generator,
-                 cfg: ImpairmentsConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+def iq_imbalance(
+    x: np.ndarray, rng: np.random.Generator, cfg: ImpairmentsConfig
+) -> tuple[np.ndarray, Meta]:
     """Receiver IQ imbalance: y = mu*x + nu*conj(x) with gain g (dB) and phase skew theta."""
     n = x.shape[0]
     if not cfg.iq_imbalance_enabled:
@@ -114,8 +127,9 @@ def iq_imbalance(x: np.ndarray, rng: np.random.Generator,
     return mu * x + nu * np.conj(x), {"iq_amp_db": amp_db, "iq_phase_deg": phase_deg}
 
 
-def dc_offset(x: np.ndarray, rng: np.random.Generator,
-              cfg: ImpairmentsConfig) -> tuple[np.ndarray, Meta]:  # fmt: skip
+def dc_offset(
+    x: np.ndarray, rng: np.random.Generator, cfg: ImpairmentsConfig
+) -> tuple[np.ndarray, Meta]:
     """A constant complex offset whose power is ``dc_offset_db`` relative to the signal's."""
     n = x.shape[0]
     if not cfg.dc_offset_enabled:

@@ -45,6 +45,7 @@ def gaussian_phase(u: np.ndarray, bt: float) -> np.ndarray:
     """
     u = np.asarray(u, dtype=np.float64)
     c = np.pi * bt * np.sqrt(2.0 / np.log(2.0))
+
     # q(u) = 0.5 * [G(u + 1/2) - G(u - 1/2)] with G the antiderivative of erf(c x)
     def anti(x: np.ndarray) -> np.ndarray:
         return x * erf(c * x) + np.exp(-((c * x) ** 2)) / (c * np.sqrt(np.pi))
@@ -103,8 +104,9 @@ def symbols_needed(length: int, sps: np.ndarray) -> int:
     return int(np.ceil((length - 1) / sps.min())) + 2 * SPAN + 3
 
 
-def pulse_train(symbols: np.ndarray, t: np.ndarray, table: np.ndarray,
-                param_idx: np.ndarray) -> np.ndarray:  # fmt: skip
+def pulse_train(
+    symbols: np.ndarray, t: np.ndarray, table: np.ndarray, param_idx: np.ndarray
+) -> np.ndarray:
     """Sum_m symbols[:, m] * p(t - m) for every (record, sample).
 
     Args:
@@ -117,13 +119,15 @@ def pulse_train(symbols: np.ndarray, t: np.ndarray, table: np.ndarray,
     """
     dtype = np.complex64 if np.iscomplexobj(symbols) else np.float32
     out = np.empty(t.shape, dtype)
-    kernels.pulse_train(np.ascontiguousarray(symbols, dtype), t, table,
-                        np.asarray(param_idx, np.intp), out)  # fmt: skip
+    kernels.pulse_train(
+        np.ascontiguousarray(symbols, dtype), t, table, np.asarray(param_idx, np.intp), out
+    )
     return out
 
 
-def phase_train(symbols: np.ndarray, t: np.ndarray, table: np.ndarray,
-                param_idx: np.ndarray) -> np.ndarray:  # fmt: skip
+def phase_train(
+    symbols: np.ndarray, t: np.ndarray, table: np.ndarray, param_idx: np.ndarray
+) -> np.ndarray:
     """Sum_m symbols[:, m] * q(t - m) for a real phase pulse q rising from 0 to 1.
 
     Symbols older than the table's span have fully contributed (q = 1) and enter through a
@@ -131,6 +135,7 @@ def phase_train(symbols: np.ndarray, t: np.ndarray, table: np.ndarray,
     the accumulated phase of a long record needs it.
     """
     out = np.empty(t.shape, np.float64)
-    kernels.phase_train(np.ascontiguousarray(symbols, np.float64), t, table,
-                        np.asarray(param_idx, np.intp), out)  # fmt: skip
+    kernels.phase_train(
+        np.ascontiguousarray(symbols, np.float64), t, table, np.asarray(param_idx, np.intp), out
+    )
     return out

@@ -86,8 +86,9 @@ class RecordSet:
         if missing:
             raise ValueError(f"class {missing[0]!r} is not in the target class list")
         remap = np.array([target[n] for n in self.class_names], dtype=np.int64)
-        return RecordSet(self.iq, remap[self.labels], tuple(class_names), self.meta,
-                         self.sample_rate, self.info)  # fmt: skip
+        return RecordSet(
+            self.iq, remap[self.labels], tuple(class_names), self.meta, self.sample_rate, self.info
+        )
 
     def counts(self) -> np.ndarray:
         """Records per class, (K,) int64."""
