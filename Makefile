@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := runs/demo
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench bench-torchsig lint clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,16 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_data.py
 
+# The same benchmark plus TorchSig 2.2 side by side, in a separate venv (TorchSig is heavy and
+# needs the torchaudio workaround, so it never enters .venv).
+bench-torchsig:
+	@test -x .venv-torchsig/bin/python || $(PYTHON) -m venv .venv-torchsig
+	.venv-torchsig/bin/pip install --quiet -c requirements/constraints.txt -e ".[torchsig]"
+	scripts/torchsig_workaround.sh .venv-torchsig
+	.venv-torchsig/bin/python bench/bench_data.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-torchsig runs .pytest_cache

@@ -6,11 +6,12 @@ import dataclasses
 
 import numpy as np
 import pytest
-from sigutil import clean, periodogram, power, with_fading, with_imp, with_pulse
 
 from fedsb.signals.classes import ALL_CLASSES, RML2016_CLASSES
 from fedsb.signals.config import GeneratorConfig
 from fedsb.signals.generator import BLOCK, META_KEYS, SYNTHESISERS, draw_snr, generate
+
+from .sigutil import clean, periodogram, power, with_fading, with_imp, with_pulse
 
 SMALL = GeneratorConfig(length=128)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.signal import fftconvolve
-from sigutil import clean, line_ratio, periodogram, power, with_imp
 
 from fedsb.signals import digital, pulses
 from fedsb.signals.generator import generate
+
+from .sigutil import clean, line_ratio, periodogram, power, with_imp
 
 # ---------------------------------------------------------------- M-PSK: lines of x^M
 

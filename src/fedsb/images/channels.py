@@ -14,13 +14,26 @@ depends on that record only. Conventions (f in cycles/sample, DC centred, half-o
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+from .dsp import (
+    constellation_counts,
+    estimate_offset,
+    fill_curve,
+    fold,
+    line_power,
+    rearrange,
+    rotation,
+    shifted_hann,
+    stft_params,
+    unit,
+    unit_power,
+    unit_rms,
+)
 
 if TYPE_CHECKING:
     from .config import ImageConfig
@@ -28,100 +41,25 @@ if TYPE_CHECKING:
 ChannelFn = Callable[[torch.Tensor, int, "ImageConfig"], torch.Tensor]
 
 _TINY = 1e-20  # power floor before a log: keeps all-zero records finite
-#: Phase of the x^p line that puts the usual constellation upright: QPSK/QAM x^4 are negative.
-_REF_PHASE = {2: 0.0, 4: math.pi, 8: 0.0}
-_SHARED: ContextVar[dict[object, torch.Tensor] | None] = ContextVar("_SHARED", default=None)
-
-
-@contextmanager
-def shared_intermediates(x: torch.Tensor) -> Iterator[None]:
-    """Within the block, channels called on this very tensor reuse intermediates (unit-RMS x,
-    x^p spectra) instead of recomputing them; results are identical either way."""
-    token = _SHARED.set({"x": x})
-    try:
-        yield
-    finally:
-        _SHARED.reset(token)
-
-
-def _shared(x: torch.Tensor, key: object, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-    memo = _SHARED.get()
-    if memo is None or memo["x"] is not x:
-        return compute()
-    if key not in memo:
-        memo[key] = compute()
-    return memo[key]
-
-
-def power(z: torch.Tensor) -> torch.Tensor:
-    """|z|^2 as a real tensor; a complex product is much faster than abs() in torch."""
-    return (z * z.conj()).real
-
-
-def unit_rms(x: torch.Tensor) -> torch.Tensor:
-    """Scale each record to unit RMS so images do not depend on the receiver gain."""
-    norm = torch.linalg.vector_norm(torch.view_as_real(x).flatten(1), dim=1, keepdim=True)
-    return x * (math.sqrt(x.shape[1]) / norm.clamp_min(1e-30))  # norm: (N, 1)
-
-
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    return _shared(x, "unit", lambda: unit_rms(x))
-
-
-def _raised(x: torch.Tensor, p: int) -> torch.Tensor:
-    """Unit-RMS x**p by repeated squaring (p a power of two): exact and fast."""
-    if p == 1:
-        return _unit(x)
-    return _shared(x, ("raised", p), lambda: _raised(x, p // 2).square())
-
-
-def _fold(values: torch.Tensor, reduce: Callable[..., torch.Tensor]) -> torch.Tensor:
-    """Reduce the last dim (m) of (..., m) by a halving tree of elementwise ``reduce``:
-    small-dim reductions are slow in torch, elementwise ops on strided halves are not."""
-    while values.shape[-1] > 1:
-        half = values.shape[-1] // 2
-        folded = reduce(values[..., :half], values[..., half : 2 * half])
-        if values.shape[-1] % 2:
-            folded[..., :1] = reduce(folded[..., :1], values[..., -1:])
-        values = folded
-    return values[..., 0]
-
-
-def _shifted_hann(n: int) -> torch.Tensor:
-    """Symmetric Hann times (-1)^k (complex64): the FFT of a frame times this is already
-    fftshifted, bin k <-> f = k/n - 0.5, and its phase is referred to the frame centre."""
-    sign = 1.0 - 2.0 * (torch.arange(n) % 2).to(torch.float32)
-    return (torch.hann_window(n, periodic=False, dtype=torch.float32) * sign).to(torch.complex64)
+#: Fixed turn of the differential constellation: 2/4/8-PSK steps are multiples of 45 degrees,
+#: which would sit on the bin edges along the axes.
+_DIFF_TURN = complex(math.cos(math.pi / 8), math.sin(math.pi / 8))
 
 
 # --------------------------------------------------------------------------- spectrogram
-
-
-def stft_params(length: int, size: int) -> tuple[int, int, bool]:
-    """(n_fft, hop, exact) for ``size`` frequency rows and time columns.
-
-    Exact layout: n_fft = m*size (m >= 2 fine bins summed per row) and exactly ``size`` frames,
-    with n_fft >= hop so no sample is skipped. Records too short for that fall back to a
-    shorter FFT, hop 1 and adaptive average pooling.
-    """
-    n_fft = max(2, math.ceil(length / (size * size))) * size
-    if n_fft + size - 1 <= length:
-        return n_fft, (length - n_fft) // (size - 1), True
-    n_fft = max(4, min(2 * size, length // 2))
-    return n_fft, max(1, (length - n_fft) // (size - 1)), False
 
 
 def spectrogram(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
     """Hann STFT power in dB, top row = +fs/2; shows bandwidth, hopping and time structure."""
     n, length = x.shape
     n_fft, hop, exact = stft_params(length, size)
-    frames = x.unfold(1, n_fft, hop)  # (N, T, n_fft)
+    frames = unit(x).unfold(1, n_fft, hop)  # (N, T, n_fft); unit RMS: gain-free dB
     if exact:
         frames = frames[:, :size]
-    spec = torch.view_as_real(torch.fft.fft(frames * _shifted_hann(n_fft))).square()
+    spec = torch.view_as_real(torch.fft.fft(frames * shifted_hann(n_fft))).square()
     spec = spec.reshape(n, frames.shape[1], -1)  # (N, T, 2 n_fft): re^2, im^2 interleaved
     if exact:
-        pooled = _fold(spec.reshape(n, size, size, -1), torch.add)  # (N, T = S, S)
+        pooled = fold(spec.reshape(n, size, size, -1), torch.add)  # (N, T = S, S)
     else:
         spec = spec[..., 0::2] + spec[..., 1::2]
         pooled = F.adaptive_avg_pool2d(spec.unsqueeze(1), (size, size)).squeeze(1)
@@ -134,27 +72,6 @@ def spectrogram(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
 # --------------------------------------------------------------------------- constellations
 
 
-def constellation_counts(z: torch.Tensor, size: int, extent: float) -> torch.Tensor:
-    """2-D histogram of complex samples (N, L) -> counts (N, S, S), one bincount for the batch.
-
-    Bins span [-extent, extent)^2: column = floor((I + extent) S / 2extent), row =
-    S - 1 - floor((Q + extent) S / 2extent), so the top row is +Q. Samples outside (or not
-    finite) are dropped: the counts sum to L when every sample is inside.
-    """
-    n, width = z.shape[0], size + 2  # a one-cell ring around the grid collects the outliers
-    scale = size / (2.0 * extent)
-    shift = extent + 1.0 / scale
-    cell = torch.view_as_real(torch.add(z, complex(shift, shift)).mul_(scale))  # (N, L, 2)
-    cell = cell.nan_to_num_(nan=0.0).clamp_(0.0, size + 1.0).floor_()  # ring: 0 and S + 1
-    # ring-grid row from the top is S + 1 - cell_q: flat = (S + 1) W + cell_i - W cell_q
-    flat = torch.addcmul(cell[..., 0], cell[..., 1], torch.tensor(-float(width))).long()
-    flat += (torch.arange(n) * (width * width) + (size + 1) * width).unsqueeze(1)  # (N, L)
-    ones = torch.ones(1, dtype=torch.float32).expand(flat.numel())
-    counts = torch.zeros(n * width * width, dtype=torch.float32)
-    counts.index_add_(0, flat.reshape(-1), ones)  # exact: counts stay far below 2^24
-    return counts.reshape(n, width, width)[:, 1:-1, 1:-1]
-
-
 def _density_image(z: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
     """Histogram of unit-RMS samples, log(1+count) (optional) over the image's max."""
     counts = constellation_counts(z, size, cfg.const_extent)  # (N, S, S)
@@ -165,82 +82,14 @@ def _density_image(z: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor
 
 def constellation(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
     """I/Q density: the classic constellation, smeared by any carrier offset or phase noise."""
-    return _density_image(_unit(x), size, cfg)
+    return _density_image(unit(x), size, cfg)
 
 
 def constellation_diff(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
-    """Density of x[k] conj(x[k-lag]): cancels the carrier phase and turns an offset into a
-    fixed small rotation, so PSK orders stay visible without any estimation."""
+    """Density of x[k] conj(x[k-lag]) turned by 22.5 degrees: cancels the carrier phase and
+    turns an offset into a small fixed rotation, so PSK orders show without any estimation."""
     lag = min(cfg.diff_lag, x.shape[1] - 1)
-    return _density_image(unit_rms(x[:, lag:] * x[:, :-lag].conj()), size, cfg)
-
-
-def _line(x: torch.Tensor, p: int) -> torch.Tensor:
-    """Shifted Hann spectrum of unit-RMS x^p (N, L): bin k <-> f = k/L - 0.5."""
-    return _shared(x, ("line", p), lambda: torch.fft.fft(_raised(x, p) * _shifted_hann(x.shape[1])))
-
-
-def _unit_power(x: torch.Tensor) -> torch.Tensor:
-    return _shared(x, "unit_power", lambda: power(_unit(x)))
-
-
-def _line_power(x: torch.Tensor, p: int) -> torch.Tensor:
-    return _shared(x, ("line_power", p), lambda: power(_line(x, p)))
-
-
-def estimate_offset(x: torch.Tensor, powers: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
-    """Blind carrier offset and phase from the strongest line of x^p, p in ``powers``.
-
-    For each p the peak bin of the Hann spectrum of x^p, refined by the Hann amplitude-ratio
-    interpolator 2(c-a)/(a+2b+c), gives the line frequency F; the share of the spectrum's
-    energy in that bin (in [0, 1]) says how strong the line is. Per record the lowest p whose
-    share is at least a quarter of the best one (half in amplitude) is kept (BPSK -> 2,
-    QPSK/QAM -> 4, 8PSK -> 8): lower powers enhance noise less and see a wider offset range
-    |f| < 1/(2p).
-    Returns (f0 (N,) cycles/sample, phase (N,) rad at the record centre, p (N,)), float64.
-    """
-    n, length = x.shape
-    order = sorted(powers)
-    peaks, near, totals = [], [], []
-    for p in order:
-        k = _line_power(x, p).argmax(dim=1)  # (N,) peak bin
-        offsets = torch.tensor([-1, 0, 1]).unsqueeze(0)
-        near.append(_line(x, p).gather(1, (k.unsqueeze(1) + offsets) % length))  # (N, 3)
-        peaks.append(k)
-        totals.append(_line_power(x, p).sum(dim=1))  # (N,) spectrum energy
-    k = torch.stack(peaks).double()  # (P, N)
-    values = torch.stack(near).to(torch.complex128)  # (P, N, 3): bins k-1, k, k+1
-    a, b, c = values.abs().unbind(dim=2)
-    delta = (2.0 * (c - a) / (a + 2.0 * b + c).clamp_min(1e-300)).clamp(-0.5, 0.5)
-    freq = (k + delta) / length - 0.5
-    freq = freq - torch.round(freq)  # line frequency in [-0.5, 0.5]
-    # Bin k's phase is referred to sample 0 at f_k: refer it to the record centre.
-    turn = torch.polar(torch.ones_like(k), 2.0 * math.pi * (k / length - 0.5) * (length - 1) / 2)
-    p_col = torch.tensor(order, dtype=torch.float64).unsqueeze(1)  # (P, 1)
-    ref = torch.tensor([_REF_PHASE[p] for p in order], dtype=torch.float64).unsqueeze(1)
-    phase = ((values[..., 1] * turn).angle() - ref) / p_col  # (P, N)
-    score = b.square() / torch.stack(totals).double().clamp_min(1e-300)  # (P, N) in [0, 1]
-    keep = (score >= 0.25 * score.amax(dim=0, keepdim=True)).to(torch.uint8).argmax(dim=0)
-    pick = keep.unsqueeze(0)  # (1, N)
-    chosen = p_col.expand(-1, n).gather(0, pick)[0]
-    return (freq / p_col).gather(0, pick)[0], phase.gather(0, pick)[0], chosen
-
-
-def rotation(f0: torch.Tensor, phase: torch.Tensor, length: int) -> torch.Tensor:
-    """exp(-j(2 pi f0 (k - c) + phase)) (N, L) complex64, c = record centre.
-
-    An outer product of a coarse and a fine phasor (blocks of 32 samples): float64 angles,
-    yet only ~2 sqrt(L) transcendental calls per record.
-    """
-    block = 32
-    n_blocks = -(-length // block)
-    coarse_t = torch.arange(n_blocks, dtype=torch.float64) * block - (length - 1) / 2.0  # (B,)
-    fine_t = torch.arange(block, dtype=torch.float64)  # (32,)
-    w = -2.0 * math.pi * f0.unsqueeze(1)  # (N, 1)
-    one = torch.ones(1, dtype=torch.float64)
-    coarse = torch.polar(one, w * coarse_t - phase.unsqueeze(1)).to(torch.complex64)  # (N, B)
-    fine = torch.polar(one, w * fine_t).to(torch.complex64)  # (N, 32)
-    return (coarse.unsqueeze(2) * fine.unsqueeze(1)).reshape(-1, n_blocks * block)[:, :length]
+    return _density_image(unit_rms(x[:, lag:] * x[:, :-lag].conj()) * _DIFF_TURN, size, cfg)
 
 
 def constellation_comp(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
@@ -250,21 +99,11 @@ def constellation_comp(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Te
     is strongest (a tone, the carrier, or noise) and merely rotates the samples: magnitudes
     are untouched, so the image is still a valid density showing the class's amplitude rings.
     """
-    f0, phase, _ = estimate_offset(x, cfg.comp_powers)
-    return _density_image(_unit(x) * rotation(f0, phase, x.shape[1]), size, cfg)
+    f0, theta, _ = estimate_offset(x, cfg.comp_powers)  # (N,) each
+    return _density_image(unit(x) * rotation(f0, theta, x.shape[1]), size, cfg)
 
 
 # --------------------------------------------------------------------------- x^p spectra
-
-
-def fill_curve(level: torch.Tensor, size: int, soft: bool) -> torch.Tensor:
-    """Levels (N, S) in [0, 1] -> filled-curve image (N, S, S): bottom row = lowest level."""
-    height = level.unsqueeze(1) * size  # (N, 1, S) in pixels
-    from_bottom = torch.arange(size - 1, -1, -1, dtype=torch.float32).view(1, size, 1)
-    filled = height - from_bottom  # (N, S, S): >= 1 a full pixel, in (0, 1) the partial top
-    if soft:
-        return filled.clamp(0.0, 1.0)
-    return (filled >= 0.5).to(torch.float32)
 
 
 def spectrum_power(x: torch.Tensor, size: int, cfg: ImageConfig, p: int) -> torch.Tensor:
@@ -274,9 +113,9 @@ def spectrum_power(x: torch.Tensor, size: int, cfg: ImageConfig, p: int) -> torc
     at p*CFO: which powers show a line gives the order, whatever the carrier offset.
     """
     n, length = x.shape
-    mag2 = _line_power(x, p)  # (N, L), already fftshifted
+    mag2 = line_power(x, p)  # (N, L), already fftshifted
     if length % size == 0:
-        pooled = _fold(mag2.reshape(n, size, length // size), torch.maximum)  # (N, S)
+        pooled = fold(mag2.reshape(n, size, length // size), torch.maximum)  # (N, S)
     else:
         pooled = F.adaptive_max_pool1d(mag2.unsqueeze(1), size).squeeze(1)
     peak = pooled.amax(dim=1, keepdim=True).clamp_min(_TINY)
@@ -308,23 +147,9 @@ def spectrum_x8(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
 # --------------------------------------------------------------------------- rearranged series
 
 
-def rearrange(series: torch.Tensor, size: int) -> torch.Tensor:
-    """Real series (N, M) -> (N, S, S): linear resampling to S*S samples, row-major.
-
-    The signal rearrangement of Chen et al. (Radio-Image Transformer, 2020): time runs left to
-    right, then top to bottom, so periodic structure becomes 2-D texture.
-    """
-    target = size * size
-    if series.shape[1] != target:
-        series = F.interpolate(
-            series.unsqueeze(1), size=target, mode="linear", align_corners=False
-        ).squeeze(1)
-    return series.reshape(-1, size, size)
-
-
 def amplitude(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
     """|x| / (amp_clip rms), clipped: envelope variation separates QAM/APSK/AM from FSK."""
-    env = _unit_power(x).sqrt() / cfg.amp_clip  # (N, L)
+    env = unit_power(x).sqrt() / cfg.amp_clip  # (N, L)
     return rearrange(env, size).clamp(0.0, 1.0)
 
 

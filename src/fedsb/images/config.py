@@ -36,8 +36,9 @@ STACKS: dict[str, tuple[str, ...]] = {
 DEFAULT_STACK = "rich"
 
 MIN_SIZE = 8
-MAX_SIZE = 256  # the constellation bincount holds chunk * size^2 counts
+MAX_SIZE = 256  # the constellation histograms hold chunk * (size + 2)^2 float32 counts
 _COMP_POWERS = (2, 4, 8)
+_POSITIVE = ("spec_dynamic_range_db", "const_extent", "spectrum_dynamic_range_db", "amp_clip")
 
 
 def resolve_channels(spec: str | Sequence[str]) -> tuple[str, ...]:
@@ -91,12 +92,7 @@ class ImageConfig:
             raise ValueError(f"size must be an integer, got {self.size!r}")
         if not MIN_SIZE <= self.size <= MAX_SIZE:
             raise ValueError(f"size must be in [{MIN_SIZE}, {MAX_SIZE}], got {self.size}")
-        for name in (
-            "spec_dynamic_range_db",
-            "const_extent",
-            "spectrum_dynamic_range_db",
-            "amp_clip",
-        ):
+        for name in _POSITIVE:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -110,7 +106,7 @@ class ImageConfig:
             raise ValueError(
                 f"comp_powers must be distinct values from {_COMP_POWERS}, got {powers!r}"
             )
-        object.__setattr__(self, "comp_powers", powers)
+        object.__setattr__(self, "comp_powers", tuple(int(p) for p in powers))
 
     @property
     def n_channels(self) -> int:
