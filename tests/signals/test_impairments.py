@@ -8,13 +8,7 @@ import pytest
 from fedsb.signals import impairments as imp
 from fedsb.signals.config import FadingConfig, ImpairmentsConfig
 
-ALL_OFF = ImpairmentsConfig(
-    cfo_enabled=False,
-    phase_enabled=False,
-    phase_noise_enabled=False,
-    iq_imbalance_enabled=False,
-    dc_offset_enabled=False,
-)
+ALL_OFF = ImpairmentsConfig.all_off()
 
 
 def _rng(seed: int = 0) -> np.random.Generator:

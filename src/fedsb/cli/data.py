@@ -89,10 +89,14 @@ def generate(
     ] = None,
     workers: Annotated[
         int, typer.Option("--workers", "-j", help="Worker processes (0 = one per core).")
-    ] = 1,
+    ] = 0,
     overrides: SetOpt = None,
 ) -> None:
-    """Generate a seeded, labelled IQ set; print its class x SNR table."""
+    """Generate a seeded, labelled IQ set.
+
+    Prints the records per class and SNR bin. The same seed and config give the same bits,
+    whatever --workers is.
+    """
     from ..config import load_config
     from ..data_config import DataConfig
     from ..io import save_records
@@ -129,7 +133,10 @@ def inspect(
     length: LengthOpt = None,
     skip_unknown: SkipOpt = False,
 ) -> None:
-    """Show what any data file holds: records per class and SNR bin."""
+    """Count records per class and SNR bin in a data file.
+
+    Reads an npz cache, a SigMF recording, archive or directory, or RadioML files.
+    """
     from ..io import load_records
 
     records = load_records(path, length=length, skip_unknown=skip_unknown)
@@ -155,7 +162,7 @@ def preview(
     length: LengthOpt = None,
     skip_unknown: SkipOpt = False,
 ) -> None:
-    """Write a preview grid: one row per class, one column per image channel.
+    """Write a grid image: classes x image channels.
 
     Each row shows the class's highest-SNR record.
     """

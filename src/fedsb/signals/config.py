@@ -81,6 +81,17 @@ class ImpairmentsConfig:
         _check_range("iq_phase_deg", self.iq_phase_deg, -30.0, 30.0)
         _check_range("dc_offset_db", self.dc_offset_db, -100.0, 0.0)
 
+    @staticmethod
+    def all_off() -> ImpairmentsConfig:
+        """Every impairment switched off (ranges at their defaults)."""
+        return ImpairmentsConfig(
+            cfo_enabled=False,
+            phase_enabled=False,
+            phase_noise_enabled=False,
+            iq_imbalance_enabled=False,
+            dc_offset_enabled=False,
+        )
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:
@@ -115,11 +126,5 @@ class GeneratorConfig:
                 timing=False,
             ),
             fading=FadingConfig(enabled=False),
-            impairments=ImpairmentsConfig(
-                cfo_enabled=False,
-                phase_enabled=False,
-                phase_noise_enabled=False,
-                iq_imbalance_enabled=False,
-                dc_offset_enabled=False,
-            ),
+            impairments=ImpairmentsConfig.all_off(),
         )
