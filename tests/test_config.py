@@ -87,3 +87,23 @@ def test_save_then_load_round_trips_and_hash_is_stable(tmp_path):
 def test_bool_is_not_accepted_as_a_number():
     with pytest.raises(ConfigError, match="expected an integer"):
         apply_overrides(DataConfig(), ["seed=true"])
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [("pretrain.toml", "PretrainConfig"), ("finetune.toml", "FinetuneConfig")],
+)
+def test_shipped_training_configs_equal_the_defaults(name, cls):
+    from fedsb.training import config as training_config
+
+    config_cls = getattr(training_config, cls)
+    assert load_config(config_cls, REPO / "configs" / name) == config_cls()
+
+
+def test_saved_config_is_compact_toml_that_loads_back(tmp_path):
+    from fedsb.training.config import FinetuneConfig
+
+    save_config(FinetuneConfig(), tmp_path / "c.toml", header="# hi\n")
+    text = (tmp_path / "c.toml").read_text()
+    assert text.startswith("# hi\n") and "snr_db = [-10.0, 20.0]" in text
+    assert load_config(FinetuneConfig, tmp_path / "c.toml") == FinetuneConfig()

@@ -154,9 +154,24 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
     return apply_overrides(config, overrides)
 
 
-def save_config(config: Any, path: str | Path) -> None:
+def _toml_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return tomli_w.dumps({"v": value})[4:].strip()  # tomli_w's exact scalar formatting
+
+
+def dumps_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """Compact TOML of a nested dict: scalars and short lists on one line, one table per level."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for key, sub in ((k, v) for k, v in data.items() if isinstance(v, dict)):
+        name = f"{prefix}{key}"
+        lines += ["", f"[{name}]", dumps_toml(sub, name + ".").strip("\n")]
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+def save_config(config: Any, path: str | Path, header: str = "") -> None:
     """Write the resolved config as TOML (what a run directory keeps)."""
-    Path(path).write_text(tomli_w.dumps(to_dict(config)))
+    Path(path).write_text(header + dumps_toml(to_dict(config)))
 
 
 def config_hash(config: Any) -> str:

@@ -30,3 +30,15 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
     with Progress(*columns, console=err_console, transient=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+class RichReporter:
+    """``training.reporter.Reporter`` on the terminal: rich bars and dim status lines."""
+
+    @contextmanager
+    def task(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        with progress_bar(description, total) as advance:
+            yield advance
+
+    def info(self, message: str) -> None:
+        err_console.print(f"[dim]{message}[/]", highlight=False)

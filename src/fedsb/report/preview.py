@@ -28,10 +28,7 @@ def preview_grid(
     out: str | Path,
 ) -> Path:
     """Save a (rows x channels) grid of [0, 1] images (K, C, H, W) as PNG or PDF."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .savefig import plt, save_figure
 
     rows, cols = images.shape[:2]
     fig, axes = plt.subplots(
@@ -54,10 +51,4 @@ def preview_grid(
         axes[r, 0].set_ylabel(
             f"{row_labels[r]}{tag}", fontsize=7, rotation=0, ha="right", va="center"
         )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp, dpi=150)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return save_figure(fig, out, dpi=150)

@@ -1,0 +1,93 @@
+"""``fedsb pretrain``, ``fedsb finetune``: centralized training runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .app import app, console
+from .data import ConfigOpt, SetOpt
+from .progress import RichReporter
+
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")]
+CacheOpt = Annotated[Path, typer.Option("--cache", help="Cache for generated data sets and "
+                                        "pretrained backbones.")]  # fmt: skip
+DEFAULT_CACHE = Path(".cache/fedsb")
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{100 * x:.1f}"
+
+
+def _snr_table(title: str, evaluations: dict[str, object]) -> Table:
+    """Rows = runs, columns = overall, SNR >= 10 dB and each SNR bin (accuracy in %)."""
+    table = Table(title=title)
+    first = next(iter(evaluations.values()))
+    table.add_column("")
+    for col in ("overall", ">= 10 dB", *first.snr_labels):
+        table.add_column(col, justify="right")
+    for name, ev in evaluations.items():
+        table.add_row(name, _pct(ev.accuracy), _pct(ev.accuracy_high_snr),
+                      *(_pct(a) for a in ev.snr_accuracy))  # fmt: skip
+    return table
+
+
+@app.command("pretrain")
+def pretrain_cmd(out: OutOpt, config: ConfigOpt = None, overrides: SetOpt = None,
+                 cache: CacheOpt = DEFAULT_CACHE) -> None:  # fmt: skip
+    """Pretrain a backbone on the source domain (configs/pretrain.toml)."""
+    from ..config import load_config
+    from ..training.config import PretrainConfig
+    from ..training.pretrain import pretrain
+
+    cfg = load_config(PretrainConfig, config, overrides or [])
+    result = pretrain(cfg, out, cache, RichReporter())
+    console.print(_snr_table("source-domain test accuracy (%)", {cfg.model.arch: result.test}))
+    console.print(f"wrote [bold]{result.checkpoint}[/] ({result.parameters:,} parameters)")
+
+
+@app.command("finetune")
+def finetune_cmd(
+    out: OutOpt,
+    config: ConfigOpt = None,
+    method: Annotated[str | None, typer.Option(help="lora-sb, lora, ffa-lora, full, head-only, "
+                                               "or a comma list (one sub-run each).")] = None,  # fmt: skip
+    rank: Annotated[int | None, typer.Option(help="Adapter rank r.")] = None,
+    pretrained: Annotated[str | None, typer.Option(help="Run dir, .safetensors or pretrain "
+                                                   ".toml (default: the config's).")] = None,  # fmt: skip
+    overrides: SetOpt = None,
+    cache: CacheOpt = DEFAULT_CACHE,
+) -> None:
+    """Fine-tune a pretrained backbone on the target domain (centralized upper bound)."""
+    from ..config import apply_overrides, load_config
+    from ..training.config import FinetuneConfig
+    from ..training.finetune import finetune
+
+    base = load_config(FinetuneConfig, config, overrides or [])
+    sets = [] if rank is None else [f"adapter.rank={rank}"]
+    if pretrained is not None:
+        sets.append(f"pretrained={pretrained!r}")
+    methods = [m.strip() for m in method.split(",")] if method else [base.adapter.method]
+    results = {}
+    for name in methods:
+        cfg = apply_overrides(base, [*sets, f"adapter.method={name!r}"])
+        run_dir = out / name if len(methods) > 1 else out
+        results[name] = finetune(cfg, run_dir, cache, RichReporter())
+    first = next(iter(results.values()))
+    console.print(_snr_table("target-domain test accuracy (%)",
+                             {"frozen": first.frozen, **{k: r.test for k, r in results.items()}}))  # fmt: skip
+    summary = Table(title="methods")
+    for col in ("method", "rank", "trained params", "% of model", "accuracy %", "gain recovered"):
+        summary.add_column(col, justify="right")
+    full = results.get("full")
+    for name, r in results.items():
+        gain = r.test.accuracy - r.frozen.accuracy
+        recovered = ("" if full is None or full.test.accuracy <= full.frozen.accuracy else
+                     f"{100 * gain / (full.test.accuracy - full.frozen.accuracy):.0f} %")  # fmt: skip
+        summary.add_row(name, str(r.rank), f"{r.trainable:,}", f"{100 * r.trainable / r.parameters:.2f}",
+                        _pct(r.test.accuracy), recovered)  # fmt: skip
+    console.print(summary)
+    console.print(f"wrote [bold]{out}[/]")

@@ -1,0 +1,59 @@
+"""Model and adapter configuration (frozen dataclasses, loaded from TOML like every config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+METHODS = ("lora-sb", "lora", "ffa-lora", "full", "head-only")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A backbone over (C, H, W) images; C, H, W and the class count come from the data."""
+
+    arch: Literal["resnet", "vit"] = "resnet"
+    # ResNet: a stride-2 stem, then one stage per width (stride 2 between stages), GroupNorm
+    widths: tuple[int, ...] = (32, 64, 128)
+    blocks: tuple[int, ...] = (1, 1, 1)  # residual blocks per stage
+    groups: int = 8  # GroupNorm groups (Opacus cannot train through BatchNorm)
+    # ViT: patch embedding + pre-norm transformer blocks with explicit q/k/v/out projections
+    patch: int = 4
+    dim: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if len(self.widths) != len(self.blocks) or not self.widths:
+            raise ValueError("widths and blocks must be non-empty and of equal length")
+        if any(w % self.groups for w in self.widths):
+            raise ValueError(f"every width must be divisible by groups={self.groups}")
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        if self.patch < 1 or self.depth < 1:
+            raise ValueError("patch and depth must be >= 1")
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """Which layers to adapt, how, and how LoRA-SB initialises its fixed B and A."""
+
+    method: Literal["lora-sb", "lora", "ffa-lora", "full", "head-only"] = "lora-sb"
+    rank: int = 16
+    # fnmatch patterns over module names (Linear and Conv2d); the classifier head is never
+    # wrapped (it trains in every method)
+    targets: tuple[str, ...] = ("*",)
+    alpha: float = 16.0  # lora / ffa-lora scale s = alpha / rank (LoRA-SB uses s = 1)
+    init_samples: int = 512  # LoRA-SB: samples whose summed gradient gives B and A
+    init_lr: float = 1e-3  # LoRA-SB: eta of the simulated first step dW = -eta * sign(sum g)
+    init_seed: int = 0  # seeds random A (ffa-lora, lora) and the init batch order
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ValueError(f"rank must be >= 1, got {self.rank}")
+        if self.init_samples < 1:
+            raise ValueError("init_samples must be >= 1")
+        if not self.targets:
+            raise ValueError("targets: give at least one pattern")

@@ -1,0 +1,1 @@
+"""Centralized training: image data sets with caching, the training loop, run directories."""

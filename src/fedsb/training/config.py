@@ -1,0 +1,73 @@
+"""Configs of centralized pretraining (source domain) and fine-tuning (target domain)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..data_config import DataConfig
+from ..models.config import AdapterConfig, ModelConfig
+from ..signals.config import FadingConfig, GeneratorConfig, ImpairmentsConfig, PulseConfig
+
+#: Source domain: the conditions the backbone is pretrained on. Cabled-like: no multipath,
+#: a tenth of the target's carrier offset, mild IQ imbalance, higher SNR, narrower sps range.
+SOURCE_GENERATOR = GeneratorConfig(
+    snr_db=(0.0, 30.0),
+    pulse=PulseConfig(sps=(4.0, 12.0)),
+    fading=FadingConfig(enabled=False),
+    impairments=ImpairmentsConfig(
+        cfo=(-0.001, 0.001), phase_noise=(0.0, 0.002),
+        iq_amplitude_db=(-0.2, 0.2), iq_phase_deg=(-1.0, 1.0),
+    ),
+)  # fmt: skip
+
+#: Target domain: what clients see (the generator defaults): Rayleigh/Rician multipath with
+#: Doppler, +-0.01 cycles/sample carrier offset, IQ imbalance, phase noise, SNR -10..20 dB.
+TARGET_GENERATOR = GeneratorConfig()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and schedule: AdamW, linear warm-up then cosine decay, per-step."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup: float = 0.05  # share of all steps spent warming up
+    label_smoothing: float = 0.0
+    seed: int = 0  # model init, batch order
+    threads: int = 0  # torch threads, 0 = one per core
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+        if self.lr <= 0 or not 0 <= self.warmup < 1:
+            raise ValueError("lr must be > 0 and warmup in [0, 1)")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """``fedsb pretrain``: a backbone trained from scratch on the source domain."""
+
+    data: DataConfig = field(default_factory=lambda: DataConfig(per_class=2000,
+                                                                generator=SOURCE_GENERATOR))  # fmt: skip
+    val_per_class: int = 100
+    test_per_class: int = 200
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """``fedsb finetune``: adapt a pretrained backbone to the target domain (centralized)."""
+
+    data: DataConfig = field(default_factory=lambda: DataConfig(per_class=1000, seed=1,
+                                                                generator=TARGET_GENERATOR))  # fmt: skip
+    val_per_class: int = 100
+    test_per_class: int = 300
+    # a pretrain config (its checkpoint is cached by config hash, trained when missing),
+    # a run directory holding model.safetensors, or a .safetensors file
+    pretrained: str = "configs/pretrain.toml"
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, lr=3e-3,
+                                                                   weight_decay=0.0))  # fmt: skip

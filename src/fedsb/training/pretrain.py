@@ -1,0 +1,75 @@
+"""``fedsb pretrain``: train a backbone from scratch on the source domain and save it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import config_hash, to_dict
+from ..data_config import DataConfig
+from ..models.backbones import build_backbone, count_parameters
+from ..report.curves import training_curve
+from ..signals import resolve_classes
+from .config import PretrainConfig, TrainConfig
+from .imageset import ImageSet, load_or_build, split_config
+from .loop import Evaluation, evaluate, fit, predict
+from .reporter import Reporter, SilentReporter
+from .runs import MODEL_FILE, RunDir, save_checkpoint
+
+
+def set_threads(cfg: TrainConfig) -> None:
+    """Use ``cfg.threads`` torch threads (0: one per core)."""
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+
+
+def build_splits(data: DataConfig, val_per_class: int, test_per_class: int, cache_dir: Path | None,
+                 reporter: Reporter) -> dict[str, ImageSet]:  # fmt: skip
+    """Train/val/test ImageSets, each from its own seed (cached by config hash)."""
+    sizes = {"train": data.per_class, "val": val_per_class, "test": test_per_class}
+    splits = {}
+    for name, per_class in sizes.items():
+        cfg = split_config(data, name, per_class)
+        total = per_class * len(resolve_classes(data.classes))
+        with reporter.task(f"{name} split", total) as advance:
+            splits[name] = load_or_build(cfg, cache_dir, progress=advance)
+    return splits
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    run: Path
+    checkpoint: Path
+    parameters: int
+    test: Evaluation
+
+
+def pretrain(cfg: PretrainConfig, out: str | Path, cache_dir: Path | None = None,
+             reporter: Reporter | None = None) -> PretrainResult:  # fmt: skip
+    """Generate the source-domain splits, train ``cfg.model`` on them, save the checkpoint."""
+    reporter = reporter or SilentReporter()
+    set_threads(cfg.train)
+    run = RunDir(out)
+    run.save_config(cfg)
+    splits = build_splits(cfg.data, cfg.val_per_class, cfg.test_per_class, cache_dir, reporter)
+    train = splits["train"]
+    channels, size, _ = train.shape
+    torch.manual_seed(cfg.train.seed)
+    model = build_backbone(cfg.model, channels, len(train.class_names), size)
+    n_params = count_parameters(model)
+    reporter.info(f"{cfg.model.arch}: {n_params:,} parameters, {len(train):,} training records")
+    steps = cfg.train.epochs * len(train)
+    with reporter.task("pretraining", steps) as advance:
+        fit(model, list(model.parameters()), train, splits["val"], cfg.train,
+            on_epoch=lambda row: run.log(stage="pretrain", **row), on_step=advance)  # fmt: skip
+    test = evaluate(predict(model, splits["test"]), splits["test"])
+    run.log(stage="test", **test.as_dict("test"))
+    meta = {"kind": "backbone", "model": to_dict(cfg.model), "in_channels": channels,
+            "image_size": size, "class_names": list(train.class_names),
+            "images": to_dict(cfg.data.images), "config_hash": config_hash(cfg)}  # fmt: skip
+    checkpoint = save_checkpoint(run.path / MODEL_FILE, model.state_dict(), meta)
+    training_curve(run.rows(), run.figure("training_curve.png"),
+                   title=f"pretraining ({cfg.model.arch}, source domain)")  # fmt: skip
+    return PretrainResult(run.path, checkpoint, n_params, test)
