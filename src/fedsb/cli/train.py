@@ -38,7 +38,7 @@ def _snr_table(title: str, evaluations: dict[str, object]) -> Table:
 @app.command("pretrain")
 def pretrain_cmd(out: OutOpt, config: ConfigOpt = None, overrides: SetOpt = None,
                  cache: CacheOpt = DEFAULT_CACHE) -> None:  # fmt: skip
-    """Pretrain a backbone on the source domain (configs/pretrain.toml)."""
+    """Pretrain a backbone on the source domain."""
     from ..config import load_config
     from ..training.config import PretrainConfig
     from ..training.pretrain import pretrain
@@ -53,15 +53,25 @@ def pretrain_cmd(out: OutOpt, config: ConfigOpt = None, overrides: SetOpt = None
 def finetune_cmd(
     out: OutOpt,
     config: ConfigOpt = None,
-    method: Annotated[str | None, typer.Option(help="lora-sb, lora, ffa-lora, full, head-only, "
-                                               "or a comma list (one sub-run each).")] = None,  # fmt: skip
+    method: Annotated[
+        str | None,
+        typer.Option(
+            help="lora-sb, lora, ffa-lora, full, head-only, or a comma list (one sub-run each)."
+        ),
+    ] = None,  # fmt: skip
     rank: Annotated[int | None, typer.Option(help="Adapter rank r.")] = None,
-    pretrained: Annotated[str | None, typer.Option(help="Run dir, .safetensors or pretrain "
-                                                   ".toml (default: the config's).")] = None,  # fmt: skip
+    pretrained: Annotated[
+        str | None,
+        typer.Option(help="Run dir, .safetensors or pretrain .toml (default: the config's)."),
+    ] = None,  # fmt: skip
     overrides: SetOpt = None,
     cache: CacheOpt = DEFAULT_CACHE,
 ) -> None:
-    """Fine-tune a pretrained backbone on the target domain (centralized upper bound)."""
+    """Fine-tune a pretrained backbone on the target domain.
+
+    Centralized: the upper bound federated runs are compared with. With several --method
+    values, one sub-run per method and a comparison table.
+    """
     from ..config import apply_overrides, load_config
     from ..training.config import FinetuneConfig
     from ..training.finetune import finetune

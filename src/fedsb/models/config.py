@@ -17,8 +17,10 @@ class ModelConfig:
     widths: tuple[int, ...] = (32, 64, 128)
     blocks: tuple[int, ...] = (1, 1, 1)  # residual blocks per stage
     groups: int = 8  # GroupNorm groups (Opacus cannot train through BatchNorm)
-    # ViT: patch embedding + pre-norm transformer blocks with explicit q/k/v/out projections
-    patch: int = 4
+    # ViT: patch embedding + pre-norm transformer blocks with explicit q/k/v/out projections.
+    # patch 8 (16 tokens at 32x32): patch 4 (64 tokens) costs 4x the time on CPU (~3 ms per
+    # sample per training step on 2 cores) for no accuracy gain on the source domain
+    patch: int = 8
     dim: int = 128
     depth: int = 4
     heads: int = 4
@@ -51,6 +53,8 @@ class AdapterConfig:
     init_seed: int = 0  # seeds random A (ffa-lora, lora) and the init batch order
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
         if self.rank < 1:
             raise ValueError(f"rank must be >= 1, got {self.rank}")
         if self.init_samples < 1:

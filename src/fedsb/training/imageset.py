@@ -33,7 +33,11 @@ SPLIT_SEEDS = {"train": 0, "val": 1_000_003, "test": 2_000_029}
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Images (N, C, H, W) uint8, labels (N,) int64, SNR (N,) float32, class names."""
+    """Images (N, C, H, W) uint8, labels (N,) int64, SNR (N,) float32, class names.
+
+    ``images`` may also hold float inputs of another shape (raw IQ (N, 2, L) for the 1-D CNN
+    baseline); ``batch`` passes those through unscaled.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -49,8 +53,9 @@ class ImageSet:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float images in [0, 1] and labels for ``index``."""
-        return self.images[index].float().div_(255.0), self.labels[index]
+        """Float inputs and labels for ``index`` (uint8 images are scaled to [0, 1])."""
+        x = self.images[index]
+        return (x.float().div_(255.0) if x.dtype == torch.uint8 else x), self.labels[index]
 
     def subset(self, index: torch.Tensor | np.ndarray) -> ImageSet:
         index = torch.as_tensor(index, dtype=torch.long)

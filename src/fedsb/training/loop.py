@@ -95,7 +95,9 @@ def evaluate(logits: torch.Tensor, data: ImageSet) -> Evaluation:
     edges, names = snr_bins(snr, width=5.0)
     accs, counts = [], []
     for j in range(len(names)):
-        inside = (snr >= edges[j]) & ((snr < edges[j + 1]) if j < len(names) - 1 else (snr <= edges[j + 1]))
+        inside = (snr >= edges[j]) & (
+            (snr < edges[j + 1]) if j < len(names) - 1 else (snr <= edges[j + 1])
+        )
         counts.append(int(inside.sum()))
         accs.append(float(hit[inside].mean()) if inside.any() else float("nan"))
     high = snr >= 10.0
