@@ -22,9 +22,14 @@ demo: $(STAMP)
 	$(BIN)/fedsb data generate --classes rml2016 --snr -10:20 --length 1024 \
 		--per-class 200 --seed 0 --workers 0 --out $(DEMO)/data.npz
 	$(BIN)/fedsb data preview $(DEMO)/data.npz --out $(DEMO)/preview.png
+	$(BIN)/fedsb model info --config configs/finetune.toml
+	$(BIN)/fedsb finetune --config configs/finetune.toml --method lora-sb,full,head-only \
+		--out $(DEMO)/finetune
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_data.py
+	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_representations.py
 
 # The same benchmark plus TorchSig 2.2 side by side, in a separate venv (TorchSig is heavy and
 # needs the torchaudio workaround, so it never enters .venv).

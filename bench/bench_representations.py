@@ -58,24 +58,39 @@ def main() -> None:
             time.perf_counter() - start,
         )
         console.print(f"{stack}: done")
-    iq = {k: ImageSet(iq_to_tensor(r.iq), torch.from_numpy(r.labels), 
-                      torch.from_numpy(r.snr_db.astype("float32")), r.class_names)
-          for k, r in records.items()}  # fmt: skip
+    iq = {
+        k: ImageSet(
+            iq_to_tensor(r.iq),
+            torch.from_numpy(r.labels),
+            torch.from_numpy(r.snr_db.astype("float32")),
+            r.class_names,
+        )
+        for k, r in records.items()
+    }
     torch.manual_seed(args.seed)
     model = IQCNN(num_classes=11)
     start = time.perf_counter()
     fit(model, list(model.parameters()), iq["train"], iq["val"], train_cfg)
-    results["raw IQ, 1-D CNN"] = (evaluate(predict(model, iq["test"]), iq["test"]),
-                                  time.perf_counter() - start)  # fmt: skip
+    results["raw IQ, 1-D CNN"] = (
+        evaluate(predict(model, iq["test"]), iq["test"]),
+        time.perf_counter() - start,
+    )
 
     first = next(iter(results.values()))[0]
-    table = Table(title=f"target domain, {args.per_class}/class train, {args.epochs} epochs, "
-                  f"accuracy % on {args.test_per_class}/class test")  # fmt: skip
+    table = Table(
+        title=f"target domain, {args.per_class}/class train, {args.epochs} epochs, "
+        f"accuracy % on {args.test_per_class}/class test"
+    )
     for col in ("input", "overall", ">= 10 dB", *first.snr_labels, "train s"):
         table.add_column(col, justify="right" if col != "input" else "left")
     for name, (ev, seconds) in results.items():
-        table.add_row(name, f"{100 * ev.accuracy:.1f}", f"{100 * ev.accuracy_high_snr:.1f}",
-                      *(f"{100 * a:.1f}" for a in ev.snr_accuracy), f"{seconds:.0f}")  # fmt: skip
+        table.add_row(
+            name,
+            f"{100 * ev.accuracy:.1f}",
+            f"{100 * ev.accuracy_high_snr:.1f}",
+            *(f"{100 * a:.1f}" for a in ev.snr_accuracy),
+            f"{seconds:.0f}",
+        )
     console.print(table)
 
 

@@ -73,19 +73,40 @@ def main() -> None:
     rows = []
     for method in METHODS:
         with ctx.Pool(1) as pool:
-            rows.append(pool.apply(measure, (method, args.arch, args.rank, args.batch,
-                                             args.steps, args.threads)))  # fmt: skip
+            rows.append(
+                pool.apply(
+                    measure, (method, args.arch, args.rank, args.batch, args.steps, args.threads)
+                )
+            )
     full = next(r for r in rows if r["method"] == "full")
-    table = Table(title=f"one local step, {args.arch}, rank {args.rank}, batch {args.batch}, "
-                  f"{args.threads} thread(s)")  # fmt: skip
-    for col in ("method", "step ms", "x full", "peak MB", "x full", "trained params",
-                "% of model", "bytes sent", "x full"):  # fmt: skip
+    table = Table(
+        title=f"one local step, {args.arch}, rank {args.rank}, batch {args.batch}, "
+        f"{args.threads} thread(s)"
+    )
+    for col in (
+        "method",
+        "step ms",
+        "x full",
+        "peak MB",
+        "x full",
+        "trained params",
+        "% of model",
+        "bytes sent",
+        "x full",
+    ):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(r["method"], f"{r['step_ms']:.1f}", f"{r['step_ms'] / full['step_ms']:.2f}",
-                      f"{r['peak_mb']:.0f}", f"{r['peak_mb'] / max(full['peak_mb'], 1e-9):.2f}",
-                      f"{r['trained']:,}", f"{100 * r['trained'] / r['total']:.2f}",
-                      f"{r['bytes']:,}", f"{r['bytes'] / full['bytes']:.4f}")  # fmt: skip
+        table.add_row(
+            r["method"],
+            f"{r['step_ms']:.1f}",
+            f"{r['step_ms'] / full['step_ms']:.2f}",
+            f"{r['peak_mb']:.0f}",
+            f"{r['peak_mb'] / max(full['peak_mb'], 1e-9):.2f}",
+            f"{r['trained']:,}",
+            f"{100 * r['trained'] / r['total']:.2f}",
+            f"{r['bytes']:,}",
+            f"{r['bytes'] / full['bytes']:.4f}",
+        )
     Console().print(table)
 
 

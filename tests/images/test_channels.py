@@ -34,8 +34,9 @@ from fedsb.images.dsp import (
 CFG = ImageConfig()
 
 
-def psk(n: int, length: int, order: int, cfo: float = 0.0, snr_db: float | None = None,
-        seed: int = 0) -> torch.Tensor:  # fmt: skip
+def psk(
+    n: int, length: int, order: int, cfo: float = 0.0, snr_db: float | None = None, seed: int = 0
+) -> torch.Tensor:
     """(n, length) 1-sample-per-symbol PSK (QPSK on the diagonals), random carrier phase."""
     rng = np.random.default_rng(seed)
     symbols = rng.integers(0, order, (n, length))
@@ -94,8 +95,9 @@ def test_counts_drop_outside_and_non_finite_samples() -> None:
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 5), st.integers(1, 40), st.sampled_from([8, 13, 32]), st.integers(0, 999))
-def test_counts_are_per_record_and_conserve_samples(n: int, length: int, size: int,
-                                                    seed: int) -> None:  # fmt: skip
+def test_counts_are_per_record_and_conserve_samples(
+    n: int, length: int, size: int, seed: int
+) -> None:
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, length, dtype=torch.complex64, generator=g) * 1.5
     counts = constellation_counts(z, size, 2.0)
@@ -128,8 +130,9 @@ def test_comp_removes_carrier_offset_and_phase() -> None:
 
 
 @pytest.mark.parametrize(("order", "cfo", "power"), [(2, 0.11, 2), (4, -0.04, 4), (8, 0.03, 8)])
-def test_estimate_offset_picks_the_lowest_power_with_a_line(order: int, cfo: float,
-                                                            power: int) -> None:  # fmt: skip
+def test_estimate_offset_picks_the_lowest_power_with_a_line(
+    order: int, cfo: float, power: int
+) -> None:
     x = psk(6, 1024, order, cfo=cfo, snr_db=20, seed=order)
     f0, _, chosen = estimate_offset(x, (2, 4, 8))
     assert (chosen == power).all()

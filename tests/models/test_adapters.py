@@ -310,9 +310,11 @@ def test_opacus_per_sample_gradients_of_lora_r_sum_to_the_gradient() -> None:
     single.zero_grad()
     F.cross_entropy(single(x[2:3]), y[2:3], reduction="sum").backward()
     torch.testing.assert_close(
-        model.conv2.lora_R.weight.grad_sample[2], single.conv2.lora_R.weight.grad, atol=1e-5,
+        model.conv2.lora_R.weight.grad_sample[2],
+        single.conv2.lora_R.weight.grad,
+        atol=1e-5,
         rtol=1e-5,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Full backward hook:UserWarning")

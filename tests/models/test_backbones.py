@@ -81,9 +81,14 @@ def test_resnet_convs_are_plain_and_named() -> None:
     assert all(type(m) is nn.Conv2d and m.groups == 1 for m in convs.values())
     assert set(convs) == {
         "stem.conv",
-        "stages.0.0.conv1", "stages.0.0.conv2", "stages.0.1.conv1", "stages.0.1.conv2",
-        "stages.1.0.conv1", "stages.1.0.conv2", "stages.1.0.shortcut.conv",
-    }  # fmt: skip
+        "stages.0.0.conv1",
+        "stages.0.0.conv2",
+        "stages.0.1.conv1",
+        "stages.0.1.conv2",
+        "stages.1.0.conv1",
+        "stages.1.0.conv2",
+        "stages.1.0.shortcut.conv",
+    }
     assert type(model.head) is nn.Linear and model.head.out_features == CLASSES
 
 

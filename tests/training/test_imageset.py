@@ -10,9 +10,16 @@ from fedsb.images import to_images
 from fedsb.signals import generate
 from fedsb.training.imageset import SPLIT_SEEDS, load_or_build, split_config
 
-SMALL = apply_overrides(DataConfig(), ["classes='bpsk,qpsk'", "per_class=6",
-                                       "generator.length=256", "images.size=16",
-                                       "images.channels='spectrogram,amplitude'"])  # fmt: skip
+SMALL = apply_overrides(
+    DataConfig(),
+    [
+        "classes='bpsk,qpsk'",
+        "per_class=6",
+        "generator.length=256",
+        "images.size=16",
+        "images.channels='spectrogram,amplitude'",
+    ],
+)
 
 
 def test_images_are_the_quantised_render_of_the_generated_records():

@@ -46,7 +46,7 @@ def info(
         typer.Option(
             "--config", "-c", help="A pretrain or finetune TOML (default: built-in defaults)."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     rank: Annotated[int | None, typer.Option(help="Adapter rank (default: the config's).")] = None,
     overrides: SetOpt = None,
 ) -> None:
@@ -64,15 +64,18 @@ def info(
     channels, size = len(data.images.channels), data.images.size
     model = build_backbone(pre.model, channels, n_classes, size)
     total = count_parameters(model)
-    layers = Table(title=f"{pre.model.arch} on {channels} x {size} x {size} images, "
-                   f"{n_classes} classes: {total:,} parameters")  # fmt: skip
+    layers = Table(
+        title=f"{pre.model.arch} on {channels} x {size} x {size} images, "
+        f"{n_classes} classes: {total:,} parameters"
+    )
     for col in ("layer", "type", "parameters"):
         layers.add_column(col, justify="right" if col == "parameters" else "left")
     for name, kind, n, _ in parameter_summary(model):
         layers.add_row(name, kind, f"{n:,}")
     console.print(layers)
-    methods = Table(title=f"what each method trains (rank {adapter.rank}, targets "
-                    f"{', '.join(adapter.targets)})")  # fmt: skip
+    methods = Table(
+        title=f"what each method trains (rank {adapter.rank}, targets {', '.join(adapter.targets)})"
+    )
     for col in ("method", "trained parameters", "% of model", "bytes sent per round"):
         methods.add_column(col, justify="right" if col != "method" else "left")
     for method in METHODS:

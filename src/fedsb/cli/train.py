@@ -13,8 +13,9 @@ from .data import ConfigOpt, SetOpt
 from .progress import RichReporter
 
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")]
-CacheOpt = Annotated[Path, typer.Option("--cache", help="Cache for generated data sets and "
-                                        "pretrained backbones.")]  # fmt: skip
+CacheOpt = Annotated[
+    Path, typer.Option("--cache", help="Cache for generated data sets and pretrained backbones.")
+]
 DEFAULT_CACHE = Path(".cache/fedsb")
 
 
@@ -23,21 +24,25 @@ def _pct(x: float) -> str:
 
 
 def _snr_table(title: str, evaluations: dict[str, object]) -> Table:
-    """Rows = runs, columns = overall, SNR >= 10 dB and each SNR bin (accuracy in %)."""
+    """Rows = overall, SNR >= 10 dB and each SNR bin; columns = runs (accuracy in %)."""
     table = Table(title=title)
+    table.add_column("SNR (dB)")
+    for name in evaluations:
+        table.add_column(name, justify="right")
     first = next(iter(evaluations.values()))
-    table.add_column("")
-    for col in ("overall", ">= 10 dB", *first.snr_labels):
-        table.add_column(col, justify="right")
-    for name, ev in evaluations.items():
-        table.add_row(name, _pct(ev.accuracy), _pct(ev.accuracy_high_snr),
-                      *(_pct(a) for a in ev.snr_accuracy))  # fmt: skip
+    table.add_row("all", *(_pct(ev.accuracy) for ev in evaluations.values()))
+    table.add_row(
+        ">= 10", *(_pct(ev.accuracy_high_snr) for ev in evaluations.values()), end_section=True
+    )
+    for j, label in enumerate(first.snr_labels):
+        table.add_row(label, *(_pct(ev.snr_accuracy[j]) for ev in evaluations.values()))
     return table
 
 
 @app.command("pretrain")
-def pretrain_cmd(out: OutOpt, config: ConfigOpt = None, overrides: SetOpt = None,
-                 cache: CacheOpt = DEFAULT_CACHE) -> None:  # fmt: skip
+def pretrain_cmd(
+    out: OutOpt, config: ConfigOpt = None, overrides: SetOpt = None, cache: CacheOpt = DEFAULT_CACHE
+) -> None:
     """Pretrain a backbone on the source domain."""
     from ..config import load_config
     from ..training.config import PretrainConfig
@@ -58,12 +63,12 @@ def finetune_cmd(
         typer.Option(
             help="lora-sb, lora, ffa-lora, full, head-only, or a comma list (one sub-run each)."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     rank: Annotated[int | None, typer.Option(help="Adapter rank r.")] = None,
     pretrained: Annotated[
         str | None,
         typer.Option(help="Run dir, .safetensors or pretrain .toml (default: the config's)."),
-    ] = None,  # fmt: skip
+    ] = None,
     overrides: SetOpt = None,
     cache: CacheOpt = DEFAULT_CACHE,
 ) -> None:
@@ -87,17 +92,30 @@ def finetune_cmd(
         run_dir = out / name if len(methods) > 1 else out
         results[name] = finetune(cfg, run_dir, cache, RichReporter())
     first = next(iter(results.values()))
-    console.print(_snr_table("target-domain test accuracy (%)",
-                             {"frozen": first.frozen, **{k: r.test for k, r in results.items()}}))  # fmt: skip
+    console.print(
+        _snr_table(
+            "target-domain test accuracy (%)",
+            {"frozen": first.frozen, **{k: r.test for k, r in results.items()}},
+        )
+    )
     summary = Table(title="methods")
     for col in ("method", "rank", "trained params", "% of model", "accuracy %", "gain recovered"):
         summary.add_column(col, justify="right")
     full = results.get("full")
     for name, r in results.items():
         gain = r.test.accuracy - r.frozen.accuracy
-        recovered = ("" if full is None or full.test.accuracy <= full.frozen.accuracy else
-                     f"{100 * gain / (full.test.accuracy - full.frozen.accuracy):.0f} %")  # fmt: skip
-        summary.add_row(name, str(r.rank), f"{r.trainable:,}", f"{100 * r.trainable / r.parameters:.2f}",
-                        _pct(r.test.accuracy), recovered)  # fmt: skip
+        recovered = (
+            ""
+            if full is None or full.test.accuracy <= full.frozen.accuracy
+            else f"{100 * gain / (full.test.accuracy - full.frozen.accuracy):.0f} %"
+        )
+        summary.add_row(
+            name,
+            str(r.rank),
+            f"{r.trainable:,}",
+            f"{100 * r.trainable / r.parameters:.2f}",
+            _pct(r.test.accuracy),
+            recovered,
+        )
     console.print(summary)
     console.print(f"wrote [bold]{out}[/]")

@@ -99,9 +99,16 @@ class AdaptedLayer(nn.Module):
         self.lora_B: nn.Linear | nn.Conv2d
         if isinstance(base, nn.Conv2d):
             self.lora_A = skip_init(
-                nn.Conv2d, base.in_channels, r, base.kernel_size, base.stride, base.padding,
-                base.dilation, padding_mode=base.padding_mode, **kw,
-            )  # fmt: skip
+                nn.Conv2d,
+                base.in_channels,
+                r,
+                base.kernel_size,
+                base.stride,
+                base.padding,
+                base.dilation,
+                padding_mode=base.padding_mode,
+                **kw,
+            )
             self.lora_B = skip_init(nn.Conv2d, r, d_out, 1, **kw)
         else:
             self.lora_A = skip_init(nn.Linear, d_in, r, **kw)

@@ -87,8 +87,10 @@ class ResNet(nn.Module):
         stages, c_in = [], widths[0]
         for i, (width, n) in enumerate(zip(widths, blocks)):
             stride = 1 if i == 0 else 2
-            stage = [BasicBlock(c_in if j == 0 else width, width, stride if j == 0 else 1, groups)
-                     for j in range(n)]  # fmt: skip
+            stage = [
+                BasicBlock(c_in if j == 0 else width, width, stride if j == 0 else 1, groups)
+                for j in range(n)
+            ]
             stages.append(nn.Sequential(*stage))
             c_in = width
         self.stages = nn.Sequential(*stages)
@@ -225,8 +227,17 @@ def build_backbone(
     if cfg.arch == "resnet":
         return ResNet(in_channels, num_classes, cfg.widths, cfg.blocks, cfg.groups, cfg.dropout)
     if cfg.arch == "vit":
-        return ViT(in_channels, num_classes, image_size, cfg.patch, cfg.dim, cfg.depth, cfg.heads,
-                   cfg.mlp_ratio, cfg.dropout)  # fmt: skip
+        return ViT(
+            in_channels,
+            num_classes,
+            image_size,
+            cfg.patch,
+            cfg.dim,
+            cfg.depth,
+            cfg.heads,
+            cfg.mlp_ratio,
+            cfg.dropout,
+        )
     raise ValueError(f"unknown arch {cfg.arch!r}: expected 'resnet' or 'vit'")
 
 

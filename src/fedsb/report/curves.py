@@ -20,8 +20,12 @@ def training_curve(rows: Sequence[dict[str, Any]], out: str | Path, title: str =
     ax_loss.set_ylabel("cross-entropy")
     ax_acc.plot(x, [100 * r["train_acc"] for r in epochs], "o-", label="train")
     ax_acc.plot(x, [100 * r["val_acc"] for r in epochs], "s-", label="validation")
-    ax_acc.plot(x, [100 * (r.get("val_acc_snr_ge_10") or 0) for r in epochs], "^--",
-                label="validation, SNR ≥ 10 dB")  # fmt: skip
+    ax_acc.plot(
+        x,
+        [100 * (r.get("val_acc_snr_ge_10") or 0) for r in epochs],
+        "^--",
+        label="validation, SNR ≥ 10 dB",
+    )
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy (%)")
     for ax in (ax_loss, ax_acc):

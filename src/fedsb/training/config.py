@@ -15,10 +15,12 @@ SOURCE_GENERATOR = GeneratorConfig(
     pulse=PulseConfig(sps=(4.0, 12.0)),
     fading=FadingConfig(enabled=False),
     impairments=ImpairmentsConfig(
-        cfo=(-0.001, 0.001), phase_noise=(0.0, 0.002),
-        iq_amplitude_db=(-0.2, 0.2), iq_phase_deg=(-1.0, 1.0),
+        cfo=(-0.001, 0.001),
+        phase_noise=(0.0, 0.002),
+        iq_amplitude_db=(-0.2, 0.2),
+        iq_phase_deg=(-1.0, 1.0),
     ),
-)  # fmt: skip
+)
 
 #: Target domain: what clients see (the generator defaults): Rayleigh/Rician multipath with
 #: Doppler, +-0.01 cycles/sample carrier offset, IQ imbalance, phase noise, SNR -10..20 dB.
@@ -49,8 +51,9 @@ class TrainConfig:
 class PretrainConfig:
     """``fedsb pretrain``: a backbone trained from scratch on the source domain."""
 
-    data: DataConfig = field(default_factory=lambda: DataConfig(per_class=2000,
-                                                                generator=SOURCE_GENERATOR))  # fmt: skip
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(per_class=2000, generator=SOURCE_GENERATOR)
+    )
     val_per_class: int = 100
     test_per_class: int = 200
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -61,13 +64,15 @@ class PretrainConfig:
 class FinetuneConfig:
     """``fedsb finetune``: adapt a pretrained backbone to the target domain (centralized)."""
 
-    data: DataConfig = field(default_factory=lambda: DataConfig(per_class=1000, seed=1,
-                                                                generator=TARGET_GENERATOR))  # fmt: skip
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(per_class=1000, seed=1, generator=TARGET_GENERATOR)
+    )
     val_per_class: int = 100
     test_per_class: int = 300
     # a pretrain config (its checkpoint is cached by config hash, trained when missing),
     # a run directory holding model.safetensors, or a .safetensors file
     pretrained: str = "configs/pretrain.toml"
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, lr=3e-3,
-                                                                   weight_decay=0.0))  # fmt: skip
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=8, lr=3e-3, weight_decay=0.0)
+    )

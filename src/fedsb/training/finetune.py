@@ -48,8 +48,9 @@ def resolve_pretrained(spec: str, cache_dir: Path | None, reporter: Reporter) ->
             return run / MODEL_FILE
         reporter.info(f"no cached backbone for {path}: pretraining into {run}")
         return pretrain(cfg, run, cache_dir, reporter).checkpoint
-    raise ConfigError(f"pretrained = {spec!r}: expected a run directory, a .safetensors file "
-                      "or a pretrain .toml")  # fmt: skip
+    raise ConfigError(
+        f"pretrained = {spec!r}: expected a run directory, a .safetensors file or a pretrain .toml"
+    )
 
 
 def load_backbone(checkpoint: Path, cfg: FinetuneConfig) -> tuple[nn.Module, dict]:
@@ -58,12 +59,16 @@ def load_backbone(checkpoint: Path, cfg: FinetuneConfig) -> tuple[nn.Module, dic
     if meta.get("kind") != "backbone":
         raise ConfigError(f"{checkpoint}: not a pretrained backbone checkpoint")
     if meta["images"] != to_dict(cfg.data.images):
-        raise ConfigError(f"{checkpoint}: the backbone was trained on other images "
-                          f"({meta['images']}) than data.images")  # fmt: skip
-    model_cfg = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v
-                               for k, v in meta["model"].items()})  # fmt: skip
-    model = build_backbone(model_cfg, meta["in_channels"], len(meta["class_names"]),
-                           meta["image_size"])  # fmt: skip
+        raise ConfigError(
+            f"{checkpoint}: the backbone was trained on other images "
+            f"({meta['images']}) than data.images"
+        )
+    model_cfg = ModelConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()}
+    )
+    model = build_backbone(
+        model_cfg, meta["in_channels"], len(meta["class_names"]), meta["image_size"]
+    )
     model.load_state_dict(state)
     return model, meta
 
@@ -86,8 +91,12 @@ class FinetuneResult:
     test: Evaluation
 
 
-def finetune(cfg: FinetuneConfig, out: str | Path, cache_dir: Path | None = None,
-             reporter: Reporter | None = None) -> FinetuneResult:  # fmt: skip
+def finetune(
+    cfg: FinetuneConfig,
+    out: str | Path,
+    cache_dir: Path | None = None,
+    reporter: Reporter | None = None,
+) -> FinetuneResult:
     """Fine-tune with ``cfg.adapter.method`` on the target domain; evaluate on its test split."""
     reporter = reporter or SilentReporter()
     set_threads(cfg.train)
@@ -104,23 +113,43 @@ def finetune(cfg: FinetuneConfig, out: str | Path, cache_dir: Path | None = None
     torch.manual_seed(cfg.train.seed)
     apply_adapters(model, cfg.adapter)
     if cfg.adapter.method == "lora-sb":
-        batches = init_batches(splits["train"], cfg.adapter.init_samples, cfg.train.batch_size,
-                               cfg.adapter.init_seed)  # fmt: skip
+        batches = init_batches(
+            splits["train"], cfg.adapter.init_samples, cfg.train.batch_size, cfg.adapter.init_seed
+        )
         init_lora_sb(model, estimate_weight_gradients(model, batches), cfg.adapter.init_lr)
     trainable = count_trainable(model)
-    reporter.info(f"{cfg.adapter.method} r={cfg.adapter.rank}: {trainable:,} of {n_params:,} "
-                  f"parameters train ({100 * trainable / n_params:.2f} %)")  # fmt: skip
+    reporter.info(
+        f"{cfg.adapter.method} r={cfg.adapter.rank}: {trainable:,} of {n_params:,} "
+        f"parameters train ({100 * trainable / n_params:.2f} %)"
+    )
     steps = cfg.train.epochs * len(splits["train"])
     with reporter.task(f"fine-tuning ({cfg.adapter.method})", steps) as advance:
-        fit(model, trainable_parameters(model), splits["train"], splits["val"], cfg.train,
-            on_epoch=lambda row: run.log(stage="finetune", **row), on_step=advance)  # fmt: skip
+        fit(
+            model,
+            trainable_parameters(model),
+            splits["train"],
+            splits["val"],
+            cfg.train,
+            on_epoch=lambda row: run.log(stage="finetune", **row),
+            on_step=advance,
+        )
     test = evaluate(predict(model, splits["test"]), splits["test"])
-    run.log(stage="test", method=cfg.adapter.method, rank=cfg.adapter.rank, trainable=trainable,
-            parameters=n_params, **test.as_dict("test"))  # fmt: skip
+    run.log(
+        stage="test",
+        method=cfg.adapter.method,
+        rank=cfg.adapter.rank,
+        trainable=trainable,
+        parameters=n_params,
+        **test.as_dict("test"),
+    )
     meta = {**meta, "kind": "adapted", "adapter": to_dict(cfg.adapter)}
     save_checkpoint(run.path / MODEL_FILE, model.state_dict(), meta)
     save_checkpoint(run.path / ADAPTER_FILE, adapter_state(model), meta)
-    training_curve(run.rows(), run.figure("training_curve.png"),
-                   title=f"fine-tuning ({cfg.adapter.method}, r={cfg.adapter.rank}, target)")  # fmt: skip
-    return FinetuneResult(run.path, cfg.adapter.method, cfg.adapter.rank, trainable, n_params,
-                          frozen, test)  # fmt: skip
+    training_curve(
+        run.rows(),
+        run.figure("training_curve.png"),
+        title=f"fine-tuning ({cfg.adapter.method}, r={cfg.adapter.rank}, target)",
+    )
+    return FinetuneResult(
+        run.path, cfg.adapter.method, cfg.adapter.rank, trainable, n_params, frozen, test
+    )

@@ -59,8 +59,9 @@ class ImageSet:
 
     def subset(self, index: torch.Tensor | np.ndarray) -> ImageSet:
         index = torch.as_tensor(index, dtype=torch.long)
-        return ImageSet(self.images[index], self.labels[index], self.snr_db[index],
-                        self.class_names)  # fmt: skip
+        return ImageSet(
+            self.images[index], self.labels[index], self.snr_db[index], self.class_names
+        )
 
 
 def images_from_records(records: RecordSet, data: DataConfig) -> ImageSet:
@@ -95,18 +96,31 @@ def load_or_build(
             meta = handle.metadata()
         if progress:
             progress(len(tensors["labels"]))
-        return ImageSet(tensors["images"], tensors["labels"], tensors["snr_db"],
-                        tuple(json.loads(meta["class_names"])))  # fmt: skip
+        return ImageSet(
+            tensors["images"],
+            tensors["labels"],
+            tensors["snr_db"],
+            tuple(json.loads(meta["class_names"])),
+        )
     n_workers = (os.cpu_count() or 1) if workers == 0 else workers
-    records = generate(data.generator, data.classes, data.per_class, data.seed,
-                       workers=n_workers, progress=progress)  # fmt: skip
+    records = generate(
+        data.generator,
+        data.classes,
+        data.per_class,
+        data.seed,
+        workers=n_workers,
+        progress=progress,
+    )
     result = images_from_records(records, data)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path(path, ".safetensors")
         tensors = {"images": result.images, "labels": result.labels, "snr_db": result.snr_db}
-        save_file(tensors, str(tmp), metadata={"class_names": json.dumps(result.class_names),
-                                                "config_hash": key})  # fmt: skip
+        save_file(
+            tensors,
+            str(tmp),
+            metadata={"class_names": json.dumps(result.class_names), "config_hash": key},
+        )
         tmp.replace(path)
         log.info("cached %d images at %s", len(result), path)
     return result

@@ -37,9 +37,15 @@ def make_optimizer(params: Sequence[nn.Parameter], cfg: TrainConfig, total_steps
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def train_epoch(model: nn.Module, data: ImageSet, opt: torch.optim.Optimizer, sched, cfg: TrainConfig,
-                generator: torch.Generator,
-                on_step: Callable[[int], None] | None = None) -> dict[str, float]:  # fmt: skip
+def train_epoch(
+    model: nn.Module,
+    data: ImageSet,
+    opt: torch.optim.Optimizer,
+    sched,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    on_step: Callable[[int], None] | None = None,
+) -> dict[str, float]:
     """One pass over ``data`` in a seeded random order; returns mean loss and accuracy."""
     model.train()
     order = torch.randperm(len(data), generator=generator)
@@ -64,8 +70,10 @@ def train_epoch(model: nn.Module, data: ImageSet, opt: torch.optim.Optimizer, sc
 def predict(model: nn.Module, data: ImageSet, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """Logits (N, K) in eval mode."""
     model.eval()
-    out = [model(data.batch(torch.arange(s, min(s + batch_size, len(data))))[0])
-           for s in range(0, len(data), batch_size)]  # fmt: skip
+    out = [
+        model(data.batch(torch.arange(s, min(s + batch_size, len(data))))[0])
+        for s in range(0, len(data), batch_size)
+    ]
     return torch.cat(out) if out else torch.zeros(0, len(data.class_names))
 
 
@@ -81,9 +89,12 @@ class Evaluation:
     snr_counts: tuple[int, ...]
 
     def as_dict(self, prefix: str) -> dict[str, object]:
-        return {f"{prefix}_loss": self.loss, f"{prefix}_acc": self.accuracy,
-                f"{prefix}_acc_snr_ge_10": self.accuracy_high_snr,
-                f"{prefix}_acc_by_snr": dict(zip(self.snr_labels, self.snr_accuracy))}  # fmt: skip
+        return {
+            f"{prefix}_loss": self.loss,
+            f"{prefix}_acc": self.accuracy,
+            f"{prefix}_acc_snr_ge_10": self.accuracy_high_snr,
+            f"{prefix}_acc_by_snr": dict(zip(self.snr_labels, self.snr_accuracy)),
+        }
 
 
 def evaluate(logits: torch.Tensor, data: ImageSet) -> Evaluation:
@@ -111,9 +122,15 @@ def evaluate(logits: torch.Tensor, data: ImageSet) -> Evaluation:
     )
 
 
-def fit(model: nn.Module, params: Sequence[nn.Parameter], train: ImageSet, val: ImageSet,
-        cfg: TrainConfig, on_epoch: Callable[[dict[str, object]], None] | None = None,
-        on_step: Callable[[int], None] | None = None) -> list[dict[str, object]]:  # fmt: skip
+def fit(
+    model: nn.Module,
+    params: Sequence[nn.Parameter],
+    train: ImageSet,
+    val: ImageSet,
+    cfg: TrainConfig,
+    on_epoch: Callable[[dict[str, object]], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> list[dict[str, object]]:
     """Train ``params`` of ``model`` for ``cfg.epochs``; returns one metrics row per epoch."""
     steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
     opt, sched = make_optimizer(params, cfg, steps)

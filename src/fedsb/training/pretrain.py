@@ -25,8 +25,13 @@ def set_threads(cfg: TrainConfig) -> None:
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
 
 
-def build_splits(data: DataConfig, val_per_class: int, test_per_class: int, cache_dir: Path | None,
-                 reporter: Reporter) -> dict[str, ImageSet]:  # fmt: skip
+def build_splits(
+    data: DataConfig,
+    val_per_class: int,
+    test_per_class: int,
+    cache_dir: Path | None,
+    reporter: Reporter,
+) -> dict[str, ImageSet]:
     """Train/val/test ImageSets, each from its own seed (cached by config hash)."""
     sizes = {"train": data.per_class, "val": val_per_class, "test": test_per_class}
     splits = {}
@@ -46,8 +51,12 @@ class PretrainResult:
     test: Evaluation
 
 
-def pretrain(cfg: PretrainConfig, out: str | Path, cache_dir: Path | None = None,
-             reporter: Reporter | None = None) -> PretrainResult:  # fmt: skip
+def pretrain(
+    cfg: PretrainConfig,
+    out: str | Path,
+    cache_dir: Path | None = None,
+    reporter: Reporter | None = None,
+) -> PretrainResult:
     """Generate the source-domain splits, train ``cfg.model`` on them, save the checkpoint."""
     reporter = reporter or SilentReporter()
     set_threads(cfg.train)
@@ -62,14 +71,30 @@ def pretrain(cfg: PretrainConfig, out: str | Path, cache_dir: Path | None = None
     reporter.info(f"{cfg.model.arch}: {n_params:,} parameters, {len(train):,} training records")
     steps = cfg.train.epochs * len(train)
     with reporter.task("pretraining", steps) as advance:
-        fit(model, list(model.parameters()), train, splits["val"], cfg.train,
-            on_epoch=lambda row: run.log(stage="pretrain", **row), on_step=advance)  # fmt: skip
+        fit(
+            model,
+            list(model.parameters()),
+            train,
+            splits["val"],
+            cfg.train,
+            on_epoch=lambda row: run.log(stage="pretrain", **row),
+            on_step=advance,
+        )
     test = evaluate(predict(model, splits["test"]), splits["test"])
     run.log(stage="test", **test.as_dict("test"))
-    meta = {"kind": "backbone", "model": to_dict(cfg.model), "in_channels": channels,
-            "image_size": size, "class_names": list(train.class_names),
-            "images": to_dict(cfg.data.images), "config_hash": config_hash(cfg)}  # fmt: skip
+    meta = {
+        "kind": "backbone",
+        "model": to_dict(cfg.model),
+        "in_channels": channels,
+        "image_size": size,
+        "class_names": list(train.class_names),
+        "images": to_dict(cfg.data.images),
+        "config_hash": config_hash(cfg),
+    }
     checkpoint = save_checkpoint(run.path / MODEL_FILE, model.state_dict(), meta)
-    training_curve(run.rows(), run.figure("training_curve.png"),
-                   title=f"pretraining ({cfg.model.arch}, source domain)")  # fmt: skip
+    training_curve(
+        run.rows(),
+        run.figure("training_curve.png"),
+        title=f"pretraining ({cfg.model.arch}, source domain)",
+    )
     return PretrainResult(run.path, checkpoint, n_params, test)

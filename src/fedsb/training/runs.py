@@ -1,4 +1,4 @@
-"""Run directories: resolved config, metrics.jsonl, safetensors checkpoints, all written atomically."""
+"""Run directories: resolved config, metrics.jsonl, checkpoints (safetensors), atomic writes."""
 
 from __future__ import annotations
 
