@@ -14,12 +14,21 @@ from fedsb.training.pretrain import pretrain
 from fedsb.training.reporter import SilentReporter
 from fedsb.training.runs import MODEL_FILE, load_checkpoint
 
-TINY_DATA = ["data.classes='bpsk,qpsk,gfsk'", "data.per_class=24", "data.generator.length=256",
-             "data.images.size=16", "data.images.channels='spectrogram,constellation_comp'",
-             "val_per_class=8", "test_per_class=8", "train.epochs=1", "train.batch_size=16",
-             "train.threads=1"]  # fmt: skip
-TINY_PRE = apply_overrides(PretrainConfig(), [*TINY_DATA, "model.widths=[8, 16]",
-                                              "model.blocks=[1, 1]"])  # fmt: skip
+TINY_DATA = [
+    "data.classes='bpsk,qpsk,gfsk'",
+    "data.per_class=24",
+    "data.generator.length=256",
+    "data.images.size=16",
+    "data.images.channels='spectrogram,constellation_comp'",
+    "val_per_class=8",
+    "test_per_class=8",
+    "train.epochs=1",
+    "train.batch_size=16",
+    "train.threads=1",
+]
+TINY_PRE = apply_overrides(
+    PretrainConfig(), [*TINY_DATA, "model.widths=[8, 16]", "model.blocks=[1, 1]"]
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +52,10 @@ def test_pretrain_writes_config_metrics_checkpoint_and_figure(pretrained):
 
 def test_finetune_lora_sb_trains_only_r_and_head_and_reloads(pretrained, tmp_path):
     root, result = pretrained
-    cfg = apply_overrides(FinetuneConfig(), [*TINY_DATA, f"pretrained='{root / 'pre'}'",
-                                             "adapter.rank=4", "adapter.init_samples=16"])  # fmt: skip
+    cfg = apply_overrides(
+        FinetuneConfig(),
+        [*TINY_DATA, f"pretrained='{root / 'pre'}'", "adapter.rank=4", "adapter.init_samples=16"],
+    )
     out = finetune(cfg, tmp_path / "ft", cache_dir=root / "cache")
     assert out.method == "lora-sb" and 0 < out.trainable < out.parameters
     adapters, _ = load_checkpoint(tmp_path / "ft" / ADAPTER_FILE)
