@@ -7,7 +7,7 @@ can be read off directly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -122,6 +122,7 @@ def finetune(
         f"{cfg.adapter.method} r={cfg.adapter.rank}: {trainable:,} of {n_params:,} "
         f"parameters train ({100 * trainable / n_params:.2f} %)"
     )
+    train_cfg = replace(cfg.train, lr=cfg.full_lr) if cfg.adapter.method == "full" else cfg.train
     steps = cfg.train.epochs * len(splits["train"])
     with reporter.task(f"fine-tuning ({cfg.adapter.method})", steps) as advance:
         fit(
@@ -129,7 +130,7 @@ def finetune(
             trainable_parameters(model),
             splits["train"],
             splits["val"],
-            cfg.train,
+            train_cfg,
             on_epoch=lambda row: run.log(stage="finetune", **row),
             on_step=advance,
         )
