@@ -117,7 +117,7 @@ def main() -> None:
     ]
     for name, t1, tall in rows:
         table.add_row(name, f"{n / t1:,.0f}", f"{n / tall:,.0f}", f"{t1 / tall:.2f}x")
-    console = Console()
+    console = Console(width=160)
     console.print(table)
     per_core = n / (t_gen1 + t_img1)
     console.print(f"generation + images per core: {per_core:,.0f} records/s (target >= 6,000)")

@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    console = Console()
+    console = Console(width=160)
     records = {
         "train": generate(TARGET_GENERATOR, "rml2016", args.per_class, seed=args.seed),
         "val": generate(TARGET_GENERATOR, "rml2016", args.test_per_class // 2, seed=args.seed + 1),

@@ -107,7 +107,7 @@ def main() -> None:
             f"{r['bytes']:,}",
             f"{r['bytes'] / full['bytes']:.4f}",
         )
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 if __name__ == "__main__":

@@ -101,9 +101,9 @@ def finetune(
     reporter = reporter or SilentReporter()
     set_threads(cfg.train)
     checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter)
+    model, meta = load_backbone(checkpoint, cfg)  # fail before anything is written
     run = RunDir(out)
     run.save_config(cfg)
-    model, meta = load_backbone(checkpoint, cfg)
     splits = build_splits(cfg.data, cfg.val_per_class, cfg.test_per_class, cache_dir, reporter)
     if splits["train"].class_names != tuple(meta["class_names"]):
         raise ConfigError("data.classes differ from the classes the backbone was trained on")

@@ -1,0 +1,38 @@
+"""`fedsb model info`, `pretrain`, `finetune`: output and bad input (exit code 2, one line)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .test_data_cli import run
+
+
+def test_model_info_lists_layers_and_every_method(capsys):
+    code, out, _ = run(["model", "info", "--rank", "4"], capsys)
+    assert code == 0
+    assert "stem.conv" in out and "head" in out
+    for method in ("lora-sb", "lora", "ffa-lora", "full", "head-only"):
+        assert method in out
+    assert "1,230,667" in out  # the default ResNet, as the README states
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["finetune", "--method", "bogus", "--out", "x"], "'bogus' is not one of"),
+        (["finetune", "--pretrained", "nowhere.bin", "--out", "x"], "expected a run directory"),
+        (
+            ["finetune", "--pretrained", "missing_dir/model.safetensors", "--out", "x"],
+            "no such checkpoint",
+        ),
+        (["pretrain", "--out", "x", "--set", "model.arch='cnn'"], "model.arch: 'cnn'"),
+        (["pretrain", "--out", "x", "--set", "train.epochs=0"], "epochs and batch_size"),
+        (["model", "info", "--config", "missing.toml"], "missing.toml"),
+    ],
+)
+def test_bad_training_input_is_one_line_exit_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and message in lines[0], err
