@@ -23,7 +23,7 @@ demo: $(STAMP)
 		--per-class 200 --seed 0 --workers 0 --out $(DEMO)/data.npz
 	$(BIN)/fedsb data preview $(DEMO)/data.npz --out $(DEMO)/preview.png
 	$(BIN)/fedsb model info --config configs/finetune.toml
-	$(BIN)/fedsb finetune --config configs/finetune.toml --method lora-sb,full,head-only \
+	$(BIN)/fedsb finetune --config configs/finetune.toml --method lora-sb,full \
 		--out $(DEMO)/finetune
 
 bench: $(STAMP)

@@ -34,6 +34,7 @@ def measure(method: str, arch: str, rank: int, batch: int, steps: int, threads: 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = build_backbone(ModelConfig(arch=arch), 8, 11, 32)
+    total = count_parameters(model)  # the backbone's own parameters, before adapters
     cfg = AdapterConfig(method=method, rank=rank)
     apply_adapters(model, cfg)
     x, y = torch.rand(batch, 8, 32, 32), torch.randint(0, 11, (batch,))
@@ -56,7 +57,7 @@ def measure(method: str, arch: str, rank: int, batch: int, steps: int, threads: 
         "step_ms": 1000 * statistics.median(times),
         "peak_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024,
         "trained": count_trainable(model),
-        "total": count_parameters(model),
+        "total": total,
         "bytes": sum(t.numel() * t.element_size() for t in state.values()),
     }
 
