@@ -1,4 +1,4 @@
-"""Models: image backbones (ResNet, ViT), the raw-IQ baseline (IQCNN), and their configs.
+"""Models: image backbones (ResNet, ViT), the raw-IQ baseline (IQCNN), adapters, configs.
 
 Exports load lazily on first access, so importing ``fedsb.models.config`` (done by every config
 loader) does not import torch. To export a name, add one ``name: module`` line to ``_EXPORTS``.
@@ -23,6 +23,21 @@ _EXPORTS = {
     # raw-IQ baseline
     "IQCNN": "iq_cnn",
     "iq_to_tensor": "iq_cnn",
+    # adapters
+    "AdaptedLayer": "adapters",
+    "AdapterStateError": "adapters",
+    "adapter_state": "adapters",
+    "apply_adapters": "adapters",
+    "count_trainable": "adapters",
+    "load_adapter_state": "adapters",
+    "merge": "adapters",
+    "trainable_parameters": "adapters",
+    # LoRA-SB initialisation
+    "estimate_weight_gradients": "lora_sb_init",
+    "init_lora_sb": "lora_sb_init",
+    "initialize_lora_sb": "lora_sb_init",
+    "lora_sb_basis": "lora_sb_init",
+    "load_lora_sb_basis": "lora_sb_init",
 }
 
 __all__ = sorted(_EXPORTS)
