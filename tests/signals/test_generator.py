@@ -89,6 +89,8 @@ def test_output_does_not_depend_on_workers():
     a = generate(cfg, "all", per_class=11, seed=5, workers=1, chunk=256)
     b = generate(cfg, "all", per_class=11, seed=5, workers=2, chunk=256)  # two tasks, 2 procs
     _same(a, b)
+    c = generate(cfg, "all", per_class=11, seed=5, workers=0, chunk=256)  # 0: one per core
+    _same(a, c)
 
 
 def test_progress_reports_every_record_once():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -111,13 +110,12 @@ def generate(
         if value is not None:
             sets.append(f"{key}={value}")
     cfg = load_config(DataConfig, config, sets)
-    n_workers = (os.cpu_count() or 1) if workers == 0 else workers
     from ..signals.classes import resolve_classes
 
     total = len(resolve_classes(cfg.classes)) * cfg.per_class
     with progress_bar("generating", total) as advance:
         records = run_generator(
-            cfg.generator, cfg.classes, cfg.per_class, cfg.seed, workers=n_workers, progress=advance
+            cfg.generator, cfg.classes, cfg.per_class, cfg.seed, workers=workers, progress=advance
         )
     written = save_records(records, out, fmt)
     print_class_snr_table(records, f"{len(records)} records x {records.length} samples")

@@ -9,6 +9,7 @@ nor on the number of worker processes.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -155,7 +156,8 @@ def generate(
         classes: a class-set name (``rml2016``, ``all``), a comma list or a sequence of names.
         per_class: records per class.
         seed: the whole set is a function of (config, classes, per_class, seed).
-        workers: worker processes (1: in this process); the output does not depend on it.
+        workers: worker processes (1: in this process, 0: one per core); the output does not
+            depend on it.
         chunk: records per task, rounded to whole blocks (default: about four tasks per
             worker, at most 4096 records each).
         progress: called with the number of records finished after each task.
@@ -164,6 +166,8 @@ def generate(
     if per_class < 0:
         raise ValueError("per_class must be >= 0")
     labels = balanced_labels(len(names), per_class, seed)
+    if workers == 0:
+        workers = os.cpu_count() or 1
     if chunk is None:
         chunk = min(4096, -(-len(labels) // (4 * max(workers, 1))))
     step = max(1, -(-chunk // BLOCK)) * BLOCK

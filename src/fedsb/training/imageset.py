@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from ..config import config_hash
 from ..data_config import DataConfig
 from ..images import to_images
 from ..io.cache import temp_path
-from ..signals import RecordSet, generate, resolve_classes
+from ..signals import RecordSet, generate
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +101,12 @@ def load_or_build(
             tensors["snr_db"],
             tuple(json.loads(meta["class_names"])),
         )
-    n_workers = (os.cpu_count() or 1) if workers == 0 else workers
     records = generate(
         data.generator,
         data.classes,
         data.per_class,
         data.seed,
-        workers=n_workers,
+        workers=workers,
         progress=progress,
     )
     result = images_from_records(records, data)
@@ -124,9 +122,3 @@ def load_or_build(
         tmp.replace(path)
         log.info("cached %d images at %s", len(result), path)
     return result
-
-
-def split_sizes(data: DataConfig, val_per_class: int, test_per_class: int) -> dict[str, int]:
-    """Records per split (train uses ``data.per_class``)."""
-    k = len(resolve_classes(data.classes))
-    return {"train": data.per_class * k, "val": val_per_class * k, "test": test_per_class * k}
