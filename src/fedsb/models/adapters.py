@@ -294,17 +294,16 @@ def _names(keys: Sequence[str], limit: int = 5) -> str:
     return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def load_checked(
+def check_state(
     targets: Mapping[str, torch.Tensor],
-    state: Mapping[str, torch.Tensor],
+    state: Mapping[str, Any],
     strict: bool = True,
     what: str = "adapter state",
 ) -> None:
-    """Validate every entry of ``state`` against ``targets``, then copy it in place.
+    """Raise AdapterStateError (one line naming the key) unless ``state`` fits ``targets``.
 
-    Nothing is copied unless all checks pass, so a bad message from a client leaves the model as
-    it was. Unexpected keys always raise (they mean another method or other targets); missing keys
-    raise when ``strict``. Each error is one line naming the key.
+    Unexpected keys always raise (they mean another method or other targets); missing keys raise
+    when ``strict``; every value must be a finite tensor of the target's shape and dtype.
     """
     unexpected = sorted(set(state) - set(targets))
     if unexpected:
@@ -326,6 +325,17 @@ def load_checked(
         if (value.is_floating_point() or value.is_complex()) and not torch.isfinite(value).all():
             nan, inf = int(value.isnan().sum()), int(value.isinf().sum())
             raise AdapterStateError(f"{what}: key {key!r}: {nan} NaN and {inf} Inf values")
+
+
+def load_checked(
+    targets: Mapping[str, torch.Tensor],
+    state: Mapping[str, torch.Tensor],
+    strict: bool = True,
+    what: str = "adapter state",
+) -> None:
+    """``check_state``, then copy every entry in place: a bad message from a client leaves the
+    model as it was."""
+    check_state(targets, state, strict, what)
     with torch.no_grad():
         for key, value in state.items():
             targets[key].copy_(value)

@@ -82,8 +82,8 @@ def stream(seed: int, block: int, purpose: str, extra: int = 0) -> np.random.Gen
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
 
-def balanced_labels(n_classes: int, per_class: int, seed: int) -> np.ndarray:
-    """Shuffled labels with exactly ``per_class`` of each class."""
+def balanced_labels(n_classes: int, per_class: int | Sequence[int], seed: int) -> np.ndarray:
+    """Shuffled labels with exactly ``per_class`` of each class (or ``per_class[c]`` of class c)."""
     labels = np.repeat(np.arange(n_classes, dtype=np.int64), per_class)
     return stream(seed, -1 % (1 << 32), "labels").permutation(labels)
 
@@ -143,7 +143,7 @@ def _run_blocks(args: tuple) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 def generate(
     config: GeneratorConfig,
     classes: str | Sequence[str] = "rml2016",
-    per_class: int = 100,
+    per_class: int | Sequence[int] = 100,
     seed: int = 0,
     workers: int = 1,
     chunk: int | None = None,
@@ -154,7 +154,7 @@ def generate(
     Args:
         config: ranges of every per-record parameter.
         classes: a class-set name (``rml2016``, ``all``), a comma list or a sequence of names.
-        per_class: records per class.
+        per_class: records per class, or one count per class (label-skewed client sets).
         seed: the whole set is a function of (config, classes, per_class, seed).
         workers: worker processes (1: in this process, 0: one per core); the output does not
             depend on it.
@@ -163,8 +163,13 @@ def generate(
         progress: called with the number of records finished after each task.
     """
     names = resolve_classes(classes if isinstance(classes, str) else tuple(classes))
-    if per_class < 0:
-        raise ValueError("per_class must be >= 0")
+    if isinstance(per_class, int | np.integer):
+        if per_class < 0:
+            raise ValueError("per_class must be >= 0")
+    else:
+        per_class = [int(n) for n in per_class]
+        if len(per_class) != len(names) or min(per_class, default=0) < 0:
+            raise ValueError(f"per_class: expected {len(names)} counts >= 0, got {per_class}")
     labels = balanced_labels(len(names), per_class, seed)
     if workers == 0:
         workers = os.cpu_count() or 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -85,9 +85,13 @@ def load_or_build(
     cache_dir: Path | None,
     workers: int = 0,
     progress: Callable[[int], None] | None = None,
+    counts: Sequence[int] | None = None,
 ) -> ImageSet:
-    """Images for ``data`` from the cache (keyed by the config hash), else generated and cached."""
-    key = config_hash(data)
+    """Images for ``data`` from the cache (keyed by the config hash), else generated and cached.
+
+    ``counts`` (one per class) replaces ``data.per_class``: a label-skewed client set.
+    """
+    key = config_hash(data if counts is None else (data, [int(n) for n in counts]))
     path = None if cache_dir is None else Path(cache_dir) / f"images-{key}.safetensors"
     if path is not None and path.exists():
         tensors = load_file(str(path))
@@ -104,7 +108,7 @@ def load_or_build(
     records = generate(
         data.generator,
         data.classes,
-        data.per_class,
+        data.per_class if counts is None else counts,
         data.seed,
         workers=workers,
         progress=progress,

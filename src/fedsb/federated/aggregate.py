@@ -1,0 +1,179 @@
+"""Server-side pure functions: check a client update, aggregate updates, apply a server optimiser.
+
+Every method aggregates the same way: each key the clients send is combined on its own
+(weighted mean, coordinate-wise median or trimmed mean). What differs is what the clients send:
+
+* ``fedsb``: R of every LoRA-SB layer and the head. B and A are the same on every client for
+  the whole run, so mean_i(B R_i A) = B mean_i(R_i) A: averaging R is averaging the updates.
+* ``fedit``: A and B of every LoRA layer. mean(B_i) mean(A_i) != mean(B_i A_i): inexact.
+* ``ffa``: B only (A frozen and shared), exact like fedsb but with r (d_in + ...) numbers.
+* ``fedavg``: every weight. ``head-only``: the head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatch
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from ..models.adapters import AdapterStateError, check_state
+
+State = dict[str, torch.Tensor]
+
+#: Key patterns each method may send (besides the head, which trains in every method).
+METHOD_KEYS = {
+    "fedsb": ("*.lora_R.weight",),
+    "fedit": ("*.lora_A.weight", "*.lora_B.weight"),
+    "ffa": ("*.lora_B.weight",),
+    "fedavg": ("*",),
+    "head-only": (),
+    "centralized": ("*.lora_R.weight",),
+}
+
+
+def serialize(state: Mapping[str, torch.Tensor]) -> bytes:
+    """The bytes a client or server sends: a safetensors blob (header + raw little-endian data)."""
+    return st_save({k: v.detach().contiguous() for k, v in state.items()})
+
+
+def deserialize(blob: bytes) -> State:
+    return st_load(blob)
+
+
+def payload_bytes(state: Mapping[str, torch.Tensor]) -> int:
+    """Measured size of ``serialize(state)``: what one transfer of this state costs."""
+    return len(serialize(state))
+
+
+def parameter_count(state: Mapping[str, torch.Tensor]) -> int:
+    return sum(v.numel() for v in state.values())
+
+
+def method_keys_ok(method: str, keys: Sequence[str]) -> list[str]:
+    """Keys that ``method`` must not send (empty when all are allowed)."""
+    allowed = (*METHOD_KEYS[method], "head.*")
+    return [k for k in keys if not any(fnmatch(k, p) for p in allowed)]
+
+
+def update_norm(update: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor]) -> float:
+    """L2 norm of (update - reference) over every key: how far a client moved the model."""
+    total = sum(float((update[k].double() - reference[k].double()).pow(2).sum()) for k in reference)
+    return total**0.5
+
+
+def check_update(
+    update: Mapping[str, object], reference: Mapping[str, torch.Tensor], norm_bound: float = 0.0
+) -> str | None:
+    """Why ``update`` must be left out of the round, or None when it is acceptable.
+
+    Wrong or missing keys, wrong shapes or dtypes, NaN/Inf, and (``norm_bound`` > 0) an update
+    whose distance from the global state exceeds the bound.
+    """
+    try:
+        check_state(reference, update, strict=True, what="update")
+    except AdapterStateError as exc:
+        return str(exc)
+    if norm_bound > 0:
+        norm = update_norm(update, reference)  # type: ignore[arg-type]
+        if norm > norm_bound:
+            return f"update norm {norm:.3g} exceeds the bound {norm_bound:.3g}"
+    return None
+
+
+def _trimmed_mean(stack: torch.Tensor, trim: float) -> torch.Tensor:
+    n = stack.shape[0]
+    cut = int(trim * n)
+    if n - 2 * cut < 1:
+        cut = (n - 1) // 2
+    ordered = stack.sort(dim=0).values
+    return ordered[cut : n - cut].mean(dim=0)
+
+
+def aggregate(
+    method: str,
+    states: Sequence[Mapping[str, torch.Tensor]],
+    weights: Sequence[float],
+    rule: str = "mean",
+    trim: float = 0.2,
+) -> State:
+    """Combine client states key by key.
+
+    ``mean`` is weighted by ``weights`` (usually training examples); ``median`` and
+    ``trimmed-mean`` (cut ``trim`` of the values at each end, coordinate-wise) are unweighted,
+    as in Yin et al. 2018. Every state must have the same keys, all allowed for ``method``.
+    """
+    if not states:
+        raise ValueError("aggregate: no client states")
+    if len(weights) != len(states):
+        raise ValueError(f"aggregate: {len(states)} states but {len(weights)} weights")
+    keys = sorted(states[0])
+    bad = method_keys_ok(method, keys)
+    if bad:
+        raise AdapterStateError(f"{method}: clients may not send {bad[:3]}")
+    for i, s in enumerate(states[1:], 1):
+        if sorted(s) != keys:
+            raise AdapterStateError(f"aggregate: client state {i} has other keys than state 0")
+    w = torch.tensor([float(x) for x in weights], dtype=torch.float64)
+    if (w < 0).any() or w.sum() <= 0:
+        raise ValueError("aggregate: weights must be >= 0 with a positive sum")
+    w = w / w.sum()
+    out: State = {}
+    for key in keys:
+        stack = torch.stack([s[key].double() for s in states])
+        if rule == "mean":
+            value = torch.tensordot(w, stack, dims=1)
+        elif rule == "median":
+            value = stack.median(dim=0).values if len(states) % 2 else stack.quantile(0.5, dim=0)
+        elif rule == "trimmed-mean":
+            value = _trimmed_mean(stack, trim)
+        else:
+            raise ValueError(f"unknown aggregation rule {rule!r}")
+        out[key] = value.to(states[0][key].dtype)
+    return out
+
+
+def server_step(
+    global_state: Mapping[str, torch.Tensor],
+    aggregated: Mapping[str, torch.Tensor],
+    optimizer: str,
+    opt_state: Mapping[str, torch.Tensor],
+    lr: float = 1e-2,
+    beta1: float = 0.9,
+    beta2: float = 0.99,
+    tau: float = 1e-3,
+) -> tuple[State, State]:
+    """The next global state and server-optimiser state.
+
+    ``avg``: the aggregate itself. ``fedadam`` (Reddi et al., ICLR 2021): with the pseudo-gradient
+    d = aggregate - global, m = b1 m + (1 - b1) d, v = b2 v + (1 - b2) d^2 and
+    global += lr m / (sqrt(v) + tau). ``opt_state`` holds ``m.<key>`` and ``v.<key>``.
+    """
+    if optimizer == "avg":
+        return {k: v.clone() for k, v in aggregated.items()}, dict(opt_state)
+    if optimizer != "fedadam":
+        raise ValueError(f"unknown server optimizer {optimizer!r}")
+    new_global: State = {}
+    new_opt: State = {}
+    for key, x in global_state.items():
+        d = aggregated[key].double() - x.double()
+        m = beta1 * opt_state.get(f"m.{key}", torch.zeros_like(d)).double() + (1 - beta1) * d
+        v = beta2 * opt_state.get(f"v.{key}", torch.zeros_like(d)).double() + (1 - beta2) * d * d
+        new_global[key] = (x.double() + lr * m / (v.sqrt() + tau)).to(x.dtype)
+        new_opt[f"m.{key}"], new_opt[f"v.{key}"] = m, v
+    return new_global, new_opt
+
+
+__all__ = [
+    "METHOD_KEYS",
+    "aggregate",
+    "check_update",
+    "deserialize",
+    "parameter_count",
+    "payload_bytes",
+    "serialize",
+    "server_step",
+    "update_norm",
+]

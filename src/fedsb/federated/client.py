@@ -1,0 +1,140 @@
+"""The client update: global adapter state in -> local adapter state + metrics out. No engine.
+
+The same function runs in the embedded engine (in-process or in a worker process) and in the
+Flower ClientApp, so both give the same numbers for the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.adapters import adapter_state, load_adapter_state, trainable_parameters
+from ..models.lora_sb_init import estimate_weight_gradients
+from ..training.imageset import ImageSet
+from . import dp as dpacc
+from .config import RunConfig
+
+State = dict[str, torch.Tensor]
+
+
+def round_lr(cfg: RunConfig, server_round: int) -> float:
+    """Client learning rate in ``server_round`` (1-based): cosine decay over the rounds, so the
+    last rounds take small steps, as a centralized cosine schedule would."""
+    base = cfg.client.full_lr if cfg.method == "fedavg" else cfg.client.lr
+    progress = (server_round - 1) / max(1, cfg.rounds)
+    return base * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def client_seed(seed: int, server_round: int, client: int) -> int:
+    """One independent seed per (run seed, round, client): resumable, order-independent."""
+    return (seed * 1_000_003 + server_round * 7919 + client * 104_729) % (2**63 - 1)
+
+
+def _plain_epochs(model, params, data, cfg, lr, generator) -> tuple[float, int, int]:
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.client.weight_decay)
+    loss_sum, correct, seen = 0.0, 0, 0
+    for _ in range(cfg.client.local_epochs):
+        order = torch.randperm(len(data), generator=generator)
+        for start in range(0, len(data), cfg.client.batch_size):
+            x, y = data.batch(order[start : start + cfg.client.batch_size])
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.client.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+    return loss_sum, correct, seen
+
+
+def _private_epochs(model, params, data, cfg, lr, generator) -> tuple[float, int, int, dict]:
+    """DP-SGD: Poisson batches, per-sample clipping and seeded Gaussian noise (Opacus)."""
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
+    n, bs = len(data), cfg.client.batch_size
+    q = dpacc.sample_rate(bs, n)
+    steps = dpacc.steps_per_round(bs, n, cfg.client.local_epochs)
+    sigma = dpacc.noise_multiplier(cfg.dp, q, steps * cfg.rounds)
+    gsm = GradSampleModule(model)
+    opt = DPOptimizer(
+        torch.optim.AdamW(params, lr=lr, weight_decay=cfg.client.weight_decay),
+        noise_multiplier=sigma,
+        max_grad_norm=cfg.dp.clip,
+        expected_batch_size=bs,
+        generator=generator,
+    )
+    loss_sum, correct, seen = 0.0, 0, 0
+    try:
+        for _ in range(steps):
+            index = torch.nonzero(torch.rand(n, generator=generator) < q).flatten()
+            opt.zero_grad(set_to_none=True)
+            if len(index) == 0:  # an empty Poisson batch: nothing to learn, the step is counted
+                continue
+            x, y = data.batch(index)
+            logits = gsm(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.client.label_smoothing)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+    finally:
+        opt.zero_grad(set_to_none=True)
+        gsm._close()  # remove hooks and grad_sample attributes: the model is plain again
+    return loss_sum, correct, seen, {"dp_sigma": sigma, "dp_sample_rate": q, "dp_steps": steps}
+
+
+def client_update(
+    model: nn.Module,
+    global_state: Mapping[str, torch.Tensor],
+    data: ImageSet,
+    cfg: RunConfig,
+    server_round: int,
+    seed: int,
+) -> tuple[State, dict[str, float]]:
+    """Load the global state, train locally, return the new trained tensors and metrics.
+
+    ``model`` is the adapted model with frozen weights (and, for fedsb, the shared B and A); every
+    trained tensor is overwritten from ``global_state`` first, so nothing carries over from the
+    previous client that used the same model object.
+    """
+    start = time.perf_counter()
+    load_adapter_state(model, global_state)
+    model.train()
+    params = trainable_parameters(model)
+    generator = torch.Generator().manual_seed(seed)
+    lr = round_lr(cfg, server_round)
+    extra: dict[str, float] = {}
+    if cfg.dp.enabled:
+        loss_sum, correct, seen, extra = _private_epochs(model, params, data, cfg, lr, generator)
+    else:
+        loss_sum, correct, seen = _plain_epochs(model, params, data, cfg, lr, generator)
+    metrics = {
+        "num-examples": float(len(data)),
+        "train_loss": loss_sum / max(seen, 1),
+        "train_acc": correct / max(seen, 1),
+        "lr": lr,
+        "seconds": time.perf_counter() - start,
+        **extra,
+    }
+    return adapter_state(model), metrics
+
+
+def client_init_gradients(
+    model: nn.Module, data: ImageSet, samples: int, batch_size: int, seed: int
+) -> State:
+    """Federated round 0 of LoRA-SB: the sum over this client's first ``samples`` (seeded order)
+    of the batch-mean gradient of every lora-sb base weight. The server sums them over clients."""
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    order = order[: min(samples, len(data))]
+    batches = (data.batch(order[s : s + batch_size]) for s in range(0, len(order), batch_size))
+    model.train()
+    return estimate_weight_gradients(model, batches)

@@ -1,0 +1,107 @@
+"""The embedded engine: clients run in this process, one after another, or in worker processes.
+
+Workers are forked after the task is built, so each inherits the model and the client data
+(copy-on-write) and receives only (round, client, global state) per job; it returns the client's
+serialized state. Sequential and pooled runs give identical numbers: every client's randomness
+comes from ``client_seed(seed, round, client)``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import torch
+
+from .aggregate import deserialize, serialize
+from .client import client_init_gradients, client_seed, client_update
+from .config import RunConfig
+from .faults import ClientResult, misbehave
+from .task import Task
+
+_START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
+_WORKER: dict[str, Any] = {}  # set in the parent before forking; read by the workers
+
+
+def run_client(task: Task, cfg: RunConfig, server_round: int, client: int, global_blob: bytes):
+    """Train one client and apply its (simulated) behaviour; returns (blob, metrics)."""
+    global_state = deserialize(global_blob)
+    seed = client_seed(cfg.seed, server_round, client)
+    state, metrics = client_update(
+        task.model, global_state, task.units[client], cfg, server_round, seed
+    )
+    sent = misbehave(state, global_state, cfg.attack, client, seed)
+    return serialize(sent), metrics
+
+
+def attempt(task: Task, cfg: RunConfig, server_round: int, client: int, blob: bytes):
+    """``run_client`` timed, with any exception turned into an error text: (outcome, error, s)."""
+    start = time.perf_counter()
+    try:
+        outcome, error = run_client(task, cfg, server_round, client, blob), None
+    except Exception as exc:  # noqa: BLE001 - any client failure is reported, not raised
+        outcome, error = None, f"{type(exc).__name__}: {exc}"
+    return outcome, error, time.perf_counter() - start
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _worker_job(job: tuple[int, int, bytes]):
+    return attempt(_WORKER["task"], _WORKER["cfg"], *job)
+
+
+class LocalEngine:
+    """Runs client updates for the server loop (``train``) and LoRA-SB's round 0."""
+
+    def __init__(self, task: Task, cfg: RunConfig):
+        self.task, self.cfg = task, cfg
+        self.pool: ProcessPoolExecutor | None = None
+        workers = min(cfg.workers, len(task.units))
+        if workers > 1:
+            _WORKER.update(task=task, cfg=cfg)
+            threads = max(1, (cfg.threads or os.cpu_count() or 1) // workers)
+            ctx = multiprocessing.get_context(_START_METHOD)
+            self.pool = ProcessPoolExecutor(workers, ctx, _worker_init, (threads,))
+
+    def init_gradients(self, ids: list[int]) -> list[dict[str, torch.Tensor]]:
+        per_client = max(1, -(-self.cfg.adapter.init_samples // len(ids)))
+        return [
+            client_init_gradients(
+                self.task.model,
+                self.task.units[i],
+                per_client,
+                self.cfg.client.batch_size,
+                client_seed(self.cfg.adapter.init_seed, 0, i),
+            )
+            for i in ids
+        ]
+
+    def train(self, server_round: int, ids: list[int], global_state) -> list[ClientResult]:
+        blob = serialize(global_state)
+        if self.pool is None:
+            answers = [attempt(self.task, self.cfg, server_round, c, blob) for c in ids]
+        else:
+            answers = list(self.pool.map(_worker_job, [(server_round, c, blob) for c in ids]))
+        return [self._result(c, *answer) for c, answer in zip(ids, answers)]
+
+    def _result(self, client: int, outcome, error: str | None, seconds: float) -> ClientResult:
+        """A client slower than ``server.timeout`` is left out, as a real server would not wait."""
+        timeout = self.cfg.server.timeout
+        if error is None and timeout > 0 and seconds > timeout:
+            error = f"timed out ({seconds:.1f} s > {timeout:g} s)"
+        if error is not None:
+            return ClientResult(client, None, {"seconds": seconds}, error)
+        sent, metrics = outcome
+        return ClientResult(client, deserialize(sent), metrics, None, bytes_up=len(sent))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+            _WORKER.clear()

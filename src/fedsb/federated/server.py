@@ -1,0 +1,310 @@
+"""The server loop of ``fedsb run``: sample, collect, check, aggregate, evaluate, checkpoint.
+
+One round = the engine trains the sampled clients on the global state; each answer is checked
+(``check_update``: keys, shapes, dtypes, finiteness, norm bound; crashes and timeouts come from
+the engine) and the rest aggregated; the global model is evaluated on the global test set; a
+row goes to ``metrics.jsonl`` and the global state (with the server optimiser's state) is
+written atomically to ``state.safetensors``. ``resume`` continues from that file and ends with
+the same final state as an uninterrupted run, because every random draw is a function of
+(seed, round, client).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import load_config, to_dict
+from ..errors import ConfigError, FedsbError
+from ..models.adapters import adapter_state, load_adapter_state, merge
+from ..training.imageset import ImageSet
+from ..training.loop import Evaluation, evaluate, predict
+from ..training.reporter import Reporter, SilentReporter
+from ..training.runs import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    RunDir,
+    load_checkpoint,
+    save_checkpoint,
+)
+from . import dp as dpacc
+from .aggregate import aggregate, check_update, parameter_count, payload_bytes, server_step
+from .config import RunConfig
+from .faults import ClientResult
+from .partition import partition_rows
+from .task import Task, build_task, init_basis, load_basis, save_basis
+
+STATE_FILE = "state.safetensors"
+ADAPTER_FILE = "adapter.safetensors"
+PARTITION_FILE = "partition.json"
+
+
+class FederatedError(FedsbError):
+    """A round cannot go on (too few valid updates) or a run directory cannot be used."""
+
+
+def sample_clients(cfg: RunConfig, server_round: int, n_units: int) -> list[int]:
+    """Clients of ``server_round``: a seeded draw of ceil(fraction * n), at least min_clients."""
+    if n_units == 1:
+        return [0]
+    k = max(cfg.server.min_clients, int(np.ceil(cfg.server.fraction * n_units)))
+    rng = np.random.default_rng([cfg.seed, server_round, 17])
+    return sorted(int(i) for i in rng.choice(n_units, size=min(k, n_units), replace=False))
+
+
+def evaluate_state(task: Task, state, data: ImageSet) -> Evaluation:
+    load_adapter_state(task.model, state)
+    return evaluate(predict(task.model, data), data)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run: Path
+    method: str
+    rounds: int
+    test: Evaluation
+    bytes_per_round: float  # mean bytes up + down per participating client per round
+    total_bytes: float
+    trained_parameters: int
+    client_accuracy: tuple[float, ...]
+
+
+def _truncate_metrics(run: RunDir, last_round: int) -> None:
+    """Drop rows written after the checkpoint of ``last_round`` (a run killed mid-round)."""
+    rows = [r for r in run.rows() if r.get("round", 0) <= last_round and r.get("stage") != "final"]
+    path = run.path / METRICS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    tmp.replace(path)
+
+
+def prepare(run_path: Path, cfg: RunConfig | None, resume: bool) -> tuple[RunConfig, RunDir]:
+    """Check the run directory before anything is written: a new run needs a fresh directory,
+    a resumed one its config and state files."""
+    state_file = run_path / STATE_FILE
+    if resume:
+        if not (run_path / CONFIG_FILE).exists() or not state_file.exists():
+            raise FederatedError(
+                f"{run_path}: nothing to resume (no {CONFIG_FILE} or {STATE_FILE})"
+            )
+        return load_config(RunConfig, run_path / CONFIG_FILE), RunDir(run_path)
+    if state_file.exists() or (run_path / METRICS_FILE).exists():
+        raise FederatedError(f"{run_path}: already holds a run; pass --resume or another --out")
+    assert cfg is not None
+    return cfg, RunDir(run_path)
+
+
+def run_federated(
+    cfg: RunConfig | None,
+    out: str | Path,
+    cache_dir: Path | None = None,
+    reporter: Reporter | None = None,
+    resume: bool = False,
+    on_round: Callable[[dict], None] | None = None,
+) -> RunResult:
+    """Run (or resume) a federated run into ``out``; returns the final global evaluation.
+
+    ``cfg`` is ignored when resuming (the run directory's config is used).
+    """
+    reporter = reporter or SilentReporter()
+    cfg, run = prepare(Path(out), cfg, resume)
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    task = build_task(cfg, cache_dir, reporter)
+    if cfg.engine == "flower":
+        from .flower.simulation import run_simulation_engine
+
+        return run_simulation_engine(task, cfg, run, cache_dir, reporter, resume, on_round)
+    from .engine_local import LocalEngine
+
+    engine = LocalEngine(task, cfg)
+    try:
+        return federate(task, cfg, run, engine, cache_dir, reporter, resume, on_round)
+    finally:
+        engine.close()
+
+
+def federate(
+    task: Task,
+    cfg: RunConfig,
+    run: RunDir,
+    engine,
+    cache_dir: Path | None,
+    reporter: Reporter,
+    resume: bool = False,
+    on_round: Callable[[dict], None] | None = None,
+) -> RunResult:
+    """The rounds, over any engine with ``init_gradients(ids)`` and ``train(round, ids, state)``.
+
+    The embedded engine and the Flower ServerApp both call this, so both give the same numbers.
+    """
+    if resume:
+        state, ckpt = load_checkpoint(run.path / STATE_FILE)
+        load_basis(task.model, run.path)
+        done = int(ckpt["round"])
+        global_state = {k[7:]: v for k, v in state.items() if k.startswith("global.")}
+        opt_state = {k[4:]: v for k, v in state.items() if k.startswith("opt.")}
+        totals = ckpt["totals"]
+        _truncate_metrics(run, done)
+        reporter.info(f"resuming {run.path} after round {done} of {cfg.rounds}")
+    else:
+        run.save_config(cfg)
+        plans = partition_rows([c.plan for c in task.clients])
+        (run.path / PARTITION_FILE).write_text(json.dumps(plans, indent=1))
+        init = {"bytes_up": 0.0, "bytes_down": 0.0}
+        if cfg.method in ("fedsb", "centralized"):
+            init = init_basis(task, cfg, cache_dir, engine.init_gradients)
+        save_basis(task.model, run.path)
+        global_state, opt_state, done = adapter_state(task.model), {}, 0
+        frozen = evaluate_state(task, global_state, task.test)
+        central = cfg.method == "centralized"  # pooled data: nothing is sent
+        per_client = 0.0 if central else init["bytes_up"] + init["bytes_down"]
+        totals = {"bytes": per_client * len(task.units), "dp_steps": [0] * len(task.units)}
+        run.log(
+            round=0,
+            stage="init",
+            method=cfg.method,
+            init_source=cfg.init_source,
+            bytes_up_per_client=0.0 if central else init["bytes_up"],
+            bytes_down_per_client=0.0 if central else init["bytes_down"],
+            cumulative_bytes=totals["bytes"],
+            **frozen.as_dict("test"),
+        )
+        _checkpoint(run, global_state, opt_state, 0, totals)
+    with reporter.task(f"{cfg.method}: rounds", cfg.rounds) as advance:
+        advance(done)
+        for server_round in range(done + 1, cfg.rounds + 1):
+            global_state, opt_state, row = run_round(
+                task, cfg, engine, server_round, global_state, opt_state, totals
+            )
+            run.log(**row)
+            _checkpoint(run, global_state, opt_state, server_round, totals)
+            if on_round:
+                on_round(row)
+            advance(1)
+    return finish(task, cfg, run, global_state, totals)
+
+
+def _checkpoint(run: RunDir, global_state, opt_state, server_round: int, totals: dict) -> None:
+    tensors = {f"global.{k}": v for k, v in global_state.items()}
+    tensors.update({f"opt.{k}": v for k, v in opt_state.items()})
+    save_checkpoint(
+        run.path / STATE_FILE,
+        tensors,
+        {"kind": "federated-state", "round": server_round, "totals": totals},
+    )
+
+
+def run_round(
+    task: Task, cfg: RunConfig, engine, server_round: int, global_state, opt_state, totals: dict
+):
+    """One round; returns the new global state, optimiser state and the metrics row."""
+    start = time.perf_counter()
+    ids = sample_clients(cfg, server_round, len(task.units))
+    results: list[ClientResult] = engine.train(server_round, ids, global_state)
+    dropped: dict[str, str] = {}
+    accepted: list[ClientResult] = []
+    for res in results:
+        reason = res.error or check_update(res.state, global_state, cfg.server.norm_bound)
+        if reason is None:
+            accepted.append(res)
+        else:
+            dropped[str(res.client)] = reason
+    if len(accepted) < min(cfg.server.min_clients, len(task.units)):
+        detail = "; ".join(f"client {c}: {r}" for c, r in dropped.items())
+        raise FederatedError(
+            f"round {server_round}: {len(accepted)} valid updates, fewer than "
+            f"server.min_clients={cfg.server.min_clients} ({detail})"
+        )
+    states = [r.state for r in accepted]
+    weights = [r.metrics["num-examples"] for r in accepted]
+    aggregated = aggregate(cfg.method, states, weights, cfg.server.aggregation, cfg.server.trim)
+    new_global, new_opt = server_step(
+        global_state,
+        aggregated,
+        cfg.server.optimizer,
+        opt_state,
+        cfg.server.lr,
+        cfg.server.beta1,
+        cfg.server.beta2,
+        cfg.server.tau,
+    )
+    test = evaluate_state(task, new_global, task.test)
+    central = cfg.method == "centralized"  # one training unit on pooled data: nothing is sent
+    down = 0 if central else payload_bytes(global_state)
+    ups = [0 if central else r.bytes_up for r in results if r.bytes_up]
+    round_bytes = down * len(ids) + sum(ups)
+    totals["bytes"] += round_bytes
+    row = {
+        "round": server_round,
+        "stage": "round",
+        "clients": ids,
+        "accepted": [r.client for r in accepted],
+        "dropped": dropped,
+        "bytes_down_per_client": down,
+        "bytes_up_per_client": float(np.mean(ups)) if ups else 0.0,
+        "params_per_client": parameter_count(global_state),
+        "round_bytes": round_bytes,
+        "cumulative_bytes": totals["bytes"],
+        "train_loss": float(
+            np.average([r.metrics["train_loss"] for r in accepted], weights=weights)
+        ),
+        "train_acc": float(np.average([r.metrics["train_acc"] for r in accepted], weights=weights)),
+        "lr": accepted[0].metrics.get("lr"),
+        "seconds": time.perf_counter() - start,
+        **test.as_dict("test"),
+    }
+    if cfg.dp.enabled:
+        eps = []
+        for r in accepted:
+            totals["dp_steps"][r.client] += int(r.metrics["dp_steps"])
+        for r in results:
+            if r.metrics.get("dp_sigma") is not None:
+                steps = totals["dp_steps"][r.client]
+                eps.append(
+                    dpacc.epsilon(cfg.dp, r.metrics["dp_sigma"], r.metrics["dp_sample_rate"], steps)
+                )
+        row["dp_epsilon"] = max(eps) if eps else None
+        row["dp_sigma"] = float(np.mean([r.metrics["dp_sigma"] for r in accepted]))
+    return new_global, new_opt, row
+
+
+def finish(task: Task, cfg: RunConfig, run: RunDir, global_state, totals: dict) -> RunResult:
+    """Final evaluation (global and per client), model and adapter files, the summary row."""
+    test = evaluate_state(task, global_state, task.test)
+    clients = tuple(evaluate(predict(task.model, c.test), c.test).accuracy for c in task.clients)
+    meta = {**task.meta, "kind": "adapted", "adapter": to_dict(cfg.adapter), "method": cfg.method}
+    save_checkpoint(run.path / ADAPTER_FILE, global_state, meta)
+    save_checkpoint(
+        run.path / MODEL_FILE, merge(task.model).state_dict(), {**meta, "kind": "merged"}
+    )
+    rounds = [r for r in run.rows() if r.get("stage") == "round"]
+    per_round = (
+        float(np.mean([r["bytes_down_per_client"] + r["bytes_up_per_client"] for r in rounds]))
+        if rounds
+        else 0.0
+    )
+    trained = parameter_count(global_state)
+    run.log(
+        round=cfg.rounds,
+        stage="final",
+        method=cfg.method,
+        trained_parameters=trained,
+        bytes_per_round_per_client=per_round,
+        total_bytes=totals["bytes"],
+        client_test_acc=list(clients),
+        **test.as_dict("test"),
+    )
+    return RunResult(
+        run.path, cfg.method, cfg.rounds, test, per_round, totals["bytes"], trained, clients
+    )
+
+
+__all__ = ["ConfigError", "FederatedError", "RunResult", "run_federated", "sample_clients"]

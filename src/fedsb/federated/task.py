@@ -1,0 +1,143 @@
+"""What every participant shares: the adapted model, the client data, and LoRA-SB's B and A.
+
+``build_task`` runs once on the server side (and, for the Flower engine, its files are read back
+by each ClientApp): it loads the pretrained backbone, wraps the layers for the run's method, and
+for fedsb fixes B and A from one gradient estimate, either on the server's proxy data or from a
+federated round 0 in which every client sends its summed gradients once. B and A are then saved
+in the run directory and *loaded* (never re-derived: SVD signs are not unique) on resume.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import load_config
+from ..errors import ConfigError
+from ..models.adapters import adapted_layers, adapter_state, apply_adapters
+from ..models.lora_sb_init import (
+    init_lora_sb,
+    initialize_lora_sb,
+    load_lora_sb_basis,
+    lora_sb_basis,
+)
+from ..signals import resolve_classes
+from ..training.config import PretrainConfig
+from ..training.finetune import init_batches, load_backbone, resolve_pretrained
+from ..training.imageset import ImageSet, load_or_build, split_config
+from ..training.reporter import Reporter
+from ..training.runs import CONFIG_FILE, load_checkpoint, save_checkpoint
+from .aggregate import payload_bytes
+from .config import RunConfig
+from .partition import ClientData, build_client_data, concat, plan_partition
+
+BASIS_FILE = "basis.safetensors"
+
+
+@dataclass
+class Task:
+    """The federation: the model every client trains, the data each holds, the global test."""
+
+    model: nn.Module
+    meta: dict
+    checkpoint: Path
+    clients: list[ClientData]
+    test: ImageSet  # union of the clients' test splits
+    val: ImageSet  # union of the clients' validation splits
+    units: list[ImageSet]  # what each training unit trains on (one union for centralized)
+
+
+def load_clients(cfg: RunConfig, cache_dir: Path | None, reporter: Reporter) -> list[ClientData]:
+    plans = plan_partition(cfg.partition, cfg.data)
+    k = len(plans[0].counts)
+    total = sum(p.size for p in plans) + len(plans) * k * (
+        cfg.partition.val_per_class + cfg.partition.test_per_class
+    )
+    with reporter.task("client data", total) as advance:
+        return [build_client_data(p, cfg.partition, cfg.data, cache_dir, advance) for p in plans]
+
+
+def adapted_model(cfg: RunConfig, checkpoint: Path) -> tuple[nn.Module, dict]:
+    """The pretrained backbone with the method's adapters (B, A, R of lora-sb still zero)."""
+    model, meta = load_backbone(checkpoint, cfg)  # type: ignore[arg-type]
+    torch.manual_seed(cfg.seed)
+    apply_adapters(model, cfg.adapter)
+    return model, meta
+
+
+def proxy_batches(cfg: RunConfig, checkpoint: Path, cache_dir: Path | None, batch_size: int):
+    """The server's proxy data: a slice of the pretraining set, drawn with its own config."""
+    config_file = checkpoint.parent / CONFIG_FILE
+    if not config_file.exists():
+        raise ConfigError(
+            f"init_source = 'proxy' needs the pretraining config next to {checkpoint} "
+            f"({config_file} is missing); use init_source = 'clients'"
+        )
+    pre = load_config(PretrainConfig, config_file)
+    k = len(resolve_classes(pre.data.classes))
+    per_class = max(1, math.ceil(cfg.adapter.init_samples / k))
+    proxy = load_or_build(split_config(pre.data, "train", per_class), cache_dir)
+    return init_batches(proxy, cfg.adapter.init_samples, batch_size, cfg.adapter.init_seed)
+
+
+def init_basis(
+    task: Task,
+    cfg: RunConfig,
+    cache_dir: Path | None,
+    gradients_from: Callable[[list[int]], list[dict[str, torch.Tensor]]],
+) -> dict[str, float]:
+    """Fix LoRA-SB's B, A and R0; returns round-0 communication (mean bytes per client).
+
+    ``gradients_from(ids)`` is the engine's round 0: each listed client's summed gradients
+    (``client.client_init_gradients``), used when ``init_source = "clients"``.
+    """
+    if cfg.init_source == "proxy":
+        batches = proxy_batches(cfg, task.checkpoint, cache_dir, cfg.client.batch_size)
+        initialize_lora_sb(task.model, batches, cfg.adapter)
+        up = 0.0
+    else:
+        grads = gradients_from(list(range(len(task.units))))
+        up = sum(payload_bytes(g) for g in grads) / len(grads)
+        total = {k: torch.stack([g[k] for g in grads]).sum(0) for k in grads[0]}
+        init_lora_sb(task.model, total, cfg.adapter.init_lr)
+    return {"bytes_up": up, "bytes_down": float(payload_bytes(lora_sb_basis(task.model)))}
+
+
+def build_task(cfg: RunConfig, cache_dir: Path | None, reporter: Reporter) -> Task:
+    """Load the backbone and the client data; the model's adapters are not initialised yet."""
+    checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter)
+    model, meta = adapted_model(cfg, checkpoint)
+    clients = load_clients(cfg, cache_dir, reporter)
+    if clients[0].train.class_names != tuple(meta["class_names"]):
+        raise ConfigError("data.classes differ from the classes the backbone was trained on")
+    test = concat([c.test for c in clients])
+    val = concat([c.val for c in clients])
+    units = [c.train for c in clients]
+    if cfg.method == "centralized":
+        units = [concat(units)]
+    return Task(model, meta, checkpoint, clients, test, val, units)
+
+
+def has_lora_sb(model: nn.Module) -> bool:
+    return any(m.method == "lora-sb" for m in adapted_layers(model).values())
+
+
+def save_basis(model: nn.Module, run_dir: Path) -> None:
+    """B and A of fedsb (empty for other methods): loaded on resume and by Flower clients."""
+    basis = lora_sb_basis(model) if has_lora_sb(model) else {}
+    save_checkpoint(Path(run_dir) / BASIS_FILE, basis, {"kind": "basis"})
+
+
+def load_basis(model: nn.Module, run_dir: Path) -> None:
+    basis, _ = load_checkpoint(Path(run_dir) / BASIS_FILE)
+    if has_lora_sb(model):
+        load_lora_sb_basis(model, basis)
+
+
+def initial_state(task: Task) -> dict[str, torch.Tensor]:
+    return adapter_state(task.model)
