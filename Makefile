@@ -23,8 +23,9 @@ demo: $(STAMP)
 		--per-class 200 --seed 0 --workers 0 --out $(DEMO)/data.npz
 	$(BIN)/fedsb data preview $(DEMO)/data.npz --out $(DEMO)/preview.png
 	$(BIN)/fedsb model info --config configs/finetune.toml
-	$(BIN)/fedsb finetune --config configs/finetune.toml --method lora-sb,full \
-		--out $(DEMO)/finetune
+	$(BIN)/fedsb run --config configs/run.toml --dry-run
+	rm -rf $(DEMO)/run
+	$(BIN)/fedsb run --config configs/run.toml --out $(DEMO)/run
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_data.py

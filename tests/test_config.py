@@ -107,3 +107,9 @@ def test_saved_config_is_compact_toml_that_loads_back(tmp_path):
     text = (tmp_path / "c.toml").read_text()
     assert text.startswith("# hi\n") and "snr_db = [-10.0, 20.0]" in text
     assert load_config(FinetuneConfig, tmp_path / "c.toml") == FinetuneConfig()
+
+
+def test_shipped_run_config_equals_the_defaults():
+    from fedsb.federated.config import RunConfig
+
+    assert load_config(RunConfig, REPO / "configs" / "run.toml") == RunConfig()

@@ -23,18 +23,41 @@ from .config import RunConfig
 from .faults import ClientResult, misbehave
 from .task import Task
 
+State = dict[str, torch.Tensor]
+
 _START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 _WORKER: dict[str, Any] = {}  # set in the parent before forking; read by the workers
 
 
-def run_client(task: Task, cfg: RunConfig, server_round: int, client: int, global_blob: bytes):
-    """Train one client and apply its (simulated) behaviour; returns (blob, metrics)."""
-    global_state = deserialize(global_blob)
+def init_samples(cfg: RunConfig, n_clients: int) -> int:
+    """Round-0 samples per client: ``adapter.init_samples`` split over the clients."""
+    return max(1, -(-cfg.adapter.init_samples // n_clients))
+
+
+def client_init_step(model, data, cfg: RunConfig, client: int, samples: int) -> State:
+    """LoRA-SB round 0 of one client; every engine calls this, so all give the same basis."""
+    seed = client_seed(cfg.adapter.init_seed, 0, client)
+    return client_init_gradients(model, data, samples, cfg.client.batch_size, seed)
+
+
+def client_step(model, data, cfg: RunConfig, server_round: int, client: int, global_state):
+    """Train one client and apply its (simulated) behaviour: (state sent, metrics).
+
+    Every engine calls this. The global torch RNG (dropout) is seeded per (round, client) and
+    restored afterwards, so results do not depend on which process ran which client before.
+    """
     seed = client_seed(cfg.seed, server_round, client)
-    state, metrics = client_update(
-        task.model, global_state, task.units[client], cfg, server_round, seed
-    )
-    sent = misbehave(state, global_state, cfg.attack, client, seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        state, metrics = client_update(model, global_state, data, cfg, server_round, seed)
+    return misbehave(state, global_state, cfg.attack, client, seed), metrics
+
+
+def run_client(task: Task, cfg: RunConfig, server_round: int, client: int, global_blob: bytes):
+    """``client_step`` on serialized states: returns (blob, metrics)."""
+    global_state = deserialize(global_blob)
+    data = task.units[client]
+    sent, metrics = client_step(task.model, data, cfg, server_round, client, global_state)
     return serialize(sent), metrics
 
 
@@ -70,16 +93,9 @@ class LocalEngine:
             self.pool = ProcessPoolExecutor(workers, ctx, _worker_init, (threads,))
 
     def init_gradients(self, ids: list[int]) -> list[dict[str, torch.Tensor]]:
-        per_client = max(1, -(-self.cfg.adapter.init_samples // len(ids)))
+        samples = init_samples(self.cfg, len(ids))
         return [
-            client_init_gradients(
-                self.task.model,
-                self.task.units[i],
-                per_client,
-                self.cfg.client.batch_size,
-                client_seed(self.cfg.adapter.init_seed, 0, i),
-            )
-            for i in ids
+            client_init_step(self.task.model, self.task.units[i], self.cfg, i, samples) for i in ids
         ]
 
     def train(self, server_round: int, ids: list[int], global_state) -> list[ClientResult]:

@@ -1,0 +1,7 @@
+"""The Flower engine (flwr 1.41, Message API): thin shells over the pure client and server code.
+
+``engine.GridEngine`` gives ``server.federate`` the engine interface over a Flower ``Grid``;
+``client_app.app`` answers its messages with ``engine_local.client_step``/``client_init_step``;
+``server_app.app`` is the ServerApp of ``flwr run`` (deployment); ``simulation`` runs both in
+the Flower Simulation Engine (Ray). Nothing here is imported by ``import fedsb``.
+"""

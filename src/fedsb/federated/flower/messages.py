@@ -1,0 +1,60 @@
+"""What the Flower messages carry: record names, config keys, tensor conversion.
+
+A server message holds ``arrays`` (only the trained tensors, or nothing in round 0), ``config``
+(stage, server round, client id, the run's TOML, the cache dir) and, the first time a node is
+addressed, ``basis`` (LoRA-SB's frozen B and A). A reply holds ``arrays`` and ``metrics``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from flwr.app import ArrayRecord, MetricRecord
+
+from ...config import dumps_toml, from_dict, to_dict
+from ...errors import ConfigError
+from ..config import RunConfig
+
+ARRAYS, CONFIG, METRICS, BASIS = "arrays", "config", "metrics", "basis"
+STAGE_INIT, STAGE_TRAIN = "init", "train"  # LoRA-SB round 0 | a training round
+PARTITION_ID = "partition-id"  # node_config key: which client of the partition a node is
+CACHE_DIR = "cache-dir"  # node_config (wins) or message config key
+
+State = dict[str, torch.Tensor]
+
+
+def to_record(state: Mapping[str, torch.Tensor]) -> ArrayRecord:
+    return ArrayRecord({k: v.detach().contiguous() for k, v in state.items()})
+
+
+def from_record(record: ArrayRecord) -> State:
+    return dict(record.to_torch_state_dict())
+
+
+def metric_record(metrics: Mapping[str, float]) -> MetricRecord:
+    """MetricRecord takes plain int/float only (no numpy scalars, no None)."""
+    return MetricRecord(
+        {k: int(v) if isinstance(v, int) else float(v) for k, v in metrics.items() if v is not None}
+    )
+
+
+def config_text(cfg: RunConfig) -> str:
+    """The run config as TOML, with a relative ``pretrained`` path made absolute (clients may
+    run in another working directory)."""
+    data = to_dict(cfg)
+    path = Path(cfg.pretrained)
+    if not path.is_absolute() and path.exists():
+        data["pretrained"] = str(path.resolve())
+    return dumps_toml(data)
+
+
+def parse_config(text: str) -> RunConfig:
+    """RunConfig from the TOML text of a message (ConfigError naming the key if invalid)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"run config in the message: invalid TOML ({exc})") from None
+    return from_dict(RunConfig, data)
