@@ -174,10 +174,10 @@ def run_cmd(
             _print_run(results[name])
     if len(methods) > 1:
         print_wide(
-            _snr_table("final accuracy per SNR (%)", {k: r.test for k, r in results.items()})
+            _snr_table("accuracy % per SNR", {k: r.test for k, r in results.items()})
         )
         print_wide(methods_table(results))
-    console.print(f"wrote [bold]{out}[/]")
+        console.print(f"wrote [bold]{out}[/]")
 
 
 def _print_run(result) -> None:
@@ -185,7 +185,7 @@ def _print_run(result) -> None:
 
     rows = [r for r in RunDir(result.run).rows() if r.get("stage") in ("init", "round")]
     print_wide(rounds_table(rows))
-    print_wide(_snr_table("final accuracy per SNR (%)", {result.method: result.test}))
+    print_wide(_snr_table("accuracy % per SNR", {result.method: result.test}))
     print_wide(methods_table({result.method: result}))
     console.print(f"wrote [bold]{result.run}[/]")
 

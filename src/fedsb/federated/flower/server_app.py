@@ -1,0 +1,122 @@
+"""The Flower ServerApp: the whole round loop is ``server.federate`` over a ``GridEngine``.
+
+So a Flower run and an embedded run share sampling, checks, aggregation, evaluation,
+checkpoints and metrics. ``serve`` is used by the simulation (with the task it already built);
+``app`` is the ServerApp of ``flwr run`` (deployment), configured by ``[tool.flwr.app.config]``
+of ``flower/pyproject.toml`` or ``--run-config``:
+
+* ``run-dir``: the run directory (absolute: the ServerApp runs in the SuperLink's directory)
+* ``config``: a RunConfig TOML ("" = defaults); ``overrides``: ``key=value`` items joined by ";"
+* ``cache-dir``: data and backbone cache ("" = none); ``resume``: continue ``run-dir``
+* ``connect-timeout``: seconds to wait for every partition-id's SuperNode
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from logging import ERROR, INFO
+from pathlib import Path
+
+import torch
+from flwr.app import Context
+from flwr.common.logger import log
+from flwr.serverapp import Grid, ServerApp
+
+from ...config import load_config
+from ...errors import FedsbError
+from ...training.reporter import Reporter
+from ...training.runs import RunDir
+from ..config import RunConfig
+from ..server import RunResult, federate, prepare
+from ..task import Task, build_task
+from .engine import GridEngine
+
+
+def serve(
+    grid: Grid,
+    task: Task,
+    cfg: RunConfig,
+    run: RunDir,
+    cache_dir: Path | None,
+    reporter: Reporter,
+    resume: bool = False,
+    on_round: Callable[[dict], None] | None = None,
+    connect_timeout: float = 120.0,
+) -> RunResult:
+    """``federate`` with the Flower nodes of ``grid`` as the engine."""
+    engine = GridEngine(grid, task, cfg, cache_dir, connect_timeout)
+    try:
+        return federate(task, cfg, run, engine, cache_dir, reporter, resume, on_round)
+    finally:
+        engine.close()
+
+
+class LogReporter:
+    """Reporter for the ServerApp process: lines in the Flower log (``flwr run --stream``)."""
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        log(INFO, "fedsb: %s (%d steps)", description, total)
+        yield lambda n: None
+        log(INFO, "fedsb: %s done", description)
+
+    def info(self, message: str) -> None:
+        log(INFO, "fedsb: %s", message)
+
+
+def _round_line(row: dict) -> None:
+    log(
+        INFO,
+        "fedsb: round %d: test_acc %.4f, accepted %s, dropped %s",
+        row["round"],
+        row.get("test_acc", float("nan")),
+        row["accepted"],
+        row["dropped"] or "none",
+    )
+
+
+def load_run(run_config: dict) -> tuple[RunConfig, RunDir, Path | None, bool]:
+    """(config, run dir, cache dir, resume) from the ServerApp's run config (see the top)."""
+    if not str(run_config.get("run-dir", "")):
+        raise FedsbError("run config: run-dir is required (--run-config \"run-dir='/abs/dir'\")")
+    run_path = Path(str(run_config["run-dir"]))
+    resume = bool(run_config.get("resume", False))
+    cache = str(run_config.get("cache-dir", ""))
+    cache_dir = Path(cache) if cache else None
+    cfg = None
+    if not resume:
+        overrides = [o.strip() for o in str(run_config.get("overrides", "")).split(";")]
+        cfg = load_config(
+            RunConfig, str(run_config.get("config", "")) or None, [o for o in overrides if o]
+        )
+        cfg = replace(cfg, engine="flower")
+    cfg, run = prepare(run_path, cfg, resume)
+    return cfg, run, cache_dir, resume
+
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """``flwr run`` entry: one federated run into ``run-dir``; errors are logged as one line."""
+    try:
+        cfg, run, cache_dir, resume = load_run(dict(context.run_config))
+        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        reporter = LogReporter()
+        task = build_task(cfg, cache_dir, reporter)
+        timeout = float(context.run_config.get("connect-timeout", 120.0))
+        result = serve(grid, task, cfg, run, cache_dir, reporter, resume, _round_line, timeout)
+    except FedsbError as exc:
+        log(ERROR, "fedsb: %s", exc)
+        raise
+    log(
+        INFO,
+        "fedsb: done: test_acc %.4f, %.0f bytes in total, results in %s",
+        result.test.accuracy,
+        result.total_bytes,
+        result.run,
+    )

@@ -1,0 +1,99 @@
+"""The client update: what it trains, what it returns, its seeding and its learning rate."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from fedsb.federated.client import client_init_gradients, client_seed, client_update, round_lr
+from fedsb.models.adapters import adapter_state
+
+from .conftest import fedsb_task
+
+
+@pytest.fixture(scope="module")
+def task(workspace):
+    return fedsb_task(workspace)
+
+
+def _full_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_only_trained_tensors_change(task):
+    t, cfg, glob = task
+    before = _full_state(t.model)
+    trained = set(glob)
+    state, metrics = client_update(t.model, glob, t.units[0], cfg, 1, seed=7)
+    after = _full_state(t.model)
+    assert set(state) == set(adapter_state(t.model)) == trained
+    assert all(k.endswith("lora_R.weight") or k.startswith("head.") for k in state)
+    frozen = [k for k in before if k not in trained]
+    assert any(k.endswith("lora_A.weight") for k in frozen)  # B and A are there, and frozen
+    for k in frozen:
+        assert torch.equal(before[k], after[k]), k
+    for k in trained:
+        assert state[k].dtype == glob[k].dtype and state[k].shape == glob[k].shape
+        assert not torch.equal(state[k], glob[k]), k  # every trained tensor moved
+        assert torch.equal(state[k], after[k])
+    assert metrics["num-examples"] == len(t.units[0])
+    assert metrics["lr"] == round_lr(cfg, 1)
+    assert 0.0 <= metrics["train_acc"] <= 1.0 and metrics["train_loss"] > 0
+
+
+def test_global_state_is_not_modified(task):
+    t, cfg, glob = task
+    copy = {k: v.clone() for k, v in glob.items()}
+    client_update(t.model, glob, t.units[1], cfg, 1, seed=3)
+    assert all(torch.equal(copy[k], glob[k]) for k in glob)
+
+
+def test_same_seed_same_state_other_seed_other_state(task):
+    t, cfg, glob = task
+    a, _ = client_update(t.model, glob, t.units[0], cfg, 1, seed=11)
+    b, _ = client_update(t.model, glob, t.units[0], cfg, 1, seed=11)
+    c, _ = client_update(t.model, glob, t.units[0], cfg, 1, seed=12)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_nothing_carries_over_between_clients_on_one_model(task):
+    t, cfg, glob = task
+    alone, m_alone = client_update(t.model, glob, t.units[2], cfg, 2, seed=5)
+    # client 0 trains on the same model object first, from another global state
+    other = {k: v + 0.05 for k, v in glob.items()}
+    client_update(t.model, other, t.units[0], cfg, 1, seed=9)
+    after, m_after = client_update(t.model, glob, t.units[2], cfg, 2, seed=5)
+    assert all(torch.equal(alone[k], after[k]) for k in alone)
+    assert m_alone["train_loss"] == m_after["train_loss"]
+
+
+def test_round_lr_is_a_cosine_over_the_rounds(workspace):
+    cfg = workspace.config("rounds=4", "client.lr=0.01", "client.full_lr=0.002")
+    got = [round_lr(cfg, r) for r in range(1, 5)]
+    want = [0.01 * 0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(4)]
+    assert got == pytest.approx(want, rel=1e-12)
+    assert got == pytest.approx([0.01, 0.0085355339, 0.005, 0.0014644661])
+    fedavg = workspace.config("rounds=4", "client.full_lr=0.002", "method='fedavg'")
+    assert round_lr(fedavg, 1) == 0.002 and round_lr(fedavg, 3) == pytest.approx(0.001)
+
+
+def test_client_seed_is_a_function_of_run_round_and_client():
+    seeds = {client_seed(0, r, c) for r in range(1, 30) for c in range(50)}
+    assert len(seeds) == 29 * 50
+    assert client_seed(3, 2, 1) == client_seed(3, 2, 1)
+    assert client_seed(3, 2, 1) != client_seed(4, 2, 1)
+    assert all(0 <= s < 2**63 - 1 for s in seeds)
+
+
+def test_init_gradients_are_seeded_and_shaped_like_the_base_weights(task):
+    t, cfg, _ = task
+    a = client_init_gradients(t.model, t.units[0], 20, 8, seed=1)
+    b = client_init_gradients(t.model, t.units[0], 20, 8, seed=1)
+    c = client_init_gradients(t.model, t.units[0], 20, 8, seed=2)
+    params = dict(t.model.named_parameters())
+    assert set(a) and all(params[f"{k}.base_layer.weight"].shape == v.shape for k, v in a.items())
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
