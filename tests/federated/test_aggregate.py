@@ -267,7 +267,8 @@ def test_fedsb_mean_of_r_is_the_mean_of_the_updates():
 def test_fedit_mean_of_factors_is_not_the_mean_of_the_updates():
     model, layer = _adapted("lora")
     states, deltas = _client_states(model, 4, seed=6)
-    assert all(k.endswith(("lora_A.weight", "lora_B.weight")) or k[:5] == "head." for k in states[0])
+    lora_keys = ("lora_A.weight", "lora_B.weight")
+    assert all(k.endswith(lora_keys) or k[:5] == "head." for k in states[0])
     load_adapter_state(model, aggregate("fedit", states, [1.0] * 4))
     got = layer.delta_weight().detach()
     mean_delta = torch.stack(deltas).mean(0)
@@ -310,7 +311,8 @@ def test_fedadam_two_steps_match_a_hand_reference():
     glob = {"head.bias": torch.tensor(x0, dtype=torch.float64)}
     opt: dict[str, torch.Tensor] = {}
     for agg, want in zip(aggs, ref):
-        glob, opt = server_step(glob, {"head.bias": torch.tensor(agg)}, "fedadam", opt, lr, b1, b2, tau)
+        step = {"head.bias": torch.tensor(agg)}
+        glob, opt = server_step(glob, step, "fedadam", opt, lr, b1, b2, tau)
         np.testing.assert_allclose(glob["head.bias"].numpy(), want, rtol=1e-12, atol=1e-12)
     assert set(opt) == {"m.head.bias", "v.head.bias"}
     np.testing.assert_allclose(opt["m.head.bias"].numpy(), m, rtol=1e-12)

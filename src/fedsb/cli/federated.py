@@ -173,9 +173,7 @@ def run_cmd(
         if len(methods) == 1:
             _print_run(results[name])
     if len(methods) > 1:
-        print_wide(
-            _snr_table("accuracy % per SNR", {k: r.test for k, r in results.items()})
-        )
+        print_wide(_snr_table("accuracy % per SNR", {k: r.test for k, r in results.items()}))
         print_wide(methods_table(results))
         console.print(f"wrote [bold]{out}[/]")
 

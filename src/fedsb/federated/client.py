@@ -68,7 +68,7 @@ def _private_epochs(model, params, data, cfg, lr, generator) -> tuple[float, int
         torch.optim.AdamW(params, lr=lr, weight_decay=cfg.client.weight_decay),
         noise_multiplier=sigma,
         max_grad_norm=cfg.dp.clip,
-        expected_batch_size=bs,
+        expected_batch_size=max(1, round(q * n)),  # = min(bs, n): Opacus averages by it
         generator=generator,
     )
     loss_sum, correct, seen = 0.0, 0, 0

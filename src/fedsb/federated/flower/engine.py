@@ -135,7 +135,8 @@ class GridEngine:
         return [(c, replies.get(nodes[c]), seconds) for c in ids]
 
     def _result(self, client: int, reply: Message | None, seconds: float) -> ClientResult:
-        if reply is None:
+        if reply is None:  # it may still be working on the basis message: resend the basis
+            self.with_basis.discard(self.node_of()[client])
             timeout = self.cfg.server.timeout
             return ClientResult(client, None, {"seconds": seconds}, f"timed out (> {timeout:g} s)")
         if reply.has_error():
