@@ -10,15 +10,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
 
-def save_figure(fig: plt.Figure, out: str | Path, dpi: int = 150) -> Path:
-    """Save ``fig`` to ``out`` (format from the suffix: .png, .pdf, .svg) and close it."""
+def save_figure(
+    fig: plt.Figure, out: str | Path, dpi: int = 150, also: tuple[str, ...] = ()
+) -> Path:
+    """Save ``fig`` to ``out`` (format from the suffix: .png, .pdf, .svg) and to the same stem
+    with each suffix in ``also`` (e.g. ``(".pdf",)`` for papers); close it; return ``out``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    targets = [out, *(out.with_suffix(s) for s in also)]
     try:
-        fig.savefig(tmp, dpi=dpi)
-        tmp.replace(out)
+        for target in targets:
+            tmp = target.with_name(f".{target.stem}.tmp{target.suffix}")
+            try:
+                fig.savefig(tmp, dpi=dpi)
+                tmp.replace(target)
+            finally:
+                tmp.unlink(missing_ok=True)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return out
