@@ -68,3 +68,14 @@ def test_mismatched_shapes_are_named():
         Predictions(np.zeros((3, 3)), np.zeros(2, int), np.zeros(3), NAMES)
     with pytest.raises(ValueError, match="3 logit columns for 2 class names"):
         Predictions(np.zeros((3, 3)), np.zeros(3, int), np.zeros(3), NAMES[:2])
+
+
+def test_predictions_round_trip_through_npz(tmp_path):
+    from fedsb.evaluation.scoring import load_predictions, save_predictions
+
+    pred = _predictions(30)
+    save_predictions(pred, tmp_path / "p.npz")
+    back = load_predictions(tmp_path / "p.npz")
+    np.testing.assert_allclose(back.logits, pred.logits, rtol=1e-6)
+    np.testing.assert_array_equal(back.labels, pred.labels)
+    assert back.class_names == NAMES and list(tmp_path.iterdir()) == [tmp_path / "p.npz"]

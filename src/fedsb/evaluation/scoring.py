@@ -9,6 +9,7 @@ temperature scaling. The temperature is fitted elsewhere, on validation data, ne
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -109,3 +110,32 @@ def score(pred: Predictions, temperature: float = 1.0) -> dict:
         "calibration_before": m.calibration_summary(raw, pred.labels),
         "calibration_after": m.calibration_summary(scaled, pred.labels),
     }
+
+
+PREDICTIONS_FILE = "predictions.npz"  # test-set logits of a run, for figures and re-scoring
+EVALUATION_FILE = "evaluation.json"  # score() of the test set and the calibration fit
+
+
+def save_predictions(pred: Predictions, path) -> None:
+    """Write ``pred`` as an npz (atomically: a temporary file, then a rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        np.savez_compressed(
+            handle,
+            logits=pred.logits.astype(np.float32),
+            labels=pred.labels.astype(np.int64),
+            snr_db=pred.snr_db.astype(np.float32),
+            class_names=np.array(pred.class_names),
+        )
+    tmp.replace(path)
+
+
+def load_predictions(path) -> Predictions:
+    with np.load(path, allow_pickle=False) as z:
+        return Predictions(
+            z["logits"].astype(np.float64),
+            z["labels"],
+            z["snr_db"].astype(np.float64),
+            tuple(str(c) for c in z["class_names"]),
+        )

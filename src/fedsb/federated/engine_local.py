@@ -17,7 +17,10 @@ from typing import Any
 
 import torch
 
+from ..models.adapters import load_adapter_state
+from ..training.loop import predict
 from .aggregate import deserialize, serialize
+from .calibrate import client_calibration_stats, val_units
 from .client import client_init_gradients, client_seed, client_update
 from .config import RunConfig
 from .faults import ClientResult, misbehave
@@ -85,6 +88,7 @@ class LocalEngine:
     def __init__(self, task: Task, cfg: RunConfig):
         self.task, self.cfg = task, cfg
         self.pool: ProcessPoolExecutor | None = None
+        self._val_logits: tuple[dict, list[torch.Tensor]] | None = None  # (state, per unit)
         workers = min(cfg.workers, len(task.units))
         if workers > 1:
             _WORKER.update(task=task, cfg=cfg)
@@ -105,6 +109,15 @@ class LocalEngine:
         else:
             answers = list(self.pool.map(_worker_job, [(server_round, c, blob) for c in ids]))
         return [self._result(c, *answer) for c, answer in zip(ids, answers)]
+
+    def calibration_stats(self, ids: list[int], global_state, beta: float) -> list[dict]:
+        """One temperature-scaling step of every listed unit, on its own validation split
+        (its logits under ``global_state`` are computed once, then reused for every β)."""
+        units = val_units(self.task)
+        if self._val_logits is None or self._val_logits[0] is not global_state:
+            load_adapter_state(self.task.model, global_state)
+            self._val_logits = (global_state, [predict(self.task.model, u) for u in units])
+        return [client_calibration_stats(self._val_logits[1][i], units[i], beta) for i in ids]
 
     def _result(self, client: int, outcome, error: str | None, seconds: float) -> ClientResult:
         """A client slower than ``server.timeout`` is left out, as a real server would not wait."""

@@ -23,6 +23,7 @@ import torch
 
 from ..config import load_config, to_dict
 from ..errors import ConfigError, FedsbError
+from ..evaluation.scoring import EVALUATION_FILE, PREDICTIONS_FILE, save_predictions
 from ..models.adapters import adapter_state, load_adapter_state, merge
 from ..training.imageset import ImageSet
 from ..training.loop import Evaluation, evaluate, predict
@@ -37,6 +38,7 @@ from ..training.runs import (
 )
 from . import dp as dpacc
 from .aggregate import aggregate, check_update, parameter_count, payload_bytes, server_step
+from .calibrate import final_evaluation, fit_global_temperature
 from .config import RunConfig
 from .faults import ClientResult
 from .partition import partition_rows
@@ -189,7 +191,14 @@ def federate(
             if on_round:
                 on_round(row)
             advance(1)
-    return finish(task, cfg, run, global_state, totals)
+    return finish(task, cfg, run, global_state, totals, engine)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """JSON written atomically (NaN would not be JSON: the evaluation holds None instead)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, allow_nan=False))
+    tmp.replace(path)
 
 
 def _checkpoint(run: RunDir, global_state, opt_state, server_round: int, totals: dict) -> None:
@@ -276,11 +285,27 @@ def run_round(
     return new_global, new_opt, row
 
 
-def finish(task: Task, cfg: RunConfig, run: RunDir, global_state, totals: dict) -> RunResult:
-    """Final evaluation (global and per client), model and adapter files, the summary row."""
+def finish(
+    task: Task, cfg: RunConfig, run: RunDir, global_state, totals: dict, engine
+) -> RunResult:
+    """Federated temperature scaling, final evaluation (global and per client, before and after
+    scaling), predictions, model and adapter files, the summary row."""
+    fit, calibration_bytes = fit_global_temperature(engine, len(task.units), global_state)
+    if cfg.method == "centralized":
+        calibration_bytes = 0.0  # pooled validation data: nothing is sent
+    totals["bytes"] += calibration_bytes * len(task.units)
+    pred, evaluation = final_evaluation(task, global_state, fit)
+    save_predictions(pred, run.path / PREDICTIONS_FILE)
+    _write_json(run.path / EVALUATION_FILE, evaluation)
     test = evaluate_state(task, global_state, task.test)
-    clients = tuple(evaluate(predict(task.model, c.test), c.test).accuracy for c in task.clients)
-    meta = {**task.meta, "kind": "adapted", "adapter": to_dict(cfg.adapter), "method": cfg.method}
+    clients = tuple(c["accuracy"] for c in evaluation["clients"])
+    meta = {
+        **task.meta,
+        "kind": "adapted",
+        "adapter": to_dict(cfg.adapter),
+        "method": cfg.method,
+        "temperature": fit.temperature,
+    }
     save_checkpoint(run.path / ADAPTER_FILE, global_state, meta)
     save_checkpoint(
         run.path / MODEL_FILE, merge(task.model).state_dict(), {**meta, "kind": "merged"}
@@ -300,6 +325,11 @@ def finish(task: Task, cfg: RunConfig, run: RunDir, global_state, totals: dict) 
         bytes_per_round_per_client=per_round,
         total_bytes=totals["bytes"],
         client_test_acc=list(clients),
+        temperature=fit.temperature,
+        calibration_bytes_per_client=calibration_bytes,
+        test_ece=evaluation["test"]["calibration_before"]["ece"],
+        test_ece_calibrated=evaluation["test"]["calibration_after"]["ece"],
+        test_nll_calibrated=evaluation["test"]["calibration_after"]["nll"],
         **test.as_dict("test"),
     )
     return RunResult(

@@ -1,0 +1,90 @@
+"""After the last round: one global temperature fitted from the clients, and the final scores.
+
+``client_calibration_stats`` is what a client computes per Newton step (four sums on its own
+validation split at the server's β); ``fit_global_temperature`` drives the steps over any
+engine with ``calibration_stats(ids, global_state, beta)``. No logits or labels leave a client.
+``final_evaluation`` then scores the global test set and every client's test split before and
+after scaling (the server-side evaluation of the simulation, as for accuracy).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..evaluation.calibration import (
+    TemperatureFit,
+    TemperatureStats,
+    fit_temperature,
+    temperature_stats,
+    total,
+)
+from ..evaluation.metrics import calibration_summary, softmax
+from ..evaluation.scoring import Predictions, score
+from ..models.adapters import load_adapter_state
+from ..training.imageset import ImageSet
+from ..training.loop import predict
+from .task import Task
+
+#: Bytes of one calibration step per client: β down (8 B); count, NLL, grad, hess up (32 B).
+STEP_BYTES_DOWN, STEP_BYTES_UP = 8, 32
+
+
+def val_units(task: Task) -> list[ImageSet]:
+    """The validation split each training unit holds (the union for ``centralized``)."""
+    if len(task.units) == 1 and len(task.clients) > 1:
+        return [task.val]
+    return [c.val for c in task.clients]
+
+
+def client_calibration_stats(logits: torch.Tensor, data: ImageSet, beta: float) -> dict:
+    """A client's answer to one calibration step: the sums of ``temperature_stats``."""
+    return temperature_stats(logits.double().numpy(), data.labels.numpy(), beta).as_dict()
+
+
+def fit_global_temperature(engine, n_units: int, global_state) -> tuple[TemperatureFit, float]:
+    """Federated temperature scaling: (fit, bytes per unit for all its steps)."""
+    ids = list(range(n_units))
+
+    def stats_at(beta: float) -> TemperatureStats:
+        answers = engine.calibration_stats(ids, global_state, beta)
+        return total(TemperatureStats(**a) for a in answers)
+
+    fit = fit_temperature(stats_at)
+    return fit, float(fit.steps * (STEP_BYTES_DOWN + STEP_BYTES_UP))
+
+
+def predictions(model, data: ImageSet) -> Predictions:
+    logits = predict(model, data).double().numpy()
+    return Predictions(
+        logits, data.labels.numpy(), data.snr_db.numpy().astype(np.float64), data.class_names
+    )
+
+
+def final_evaluation(task: Task, global_state, fit: TemperatureFit) -> tuple[Predictions, dict]:
+    """(global test predictions, evaluation.json content) with the fitted temperature."""
+    load_adapter_state(task.model, global_state)
+    test = predictions(task.model, task.test)
+    clients = []
+    for i, client in enumerate(task.clients):
+        pred = predictions(task.model, client.test)
+        before = calibration_summary(softmax(pred.logits), pred.labels)
+        after = calibration_summary(softmax(pred.logits, fit.temperature), pred.labels)
+        row = {"client": i, "count": len(pred.labels)}
+        row["accuracy"] = float((pred.logits.argmax(1) == pred.labels).mean())
+        for key in ("ece", "brier", "nll"):
+            row[f"{key}_before"], row[f"{key}_after"] = before[key], after[key]
+        clients.append(row)
+    evaluation = {
+        "test": score(test, fit.temperature),
+        "calibration": {
+            "temperature": fit.temperature,
+            "steps": fit.steps,
+            "nll_before": fit.nll_before,
+            "nll_after": fit.nll_after,
+            "history": [list(h) for h in fit.history],
+            "fitted_on": "validation splits of the clients (federated sums)",
+        },
+        "clients": clients,
+    }
+    return test, evaluation

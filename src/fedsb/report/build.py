@@ -1,0 +1,182 @@
+"""``fedsb report`` / ``fedsb paper``: figures, tables, macros, report.html and paper.pdf.
+
+Everything is derived from the files of the runs under ``root`` (see ``study``); the outputs go
+to ``root``: ``report.html``, ``figures/<name>.png|pdf``, ``tex/*.tex`` and, for the paper,
+``paper.tex`` and ``paper.pdf``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..errors import DataError
+from . import figures as fig
+from .html import render, versions
+from .latex import build_pdf, macro_name, write_tex
+from .study import RunRecord, Study, load_study
+from .tables import kilobytes, megabytes, num, pct, study_tables
+
+REPORT_FILE = "report.html"
+
+
+@dataclass(frozen=True)
+class Report:
+    html: Path
+    figures: tuple[Path, ...]
+    tex: tuple[Path, ...]
+
+
+def _test(run: RunRecord) -> dict:
+    return (run.evaluation or {}).get("test") or {}
+
+
+def make_figures(study: Study, out: Path) -> dict[Path, str]:
+    """The figures this study has data for: PNG path -> caption."""
+    primary, methods = study.primary, study.by_method()
+    made: dict[Path, str] = {}
+    if any(r.rounds for r in methods.values()):
+        made[fig.rounds_figure({m: r.rows for m, r in methods.items()}, out / "rounds.png")] = (
+            "Global test accuracy per round (left) and against cumulative bytes (right)."
+        )
+    scored = {m: _test(r) for m, r in methods.items() if _test(r).get("per_snr")}
+    if scored:
+        made[fig.snr_figure(scored, out / "snr.png")] = "Test accuracy per SNR bin, per method."
+    cells = [
+        {
+            "method": r.method,
+            "rank": r.rank if r.rank is not None else 0,
+            "total_bytes": r.final["total_bytes"],
+            "accuracy": r.final["test_acc"],
+        }
+        for r in study.runs
+        if r.finished and r.method != "centralized" and r.final.get("total_bytes")
+    ]
+    if len(cells) > 1:
+        made[fig.pareto_figure(cells, out / "pareto.png")] = (
+            "Final accuracy against total bytes per method and rank; dotted: Pareto front."
+        )
+    pred = primary.predictions()
+    temperature = float(_test(primary).get("temperature", 1.0))
+    if pred is not None:
+        made[fig.reliability_figure(pred, temperature, out / "reliability.png")] = (
+            f"Reliability of {primary.method} before and after temperature scaling."
+        )
+        made[fig.pr_figure(pred, temperature, out / "pr.png")] = (
+            f"Precision-recall per class, {primary.method}."
+        )
+    if _test(primary).get("confusion"):
+        made[fig.confusion_figure(_test(primary), out / "confusion.png")] = (
+            f"Confusion matrix of {primary.method} (row-normalised)."
+        )
+    if primary.partition:
+        names = _test(primary).get("class_names") or [
+            str(i) for i in range(len(primary.partition[0]["counts"]))
+        ]
+        made[fig.partition_figure(primary.partition, names, out / "partition.png")] = (
+            "Training records per client and class; each client's SNR window and channel."
+        )
+    return made
+
+
+def numbers(study: Study) -> dict[str, str]:
+    """Every number the paper quotes, by macro name."""
+    primary = study.primary
+    cfg = primary.config
+    part, data = cfg.get("partition", {}), cfg.get("data", {})
+    test, final = _test(primary), primary.final or {}
+    calib = (primary.evaluation or {}).get("calibration") or {}
+    before, after = test.get("calibration_before", {}), test.get("calibration_after", {})
+    out = {
+        "FedsbVersion": versions()["fedsb"],
+        "ReportDate": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "PrimaryMethodName": primary.method,
+        "NumClients": str(part.get("clients", "?")),
+        "NumRounds": str(cfg.get("rounds", "?")),
+        "Rank": str(primary.rank),
+        "NumClasses": str(len(test.get("class_names", [])) or "?"),
+        "RecordsPerClient": f"{part.get('records_per_client', 0):,}",
+        "DirichletAlpha": f"{part.get('dirichlet_alpha', 0):g}",
+        "SnrWindow": f"{part.get('snr_window_db', 0):g}",
+        "LocalEpochs": str(cfg.get("client", {}).get("local_epochs", "?")),
+        "RecordLength": str(data.get("generator", {}).get("length", "?")),
+        "InitSource": str(cfg.get("init_source", "?")),
+        "PrimaryAcc": pct(final.get("test_acc")),
+        "PrimaryAccHigh": pct(final.get("test_acc_snr_ge_10")),
+        "PrimaryParams": f"{final.get('trained_parameters', 0):,}",
+        "PrimaryKBRound": kilobytes(final.get("bytes_per_round_per_client")),
+        "PrimaryTotalMB": megabytes(final.get("total_bytes")),
+        "PrimaryEceBefore": pct(before.get("ece")),
+        "PrimaryEceAfter": pct(after.get("ece")),
+        "PrimaryBrierBefore": num(before.get("brier")),
+        "PrimaryBrierAfter": num(after.get("brier")),
+        "PrimaryNllBefore": num(before.get("nll")),
+        "PrimaryNllAfter": num(after.get("nll")),
+        "Temperature": num(test.get("temperature"), 2),
+        "CalibrationSteps": str(calib.get("steps", "?")),
+        "ValNllBefore": num(calib.get("nll_before")),
+        "ValNllAfter": num(calib.get("nll_after")),
+    }
+    methods = study.by_method()
+    for method, run in methods.items():
+        f = run.final or {}
+        out[macro_name("acc", method)] = pct(f.get("test_acc"))
+        out[macro_name("kb round", method)] = kilobytes(f.get("bytes_per_round_per_client"))
+    ref = methods.get(primary.method)
+    if ref and "centralized" in methods and ref.method != "centralized":
+        gap = methods["centralized"].final["test_acc"] - ref.final["test_acc"]
+        out["GapCentralized"] = f"{100 * gap:.1f}"
+    if ref and "fedit" in methods and ref.final.get("bytes_per_round_per_client"):
+        ratio = (
+            methods["fedit"].final["bytes_per_round_per_client"]
+            / ref.final["bytes_per_round_per_client"]
+        )
+        out["BytesRatioFedit"] = f"{ratio:.1f}"
+    return out
+
+
+def summary_sentence(study: Study) -> str:
+    n = numbers(study)
+    text = (
+        f"{n['PrimaryMethodName']} (rank {n['Rank']}, {n['NumClients']} clients, "
+        f"{n['NumRounds']} rounds): {n['PrimaryAcc']} % test accuracy "
+        f"({n['PrimaryAccHigh']} % at SNR ≥ 10 dB), {n['PrimaryKBRound']} kB per client per "
+        f"round; ECE {n['PrimaryEceBefore']} % → {n['PrimaryEceAfter']} % with T = "
+        f"{n['Temperature']}."
+    )
+    if "GapCentralized" in n:
+        text += f" Centralized LoRA-SB: {n['AccCentralized']} % ({n['GapCentralized']} points)."
+    if "BytesRatioFedit" in n:
+        text += f" FedIT: {n['AccFedit']} % at {n['BytesRatioFedit']}× the bytes per round."
+    return text
+
+
+def build_report(root: Path, command: str = "fedsb report") -> Report:
+    """Figures, tables, tex/ and report.html for the runs under ``root``."""
+    root = Path(root)
+    study = load_study(root)
+    if not any(r.finished for r in study.runs):
+        raise DataError(root, "no finished run here (no final row in metrics.jsonl)")
+    made = make_figures(study, root / "figures")
+    tables = study_tables(study)
+    tex = write_tex(root / "tex", tables, numbers(study))
+    page = render(
+        f"fedsb report: {root.name}",
+        summary_sentence(study),
+        tables,
+        made,
+        study.primary.config_text,
+        command,
+    )
+    html_path = root / REPORT_FILE
+    tmp = html_path.with_name(f".{REPORT_FILE}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(html_path)
+    return Report(html_path, tuple(made), tuple(tex))
+
+
+def build_paper(root: Path, command: str = "fedsb paper") -> tuple[Report, Path]:
+    """The report, then ``paper.pdf`` (raises TexMissing, with the install line, without TeX)."""
+    report = build_report(root, command)
+    return report, build_pdf(Path(root))

@@ -1,0 +1,137 @@
+"""What a report is about: one run directory, or a directory of runs (methods, sweep cells).
+
+A run directory is recognised by its ``metrics.jsonl``; ``load_study(path)`` takes ``path``
+itself if it is one, else every run directory below it (one level, then two: a sweep keeps
+cells in sub-directories). Each ``RunRecord`` holds what the report needs, read from the
+files the run wrote; nothing is recomputed except scores from the saved predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+from ..evaluation.scoring import (
+    EVALUATION_FILE,
+    PREDICTIONS_FILE,
+    Predictions,
+    load_predictions,
+)
+
+METRICS_FILE, CONFIG_FILE, PARTITION_FILE = "metrics.jsonl", "config.toml", "partition.json"
+
+
+@dataclass
+class RunRecord:
+    """One finished (or interrupted) run as the report sees it."""
+
+    name: str
+    path: Path
+    config: dict[str, Any]
+    config_text: str
+    rows: list[dict[str, Any]]
+    evaluation: dict[str, Any] | None = None  # evaluation.json
+    partition: list[dict[str, Any]] | None = None
+    _predictions: Predictions | None = field(default=None, repr=False)
+
+    @property
+    def method(self) -> str:
+        return str(self.config.get("method", self.name))
+
+    @property
+    def rank(self) -> int | None:
+        rank = self.config.get("adapter", {}).get("rank")
+        return int(rank) if rank is not None else None
+
+    @property
+    def final(self) -> dict[str, Any] | None:
+        rows = [r for r in self.rows if r.get("stage") == "final"]
+        return rows[-1] if rows else None
+
+    @property
+    def rounds(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r.get("stage") in ("init", "round")]
+
+    @property
+    def finished(self) -> bool:
+        return self.final is not None
+
+    def predictions(self) -> Predictions | None:
+        if self._predictions is None and (self.path / PREDICTIONS_FILE).exists():
+            self._predictions = load_predictions(self.path / PREDICTIONS_FILE)
+        return self._predictions
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(path, f"not readable JSON ({type(exc).__name__})") from None
+
+
+def load_run(path: Path, name: str | None = None) -> RunRecord:
+    """The files of one run directory (a one-line DataError when one is unreadable)."""
+    path = Path(path)
+    metrics = path / METRICS_FILE
+    if not metrics.is_file():
+        raise DataError(path, f"not a run directory (no {METRICS_FILE})")
+    try:
+        rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+    except ValueError:
+        raise DataError(metrics, "a line is not JSON") from None
+    text = (path / CONFIG_FILE).read_text() if (path / CONFIG_FILE).is_file() else ""
+    try:
+        config = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DataError(path / CONFIG_FILE, f"invalid TOML ({exc})") from None
+    evaluation = _read_json(path / EVALUATION_FILE) if (path / EVALUATION_FILE).is_file() else None
+    partition = _read_json(path / PARTITION_FILE) if (path / PARTITION_FILE).is_file() else None
+    return RunRecord(name or path.name, path, config, text, rows, evaluation, partition)
+
+
+def find_runs(root: Path) -> list[Path]:
+    """``root`` if it is a run directory, else the run directories one or two levels below."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, "no such directory")
+    if (root / METRICS_FILE).is_file():
+        return [root]
+    found = sorted(p.parent for p in root.glob(f"*/{METRICS_FILE}"))
+    if not found:
+        found = sorted(p.parent for p in root.glob(f"*/*/{METRICS_FILE}"))
+    if not found:
+        raise DataError(root, f"no run directories here (no {METRICS_FILE} below it)")
+    return found
+
+
+@dataclass
+class Study:
+    """The runs of one report; ``primary`` is the one whose details are shown (fedsb first)."""
+
+    root: Path
+    runs: list[RunRecord]
+
+    @property
+    def primary(self) -> RunRecord:
+        done = [r for r in self.runs if r.finished] or self.runs
+        fedsb = [r for r in done if r.method == "fedsb"]
+        return (fedsb or done)[0]
+
+    def by_method(self) -> dict[str, RunRecord]:
+        """One finished run per method (the first found), in a stable order."""
+        out: dict[str, RunRecord] = {}
+        for run in self.runs:
+            if run.finished and run.method not in out:
+                out[run.method] = run
+        return out
+
+
+def load_study(root: Path) -> Study:
+    root = Path(root)
+    paths = find_runs(root)
+    names = [str(p.relative_to(root)) if p != root else root.name for p in paths]
+    return Study(root, [load_run(p, n) for p, n in zip(paths, names)])
