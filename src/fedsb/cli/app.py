@@ -45,4 +45,4 @@ def root(
     state.debug = debug
 
 
-from . import data, federated, model, train  # noqa: E402,F401  (registers the commands)
+from . import data, federated, model, report, train  # noqa: E402,F401  (registers the commands)
