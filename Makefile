@@ -6,7 +6,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := runs/demo
 
-.PHONY: install test demo bench bench-torchsig lint clean
+.PHONY: install test demo bench bench-torchsig lint clean paper tex
+
+# Debian packages for `fedsb paper` (PDF) and the report's browser test; installed when missing.
+TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-latex-extra latexmk
+TEST_TOOLS   := poppler-utils chromium
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +30,16 @@ demo: $(STAMP)
 	$(BIN)/fedsb run --config configs/run.toml --dry-run
 	rm -rf $(DEMO)/run
 	$(BIN)/fedsb run --config configs/run.toml --out $(DEMO)/run
+	$(BIN)/fedsb paper $(DEMO)/run
+	@echo "report: $(DEMO)/run/report.html"
+
+# TeX for the PDF (needs root and the Debian mirror); a no-op when latexmk is already there.
+tex:
+	@command -v latexmk >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); }
+
+paper: $(STAMP) tex
+	$(BIN)/fedsb paper $(or $(RUN),$(DEMO)/run)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_data.py
