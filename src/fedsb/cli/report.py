@@ -1,7 +1,8 @@
-"""``fedsb report RUN`` and ``fedsb paper RUN``: everything a person looks at, from the run files."""
+"""``fedsb report``, ``fedsb paper``, ``fedsb evaluate``: what a person looks at, from run files."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -44,3 +45,50 @@ def paper_cmd(run: RunArg) -> None:
         err_console.print(f"[yellow]no PDF[/]: {exc}")
         return
     console.print(f"wrote [bold]{pdf}[/]")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Annotated[Path, typer.Option("--run", help="A finished run directory.")],
+    data: Annotated[
+        Path,
+        typer.Option("--data", help="npz cache, SigMF file/archive/directory, or RadioML file."),
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="JSON to write (default RUN/eval.json).")
+    ] = None,
+    drop_unknown: Annotated[
+        bool, typer.Option("--drop-unknown", help="Leave out classes the model does not know.")
+    ] = False,
+) -> None:
+    """Evaluate a run's model on any labelled IQ data: accuracy overall, per SNR and per class,
+    calibration before and after the run's temperature; writes eval.json."""
+    from rich.table import Table
+
+    from ..evaluation.evaluate_run import evaluate_run
+    from ..report.tables import num, pct
+
+    result, _ = evaluate_run(run, data, drop_unknown)
+    target = out or Path(run) / "eval.json"
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=1, allow_nan=False))
+    tmp.replace(target)
+    before, after = result["calibration_before"], result["calibration_after"]
+    title = f"{data.name}: {result['records']} records, T = {result['temperature']:.2f}"
+    table = Table(title=title)
+    table.add_column("SNR (dB)")
+    table.add_column("records", justify="right")
+    table.add_column("accuracy %", justify="right")
+    table.add_row("all", str(result["count"]), pct(result["accuracy"]))
+    table.add_row(">= 10", "", pct(result["accuracy_snr_ge_10"]), end_section=True)
+    for row in result["per_snr"]:
+        table.add_row(row["snr"], str(row["count"]), pct(row["accuracy"]))
+    console.print(table)
+    console.print(
+        f"ECE {pct(before['ece'])} % -> {pct(after['ece'])} %, Brier {num(before['brier'])} -> "
+        f"{num(after['brier'])}, NLL {num(before['nll'])} -> {num(after['nll'])} "
+        "(T = 1 -> the run's fitted T)"
+    )
+    if result["windowed"]:
+        console.print(f"records of {result['record_length']} samples were cut into windows")
+    console.print(f"wrote [bold]{target}[/]")

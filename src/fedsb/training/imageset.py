@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from ..config import config_hash
 from ..data_config import DataConfig
 from ..images import to_images
+from ..images.config import ImageConfig
 from ..io.cache import temp_path
 from ..signals import RecordSet, generate
 
@@ -63,12 +64,15 @@ class ImageSet:
         )
 
 
+def quantised_images(iq: np.ndarray, images: ImageConfig) -> torch.Tensor:
+    """IQ records -> uint8 images (what every model is trained and evaluated on)."""
+    return to_images(iq, images).mul_(255.0).round_().to(torch.uint8)
+
+
 def images_from_records(records: RecordSet, data: DataConfig) -> ImageSet:
     """IQ records -> uint8 images with the config's channels and size."""
-    images = to_images(records.iq, data.images)
-    quantised = images.mul_(255.0).round_().to(torch.uint8)
     return ImageSet(
-        images=quantised,
+        images=quantised_images(records.iq, data.images),
         labels=torch.from_numpy(records.labels.copy()),
         snr_db=torch.from_numpy(records.snr_db.astype(np.float32)),
         class_names=records.class_names,

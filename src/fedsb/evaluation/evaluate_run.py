@@ -1,0 +1,141 @@
+"""``fedsb evaluate --run RUN --data PATH``: a trained run's model on any labelled IQ data.
+
+The run's merged model (``model.safetensors``, with the fitted temperature in its metadata)
+is rebuilt; the data (npz cache, SigMF file/archive/directory, RadioML) are loaded with their
+labels mapped through the alias table onto the model's classes; records longer than the
+model's record length are cut into non-overlapping windows (each keeps its record's label and
+SNR), shorter ones are refused; then the images are rendered with the run's image config and
+scored (``scoring.score``) before and after the run's temperature.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import from_dict
+from ..errors import DataError
+from ..images.config import ImageConfig
+from ..io.load import load_records, source_format
+from ..models.backbones import build_backbone
+from ..models.config import ModelConfig
+from ..signals.recordset import RecordSet
+from ..training.imageset import quantised_images
+from ..training.runs import CONFIG_FILE, MODEL_FILE, load_checkpoint
+from .scoring import Predictions, score
+
+EVAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class RunModel:
+    model: nn.Module
+    class_names: tuple[str, ...]
+    images: ImageConfig
+    length: int  # IQ samples per record the model was trained on
+    temperature: float
+
+
+def load_run_model(run: Path) -> RunModel:
+    """The merged model of a finished run, with what is needed to feed it."""
+    run = Path(run)
+    if not run.is_dir():
+        raise DataError(run, "no such run directory")
+    state, meta = load_checkpoint(run / MODEL_FILE)
+    if meta.get("kind") != "merged":
+        raise DataError(run / MODEL_FILE, "not the merged model of a finished run")
+    try:
+        config = tomllib.loads((run / CONFIG_FILE).read_text())
+        length = int(config["data"]["generator"]["length"])
+    except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError):
+        raise DataError(run / CONFIG_FILE, "missing or without data.generator.length") from None
+    model_cfg = ModelConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()}
+    )
+    names = tuple(meta["class_names"])
+    model = build_backbone(model_cfg, meta["in_channels"], len(names), meta["image_size"])
+    model.load_state_dict(state)
+    model.eval()
+    images = from_dict(ImageConfig, meta["images"])
+    return RunModel(model, names, images, length, float(meta.get("temperature", 1.0)))
+
+
+def windows(records: RecordSet, length: int, path: Path) -> RecordSet:
+    """Records of exactly ``length`` samples: longer ones cut into whole windows, shorter
+    ones refused."""
+    have = records.length
+    if have == length:
+        return records
+    if have < length:
+        raise DataError(path, f"records are {have} samples long, shorter than the model's {length}")
+    k = have // length
+    n = len(records)
+    iq = records.iq[:, : k * length].reshape(n * k, length)
+    meta = {key: np.repeat(v, k) for key, v in records.meta.items()}
+    return RecordSet(
+        np.ascontiguousarray(iq),
+        np.repeat(records.labels, k),
+        records.class_names,
+        meta,
+        records.sample_rate,
+        {**records.info, "windowed": f"{have} -> {k} x {length}"},
+    )
+
+
+def to_model_classes(records: RecordSet, names: tuple[str, ...], path: Path, drop: bool):
+    """Re-index labels onto the model's classes; unknown classes are an error (or dropped)."""
+    unknown = sorted(set(records.class_names) - set(names))
+    if unknown and not drop:
+        raise DataError(
+            path,
+            f"classes the model was not trained on: {', '.join(unknown)} "
+            f"(it knows {', '.join(names)}; --drop-unknown leaves them out)",
+        )
+    target = {name: i for i, name in enumerate(names)}
+    remap = np.array([target.get(name, -1) for name in records.class_names], dtype=np.int64)
+    keep = np.flatnonzero(remap[records.labels] >= 0)
+    if keep.size == 0:
+        raise DataError(path, "no record of a class the model knows")
+    kept = records.subset(keep)
+    return RecordSet(kept.iq, remap[kept.labels], names, kept.meta, kept.sample_rate, kept.info)
+
+
+@torch.no_grad()
+def logits_of(model: nn.Module, images: torch.Tensor) -> np.ndarray:
+    out = [model(images[s : s + EVAL_BATCH]) for s in range(0, len(images), EVAL_BATCH)]
+    return torch.cat(out).double().numpy()
+
+
+def evaluate_run(run: Path, data: Path, drop_unknown: bool = False) -> tuple[dict, Predictions]:
+    """(eval dict as written to eval.json, predictions) of ``run``'s model on ``data``."""
+    loaded = load_run_model(run)
+    data = Path(data)
+    if not data.exists():
+        raise DataError(data, "file not found")
+    # SigMF spans are cut at the model's length; the other formats have a fixed one
+    length = loaded.length if source_format(data) == "sigmf" else None
+    records = load_records(data, length=length, skip_unknown=drop_unknown)
+    raw_length = records.length
+    records = windows(records, loaded.length, data)
+    records = to_model_classes(records, loaded.class_names, data, drop_unknown)
+    images = quantised_images(records.iq, loaded.images).float().div_(255.0)
+    pred = Predictions(
+        logits_of(loaded.model, images),
+        records.labels,
+        records.snr_db.astype(np.float64),
+        loaded.class_names,
+    )
+    result = {
+        "run": str(Path(run).resolve()),
+        "data": str(data.resolve()),
+        "records": len(records),
+        "record_length": raw_length,
+        "windowed": raw_length != loaded.length,
+        **score(pred, loaded.temperature),
+    }
+    return result, pred

@@ -1,0 +1,137 @@
+"""`fedsb evaluate`: a run's merged model on npz / SigMF data, windowing, refusals (exit 2)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from fedsb.errors import DataError
+from fedsb.evaluation.evaluate_run import evaluate_run, windows
+from fedsb.federated.task import build_task, load_basis
+from fedsb.io import write_sigmf
+from fedsb.io.load import save_records
+from fedsb.models.adapters import load_adapter_state
+from fedsb.signals import generate
+from fedsb.signals.config import GeneratorConfig
+from fedsb.signals.recordset import RecordSet
+from fedsb.training.imageset import images_from_records
+from fedsb.training.loop import predict
+from fedsb.training.reporter import SilentReporter
+from fedsb.training.runs import load_checkpoint
+
+from ..cli.test_data_cli import run as cli
+from ..federated.conftest import workspace  # noqa: F401  (the tiny pretrained backbone)
+
+CLASSES = ("bpsk", "qpsk", "gfsk")
+
+
+def _records(length: int, classes=CLASSES, seed: int = 11) -> RecordSet:
+    cfg = replace(GeneratorConfig(), length=length)
+    return generate(cfg, list(classes), per_class=12, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def trained(workspace, tmp_path_factory):  # noqa: F811
+    root = tmp_path_factory.mktemp("evaluate")
+    workspace.run(root / "run")
+    return root, workspace
+
+
+def test_logits_equal_the_unmerged_adapted_model_on_the_same_records(trained):
+    """Reference: the run's task model (adapters not merged) with the saved adapter state."""
+    root, ws = trained
+    records = _records(256)
+    save_records(records, root / "data.npz")
+    result, pred = evaluate_run(root / "run", root / "data.npz")
+    cfg = ws.config()
+    task = build_task(cfg, ws.cache, SilentReporter())
+    load_basis(task.model, root / "run")
+    state, _ = load_checkpoint(root / "run" / "adapter.safetensors")
+    load_adapter_state(task.model, state)
+    want = predict(task.model, images_from_records(records, cfg.data)).double().numpy()
+    np.testing.assert_allclose(pred.logits, want, rtol=1e-4, atol=1e-4)
+    assert result["records"] == len(records) and not result["windowed"]
+    assert result["accuracy"] == pytest.approx(float((want.argmax(1) == records.labels).mean()))
+    evaluation = json.loads((root / "run" / "evaluation.json").read_text())
+    assert result["temperature"] == pytest.approx(evaluation["calibration"]["temperature"])
+
+
+def test_longer_records_are_windowed_and_sigmf_gives_the_same_numbers(trained):
+    root, _ = trained
+    long = _records(512, seed=12)
+    halves = [
+        RecordSet(long.iq[:, s : s + 256].copy(), long.labels, long.class_names, long.meta)
+        for s in (0, 256)
+    ]
+    cut = windows(long, 256, root)
+    assert len(cut) == 2 * len(long)
+    np.testing.assert_array_equal(cut.iq[0::2], halves[0].iq)
+    np.testing.assert_array_equal(cut.iq[1::2], halves[1].iq)
+    np.testing.assert_array_equal(cut.snr_db[0::2], long.snr_db)
+    save_records(long, root / "long.npz")
+    from_npz, _ = evaluate_run(root / "run", root / "long.npz")
+    assert from_npz["windowed"] and from_npz["records"] == 2 * len(long)
+    write_sigmf(long, root / "long.sigmf-meta")
+    from_sigmf, _ = evaluate_run(root / "run", root / "long.sigmf-meta")
+    assert from_sigmf["records"] == from_npz["records"]
+    assert from_sigmf["accuracy"] == pytest.approx(from_npz["accuracy"])
+
+
+def test_cli_writes_eval_json_and_prints_the_table(trained, capsys):
+    root, _ = trained
+    save_records(_records(256, seed=13), root / "cli.npz")
+    out = root / "e.json"
+    argv = [
+        "evaluate",
+        "--run",
+        str(root / "run"),
+        "--data",
+        str(root / "cli.npz"),
+        "--out",
+        str(out),
+    ]
+    code, stdout, _ = cli(argv, capsys)
+    assert code == 0, stdout
+    result = json.loads(out.read_text())
+    assert {"accuracy", "per_snr", "per_class", "confusion", "calibration_after"} <= set(result)
+    assert "ECE" in stdout and "wrote" in stdout
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("short", "records are 128 samples long, shorter than the model's 256"),
+        ("unknown", "classes the model was not trained on: 8psk"),
+        ("missing", "file not found"),
+        ("not-a-run", "no such checkpoint"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_path, capsys, case, message):
+    root, _ = trained
+    run_dir, data = root / "run", tmp_path / "d.npz"
+    if case == "short":
+        save_records(_records(128), data)
+    elif case == "unknown":
+        save_records(_records(256, classes=("bpsk", "8psk")), data)
+    elif case == "not-a-run":
+        save_records(_records(256), data)
+        run_dir = tmp_path
+    before = sorted(p.name for p in (root / "run").iterdir())
+    code, _, err = cli(["evaluate", "--run", str(run_dir), "--data", str(data)], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in (root / "run").iterdir()) == before
+
+
+def test_unknown_classes_can_be_dropped(trained):
+    root, _ = trained
+    mixed = _records(256, classes=("bpsk", "8psk", "gfsk"), seed=14)
+    save_records(mixed, root / "mixed.npz")
+    with pytest.raises(DataError, match="--drop-unknown"):
+        evaluate_run(root / "run", root / "mixed.npz")
+    result, pred = evaluate_run(root / "run", root / "mixed.npz", drop_unknown=True)
+    assert result["records"] == 24 and set(np.unique(pred.labels)) == {0, 2}
+    assert torch.is_tensor(torch.as_tensor(pred.logits))
