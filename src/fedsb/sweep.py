@@ -1,0 +1,113 @@
+"""``fedsb sweep``: methods x ranks on one partition, one run directory per cell, resumable.
+
+Cells are ``OUT/<method>-r<rank>`` (``OUT/<method>`` for methods without a rank: fedavg,
+head-only, centralized). A cell with a final row is kept; one with a checkpoint is resumed; one
+that died before its first checkpoint is started again. The sweep writes ``sweep.json`` (one
+entry per cell: accuracy, ECE after scaling, bytes per round per client, total bytes) and the
+Pareto figure ``figures/pareto.png``; ``fedsb report OUT`` then reports every cell.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import apply_overrides
+from .errors import ConfigError
+from .federated.config import FED_METHODS, RunConfig
+from .federated.server import STATE_FILE, run_federated
+from .report.figures import pareto_figure
+from .training.reporter import Reporter, SilentReporter
+from .training.runs import RunDir
+
+RANKLESS = ("fedavg", "head-only")
+SWEEP_FILE = "sweep.json"
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    rank: int | None
+
+    @property
+    def name(self) -> str:
+        return self.method if self.rank is None else f"{self.method}-r{self.rank}"
+
+
+def plan_cells(methods: Sequence[str], ranks: Sequence[int]) -> list[Cell]:
+    unknown = [m for m in methods if m not in FED_METHODS]
+    if unknown:
+        choices = ", ".join(FED_METHODS)
+        raise ConfigError(f"--methods: unknown {unknown[0]!r} (choose from {choices})")
+    if not ranks or any(r < 1 for r in ranks):
+        raise ConfigError(f"--ranks: positive integers required, got {list(ranks)}")
+    cells = []
+    for method in methods:
+        cells += [Cell(method, None)] if method in RANKLESS else [Cell(method, r) for r in ranks]
+    return cells
+
+
+def cell_state(path: Path) -> str:
+    """ "done", "resume" (has a checkpoint), or "new" (nothing usable yet)."""
+    rows = RunDir(path).rows() if (path / "metrics.jsonl").exists() else []
+    if any(r.get("stage") == "final" for r in rows):
+        return "done"
+    return "resume" if (path / STATE_FILE).exists() else "new"
+
+
+def summary(path: Path, cell: Cell) -> dict:
+    rows = RunDir(path).rows()
+    final = next(r for r in reversed(rows) if r.get("stage") == "final")
+    return {
+        "cell": cell.name,
+        "method": cell.method,
+        "rank": cell.rank,
+        "accuracy": final["test_acc"],
+        "accuracy_snr_ge_10": final.get("test_acc_snr_ge_10"),
+        "ece": final.get("test_ece_calibrated"),
+        "trained_parameters": final["trained_parameters"],
+        "bytes_per_round_per_client": final["bytes_per_round_per_client"],
+        "total_bytes": final["total_bytes"],
+    }
+
+
+def run_sweep(
+    base: RunConfig,
+    out: Path,
+    methods: Sequence[str],
+    ranks: Sequence[int],
+    cache_dir: Path | None,
+    reporter: Reporter | None = None,
+    on_cell: Callable[[Cell, str], None] | None = None,
+) -> list[dict]:
+    """Run (or finish) every cell; returns the summaries, also written to ``sweep.json``."""
+    reporter = reporter or SilentReporter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for cell in plan_cells(methods, ranks):
+        path = out / cell.name
+        state = cell_state(path)
+        if on_cell:
+            on_cell(cell, state)
+        if state != "done":
+            overrides = [f"method={cell.method!r}"]
+            if cell.rank is not None:
+                overrides.append(f"adapter.rank={cell.rank}")
+            if state == "new" and path.exists():
+                shutil.rmtree(path)  # died before its first checkpoint: nothing to keep
+            cfg = apply_overrides(base, overrides)
+            run_federated(
+                None if state == "resume" else cfg, path, cache_dir, reporter, state == "resume"
+            )
+        results.append(summary(path, cell))
+        tmp = out / f".{SWEEP_FILE}.tmp"
+        tmp.write_text(json.dumps(results, indent=1, allow_nan=False))
+        tmp.replace(out / SWEEP_FILE)
+    points = [{**r, "rank": r["rank"] or 0} for r in results if r["method"] != "centralized"]
+    if points:
+        pareto_figure(points, out / "figures" / "pareto.png")
+    return results
