@@ -4,7 +4,9 @@ Each sampled client gets one message with only the trained tensors; the reply's 
 metrics become a ``ClientResult``. A client that answers with an error, or not within
 ``server.timeout`` (wall clock of the round's messages), is left out like a crashed or slow
 client of the embedded engine. Flower node ids are mapped to our client ids once, by asking
-every node for its ``partition-id``.
+every node for its ``partition-id``. ``calibration_stats`` runs one step of federated
+temperature scaling (an EVALUATE message per node); a node that fails a step is left out of
+the rest of that fit.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable
+from logging import WARNING
 from pathlib import Path
 
-from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.common.logger import log
 from flwr.serverapp import Grid
 
 from ...models.lora_sb_init import lora_sb_basis
@@ -28,9 +32,12 @@ from .messages import (
     ARRAYS,
     BASIS,
     CACHE_DIR,
+    CALIBRATION_ID,
+    CALIBRATION_SUMS,
     CONFIG,
     METRICS,
     PARTITION_ID,
+    STAGE_CALIBRATE,
     STAGE_INIT,
     STAGE_TRAIN,
     State,
@@ -65,6 +72,12 @@ class GridEngine:
         }
         self.nodes: dict[int, int] | None = None  # client id -> node id
         self.with_basis: set[int] = set()  # node ids that hold LoRA-SB's basis
+        # calibration: the global state the nodes' logits are for, its serial number, the
+        # clients holding logits for it and those left out of the fit
+        self.calibrating: State | None = None
+        self.calibration_id = 0
+        self.with_logits: set[int] = set()
+        self.left_out: set[int] = set()
 
     def node_of(self) -> dict[int, int]:
         """Client id -> node id; waits (bounded) until every partition-id has a node."""
@@ -106,10 +119,17 @@ class GridEngine:
                 )
             time.sleep(0.5)
 
-    def _messages(self, stage: str, ids: Iterable[int], extra: dict, arrays=None):
+    def _messages(
+        self,
+        stage: str,
+        ids: Iterable[int],
+        extra: dict,
+        arrays: ArrayRecord | None = None,
+        kind: str = MessageType.TRAIN,
+    ) -> list[Message]:
         nodes = self.node_of()
         basis = None
-        if stage == STAGE_TRAIN and has_lora_sb(self.task.model):
+        if stage != STAGE_INIT and has_lora_sb(self.task.model):
             basis = to_record(lora_sb_basis(self.task.model))
         out = []
         for client in ids:
@@ -121,7 +141,7 @@ class GridEngine:
             if basis is not None and node not in self.with_basis:
                 content[BASIS] = basis
                 self.with_basis.add(node)
-            out.append(Message(content, dst_node_id=node, message_type=MessageType.TRAIN))
+            out.append(Message(content, dst_node_id=node, message_type=kind))
         return out
 
     def _exchange(self, messages: list[Message], ids: list[int]):
@@ -164,6 +184,35 @@ class GridEngine:
         extra = {"server-round": server_round}
         messages = self._messages(STAGE_TRAIN, ids, extra, arrays)
         return [self._result(*answer) for answer in self._exchange(messages, ids)]
+
+    def calibration_stats(self, ids: list[int], global_state: State, beta: float) -> list[dict]:
+        """One temperature-scaling step: each listed client's sums on its validation split at
+        ``beta`` (in ``ids`` order, without the clients left out). The first step for a global
+        state sends it; the nodes keep their logits for the steps after."""
+        if self.calibrating is not global_state:
+            self.calibrating, self.with_logits, self.left_out = global_state, set(), set()
+            self.calibration_id += 1
+        ask = [c for c in ids if c not in self.left_out]
+        extra = {"beta": float(beta), CALIBRATION_ID: self.calibration_id}
+        fresh = [c for c in ask if c not in self.with_logits]
+        known = [c for c in ask if c in self.with_logits]
+        kind = MessageType.EVALUATE
+        messages = self._messages(STAGE_CALIBRATE, fresh, extra, to_record(global_state), kind)
+        messages += self._messages(STAGE_CALIBRATE, known, extra, None, kind)
+        sums = {}
+        for client, reply, _ in self._exchange(messages, fresh + known):
+            if reply is None or reply.has_error():
+                if reply is not None:
+                    self.with_basis.discard(reply.metadata.src_node_id)
+                reason = one_line(reply.error.reason) if reply is not None else "timed out"
+                log(WARNING, "fedsb: calibration: client %d left out: %s", client, reason)
+                self.left_out.add(client)
+                continue
+            self.with_logits.add(client)
+            sums[client] = {k: float(reply.content[METRICS][k]) for k in CALIBRATION_SUMS}
+        if not sums:
+            raise FederatedError(f"calibration: no client answered at beta={beta:g}")
+        return [sums[c] for c in ask if c in sums]
 
     def close(self) -> None:
         """Nothing to release: the nodes belong to the Flower runtime."""

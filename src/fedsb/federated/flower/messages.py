@@ -3,6 +3,12 @@
 A server message holds ``arrays`` (only the trained tensors, or nothing in round 0), ``config``
 (stage, server round, client id, the run's TOML, the cache dir) and, the first time a node is
 addressed, ``basis`` (LoRA-SB's frozen B and A). A reply holds ``arrays`` and ``metrics``.
+
+Calibration (federated temperature scaling after the last round) is one EVALUATE message per
+Newton step: the first carries the final global state, the node keeps its validation logits in
+``context.state`` and every step's reply is four sums (``CALIBRATION_SUMS``) at the server's β.
+Importing this module does not import torch or the task code (``client_app`` answers the
+server's first query with Flower alone).
 """
 
 from __future__ import annotations
@@ -10,20 +16,28 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from flwr.app import ArrayRecord, MetricRecord
 
 from ...config import dumps_toml, from_dict, to_dict
 from ...errors import ConfigError
-from ..config import RunConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..config import RunConfig
 
 ARRAYS, CONFIG, METRICS, BASIS = "arrays", "config", "metrics", "basis"
 STAGE_INIT, STAGE_TRAIN = "init", "train"  # LoRA-SB round 0 | a training round
+STAGE_CALIBRATE = "calibrate"  # one temperature-scaling step (an EVALUATE message)
+CALIBRATION = "calibration"  # context.state: the node's validation logits and labels
+CALIBRATION_ID = "calibration-id"  # which global state those logits are for
+CALIBRATION_SUMS = ("count", "nll", "grad", "hess")  # calibrate.client_calibration_stats
 PARTITION_ID = "partition-id"  # node_config key: which client of the partition a node is
 CACHE_DIR = "cache-dir"  # node_config (wins) or message config key
 
-State = dict[str, torch.Tensor]
+State = dict[str, "torch.Tensor"]
 
 
 def to_record(state: Mapping[str, torch.Tensor]) -> ArrayRecord:
@@ -53,6 +67,8 @@ def config_text(cfg: RunConfig) -> str:
 
 def parse_config(text: str) -> RunConfig:
     """RunConfig from the TOML text of a message (ConfigError naming the key if invalid)."""
+    from ..config import RunConfig
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -23,12 +23,14 @@ from ..config import RunConfig
 from ..server import FederatedError, RunResult
 from ..task import Task
 
-#: Set for the run unless already set: no telemetry, no update check, and never let Flower
-#: install app dependencies (uv would fetch a CUDA torch).
+#: Set for the run unless already set: no telemetry, no update check, never let Flower
+#: install app dependencies (uv would fetch a CUDA torch), and Ray's future default for
+#: ``num_gpus=0`` actors (which also silences its FutureWarning about it).
 FLOWER_ENV = {
     "FLWR_TELEMETRY_ENABLED": "0",
     "FLWR_DISABLE_UPDATE_CHECK": "1",
     "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
 }
 _RESTORED = ("PYTHONPATH",)  # Ray's backend rewrites it in os.environ
 

@@ -1,0 +1,128 @@
+"""A node's work: rebuild its share of the task, then call the shared client code.
+
+A node holds only its own data (``plan_partition(...)[partition-id]``, generated or loaded from
+its cache dir), the adapted backbone (``resolve_pretrained`` + ``adapted_model``) and, for
+LoRA-SB, the basis the server sent once (kept in ``context.state``). Training and round 0 are
+``engine_local.client_step`` and ``client_init_step``, exactly as in the embedded engine;
+``calibrate`` computes the validation logits that temperature scaling's steps reuse.
+
+Built parts are cached per process: Ray actors of the simulation serve many messages, while a
+deployment SuperNode starts a fresh ClientApp process per message and rebuilds (cheap: the data
+come from the on-disk cache). ``client_app`` imports this module (and torch) only when a
+training message arrives, so a node answers the server's partition-id query quickly.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from torch import nn
+
+from ...errors import ConfigError
+from ...models.adapters import load_adapter_state
+from ...models.lora_sb_init import load_lora_sb_basis
+from ...training.finetune import resolve_pretrained
+from ...training.imageset import ImageSet
+from ...training.loop import predict
+from ...training.reporter import SilentReporter
+from ..config import RunConfig
+from ..engine_local import client_init_step, client_step
+from ..partition import build_client_data, concat, plan_partition
+from ..task import adapted_model, has_lora_sb
+from . import messages as m
+
+_DATA_SLOTS = 4  # client datasets kept per process (a Ray actor may serve every client)
+_CACHE: dict = {"text": None, "model": None, "data": OrderedDict()}
+
+
+def _cache_dir(context: Context, conf: ConfigRecord) -> Path | None:
+    value = context.node_config.get(m.CACHE_DIR) or conf.get(m.CACHE_DIR) or ""
+    return Path(str(value)) if value else None
+
+
+def _client_data(cfg: RunConfig, pid: int, cache_dir: Path | None) -> tuple[ImageSet, ImageSet]:
+    """This node's (training, validation) data; for ``centralized`` the union of every client's
+    (as ``task.units`` and ``calibrate.val_units`` on the server)."""
+    plans = plan_partition(cfg.partition, cfg.data)
+    ids = range(len(plans)) if cfg.method == "centralized" else [pid]
+    sets = [build_client_data(plans[i], cfg.partition, cfg.data, cache_dir) for i in ids]
+    if len(sets) == 1:
+        return sets[0].train, sets[0].val
+    return concat([c.train for c in sets]), concat([c.val for c in sets])
+
+
+def parts(
+    text: str, pid: int, cache_dir: Path | None
+) -> tuple[RunConfig, nn.Module, tuple[ImageSet, ImageSet]]:
+    """(config, adapted model, (training, validation) data) of this node, cached while the
+    config is the same."""
+    if _CACHE["text"] != text:
+        _CACHE.update(text=text, cfg=m.parse_config(text), model=None, data=OrderedDict())
+    cfg: RunConfig = _CACHE["cfg"]
+    if _CACHE["model"] is None:
+        checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, SilentReporter())
+        _CACHE["model"], _CACHE["meta"] = adapted_model(cfg, checkpoint)
+    slots: OrderedDict = _CACHE["data"]
+    key = (pid, cache_dir)
+    if key not in slots:
+        data = _client_data(cfg, pid, cache_dir)
+        if data[0].class_names != tuple(_CACHE["meta"]["class_names"]):
+            raise ConfigError("data.classes differ from the classes the backbone was trained on")
+        slots[key] = data
+        while len(slots) > _DATA_SLOTS:
+            slots.popitem(last=False)
+    slots.move_to_end(key)
+    return cfg, _CACHE["model"], slots[key]
+
+
+def _load_basis(model: nn.Module, msg: Message, context: Context) -> None:
+    """Keep the basis the server sent (first message to this node) and load it into the model."""
+    if m.BASIS in msg.content:
+        context.state[m.BASIS] = msg.content[m.BASIS]
+    if not has_lora_sb(model):
+        return
+    if m.BASIS not in context.state:
+        raise ConfigError("no LoRA-SB basis on this node yet (the server resends it)")
+    load_lora_sb_basis(model, m.from_record(context.state[m.BASIS]))
+
+
+def _check_client(conf: ConfigRecord, pid: int) -> None:
+    if int(conf["client"]) != pid:
+        raise ConfigError(f"message for client {conf['client']} reached partition-id {pid}")
+
+
+def calibrate(msg: Message, context: Context, pid: int) -> None:
+    """Store this node's validation logits under the sent global state (and their labels) in
+    ``context.state``, for the temperature-scaling steps that follow."""
+    torch.set_num_threads(1)
+    conf = msg.content[m.CONFIG]
+    _check_client(conf, pid)
+    _, model, (_, val) = parts(str(conf["run-config"]), pid, _cache_dir(context, conf))
+    _load_basis(model, msg, context)
+    load_adapter_state(model, m.from_record(msg.content[m.ARRAYS]))
+    logits = predict(model, val)
+    context.state[m.CALIBRATION] = m.to_record({"logits": logits, "labels": val.labels})
+    context.state[m.CALIBRATION_ID] = ConfigRecord({"id": int(conf[m.CALIBRATION_ID])})
+
+
+def train(msg: Message, context: Context, pid: int) -> Message:
+    """Round 0 (summed gradients) or a training round (trained tensors + metrics) of ``pid``."""
+    torch.set_num_threads(1)
+    conf = msg.content[m.CONFIG]
+    _check_client(conf, pid)
+    cfg, model, (data, _) = parts(str(conf["run-config"]), pid, _cache_dir(context, conf))
+    stage = str(conf["stage"])
+    if stage == m.STAGE_INIT:
+        state = client_init_step(model, data, cfg, pid, int(conf["samples"]))
+        metrics = {"num-examples": len(data)}
+    elif stage == m.STAGE_TRAIN:
+        _load_basis(model, msg, context)
+        global_state = m.from_record(msg.content[m.ARRAYS])
+        state, metrics = client_step(model, data, cfg, int(conf["server-round"]), pid, global_state)
+    else:
+        raise ConfigError(f"unknown stage {stage!r}")
+    content = RecordDict({m.ARRAYS: m.to_record(state), m.METRICS: m.metric_record(metrics)})
+    return Message(content=content, reply_to=msg)

@@ -1,0 +1,126 @@
+"""The Flower engine (Simulation Engine, Ray) against the embedded engine.
+
+A simulation costs ~15-20 s (mostly Ray and actor start-up), so the file runs exactly one,
+shared by every assert through a module-scoped fixture: 3 clients x 2 rounds where client 1
+raises in every training round. All three clients send LoRA-SB's round-0 gradients; clients 0
+and 2 are aggregated. Same seed and config on the embedded engine must give the same global
+state (R and head), the same metrics rows (test_acc, bytes), the same federated temperature
+(``evaluation.json``) and the same one-line drop reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from fedsb.federated.server import ADAPTER_FILE, STATE_FILE
+from fedsb.training.runs import load_checkpoint
+
+from .conftest import Workspace, read_rows
+
+pytest.importorskip("flwr.simulation")
+pytest.importorskip("ray")
+
+RAISE = ("attack.kind='raise'", "attack.clients=[1]")
+VOLATILE = {"seconds"}  # wall clock: differs between engines by nature
+
+
+def _flower_env(tmp: Path) -> pytest.MonkeyPatch:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FLWR_HOME", str(tmp / "flwr-home"))
+    mp.setenv("FLWR_TELEMETRY_ENABLED", "0")
+    mp.setenv("FLWR_DISABLE_UPDATE_CHECK", "1")
+    mp.setenv("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
+    return mp
+
+
+def _pair(ws: Workspace, root: Path, *overrides: str) -> tuple[Path, Path]:
+    """(local run dir, flower run dir) of the same config."""
+    local, flower = root / "local", root / "flower"
+    ws.run(local, *overrides)
+    mp = _flower_env(root)
+    try:
+        ws.run(flower, *overrides, "engine='flower'")
+    finally:
+        mp.undo()
+    return local, flower
+
+
+@pytest.fixture(scope="module")
+def runs(workspace, tmp_path_factory) -> tuple[Path, Path]:
+    return _pair(workspace, tmp_path_factory.mktemp("flower"), *RAISE)
+
+
+def _close(a: Any, b: Any, path: str = "") -> None:
+    """Recursive equality, floats within a tolerance (thread scheduling, float32 sums)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {set(a) ^ set(b)}"
+        for k in a:
+            if k not in VOLATILE:
+                _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), f"{path}: {a} != {b}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a is not None and b is not None, f"{path}: {a} != {b}"
+        assert math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5), f"{path}: {a} != {b}"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+def _assert_same_state(local: Path, flower: Path) -> None:
+    for name in (ADAPTER_FILE, STATE_FILE):
+        a, meta_a = load_checkpoint(local / name)
+        b, meta_b = load_checkpoint(flower / name)
+        assert a.keys() == b.keys() and a, name
+        for key in a:
+            torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=f"{name}:{key}")
+        _close(meta_a, meta_b, name)
+
+
+def test_flower_matches_local_engine(runs):
+    local, flower = runs
+    state, _ = load_checkpoint(flower / STATE_FILE)
+    assert any(k.startswith("global.") and "lora_R" in k for k in state), "no LoRA-SB R"
+    assert any(k.startswith("global.") and "head" in k for k in state), "no head"
+    _assert_same_state(local, flower)
+
+
+def test_flower_metrics_match_local_engine(runs):
+    local, flower = runs
+    rows_l, rows_f = read_rows(local), read_rows(flower)
+    assert [r["stage"] for r in rows_f] == ["init", "round", "round", "final"]
+    _close(rows_l, rows_f, "metrics")
+    init = rows_f[0]
+    per_client = init["bytes_up_per_client"] + init["bytes_down_per_client"]
+    assert per_client > 0 and init["cumulative_bytes"] == 3 * per_client  # round 0: all three
+    for row in rows_f[1:3]:
+        assert row["clients"] == [0, 1, 2]
+        sent = 3 * row["bytes_down_per_client"] + 2 * row["bytes_up_per_client"]
+        assert row["round_bytes"] == sent > 0  # the crashed client uploads nothing
+        assert 0 < row["test_acc"] <= 1
+
+
+def test_flower_calibration_matches_local_engine(runs):
+    local, flower = runs
+    ev_l, ev_f = (json.loads((d / "evaluation.json").read_text()) for d in (local, flower))
+    assert ev_f["calibration"]["steps"] >= 2  # several Newton steps, i.e. several messages
+    _close(ev_l, ev_f, "evaluation")
+
+
+def test_flower_drops_a_raising_client_and_goes_on(runs):
+    _, flower = runs
+    rows = read_rows(flower)
+    assert [r["stage"] for r in rows] == ["init", "round", "round", "final"]
+    for row in rows[1:3]:
+        assert row["accepted"] == [0, 2]
+        assert list(row["dropped"]) == ["1"]
+        reason = row["dropped"]["1"]
+        assert "\n" not in reason and "crashed (simulated)" in reason, reason
+    assert rows[-1]["test_acc"] == pytest.approx(rows[2]["test_acc"])
