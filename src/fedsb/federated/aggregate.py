@@ -40,7 +40,10 @@ def serialize(state: Mapping[str, torch.Tensor]) -> bytes:
 
 
 def deserialize(blob: bytes) -> State:
-    return st_load(blob)
+    """The state of a ``serialize`` blob, keys sorted: safetensors returns them in hash order,
+    which differs from call to call (and would make ``check_update``'s reason random)."""
+    state = st_load(blob)
+    return {k: state[k] for k in sorted(state)}
 
 
 def payload_bytes(state: Mapping[str, torch.Tensor]) -> int:

@@ -62,8 +62,11 @@ def save_checkpoint(path: str | Path, state: dict[str, torch.Tensor], meta: dict
     path = Path(path)
     tmp = temp_path(path, ".safetensors")
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    save_file(tensors, str(tmp), metadata={"fedsb": json.dumps(_plain(meta), sort_keys=True)})
-    tmp.replace(path)
+    try:
+        save_file(tensors, str(tmp), metadata={"fedsb": json.dumps(_plain(meta), sort_keys=True)})
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (full disk) leaves no temporary file
     return path
 
 
