@@ -97,3 +97,26 @@ def test_init_gradients_are_seeded_and_shaped_like_the_base_weights(task):
     assert set(a) and all(params[f"{k}.base_layer.weight"].shape == v.shape for k, v in a.items())
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    "method, adapter_rate", [("fedsb", 3e-2), ("fedit", 3e-3), ("ffa", 3e-3), ("fedavg", 2e-3)]
+)
+def test_the_head_and_the_adapters_take_their_own_rates(workspace, method, adapter_rate):
+    """LoRA factors diverge at fedsb's rate and full weights need a smaller one; the head takes
+    client.lr in every method, so methods differ only in what the adapters do."""
+    from fedsb.federated.client import param_groups
+    from fedsb.federated.task import adapted_model
+    from fedsb.training.finetune import resolve_pretrained
+    from fedsb.training.reporter import SilentReporter
+
+    cfg = workspace.config(f"method='{method}'", "client.lora_lr=0.003", "client.full_lr=0.002")
+    model, _ = adapted_model(cfg, resolve_pretrained(cfg.pretrained, None, SilentReporter()))
+    groups = param_groups(model, cfg, 1)
+    trained = {id(p) for p in model.parameters() if p.requires_grad}
+    assert {id(p) for g in groups for p in g["params"]} == trained
+    head = {id(p) for p in model.head.parameters()}
+    (adapters,) = [g for g in groups if {id(p) for p in g["params"]}.isdisjoint(head)]
+    (head_group,) = [g for g in groups if {id(p) for p in g["params"]} == head]
+    assert adapters["lr"] == pytest.approx(adapter_rate)
+    assert head_group["lr"] == pytest.approx(3e-2)

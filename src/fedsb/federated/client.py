@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.adapters import adapter_state, load_adapter_state, trainable_parameters
+from ..models.adapters import adapter_state, load_adapter_state
 from ..models.lora_sb_init import estimate_weight_gradients
 from ..training.imageset import ImageSet
 from . import dp as dpacc
@@ -23,12 +23,30 @@ from .config import RunConfig
 State = dict[str, torch.Tensor]
 
 
-def round_lr(cfg: RunConfig, server_round: int) -> float:
+def round_lr(cfg: RunConfig, server_round: int, head: bool = False) -> float:
     """Client learning rate in ``server_round`` (1-based): cosine decay over the rounds, so the
-    last rounds take small steps, as a centralized cosine schedule would."""
-    base = cfg.client.full_lr if cfg.method == "fedavg" else cfg.client.lr
+    last rounds take small steps, as a centralized cosine schedule would. The head always takes
+    ``client.lr``; the adapter tensors take the rate of their kind (LoRA factors diverge at
+    fedsb's rate, full weights need a ~10x smaller one)."""
+    base = cfg.client.lr
+    if not head and cfg.method == "fedavg":
+        base = cfg.client.full_lr
+    elif not head and cfg.method in ("fedit", "ffa"):
+        base = cfg.client.lora_lr
     progress = (server_round - 1) / max(1, cfg.rounds)
     return base * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def param_groups(model: nn.Module, cfg: RunConfig, server_round: int) -> list[dict]:
+    """AdamW groups: the head at the head's rate, every other trained tensor at its method's."""
+    head, rest = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (head if name.startswith("head.") else rest).append(p)
+    groups = [{"params": rest, "lr": round_lr(cfg, server_round)}] if rest else []
+    if head:
+        groups.append({"params": head, "lr": round_lr(cfg, server_round, head=True)})
+    return groups
 
 
 def client_seed(seed: int, server_round: int, client: int) -> int:
@@ -36,8 +54,8 @@ def client_seed(seed: int, server_round: int, client: int) -> int:
     return (seed * 1_000_003 + server_round * 7919 + client * 104_729) % (2**63 - 1)
 
 
-def _plain_epochs(model, params, data, cfg, lr, generator) -> tuple[float, int, int]:
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.client.weight_decay)
+def _plain_epochs(model, groups, data, cfg, generator) -> tuple[float, int, int]:
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.client.weight_decay)
     loss_sum, correct, seen = 0.0, 0, 0
     for _ in range(cfg.client.local_epochs):
         order = torch.randperm(len(data), generator=generator)
@@ -54,7 +72,7 @@ def _plain_epochs(model, params, data, cfg, lr, generator) -> tuple[float, int, 
     return loss_sum, correct, seen
 
 
-def _private_epochs(model, params, data, cfg, lr, generator) -> tuple[float, int, int, dict]:
+def _private_epochs(model, groups, data, cfg, generator) -> tuple[float, int, int, dict]:
     """DP-SGD: Poisson batches, per-sample clipping and seeded Gaussian noise (Opacus)."""
     from opacus import GradSampleModule
     from opacus.optimizers import DPOptimizer
@@ -65,7 +83,7 @@ def _private_epochs(model, params, data, cfg, lr, generator) -> tuple[float, int
     sigma = dpacc.noise_multiplier(cfg.dp, q, steps * cfg.rounds)
     gsm = GradSampleModule(model)
     opt = DPOptimizer(
-        torch.optim.AdamW(params, lr=lr, weight_decay=cfg.client.weight_decay),
+        torch.optim.AdamW(groups, weight_decay=cfg.client.weight_decay),
         noise_multiplier=sigma,
         max_grad_norm=cfg.dp.clip,
         expected_batch_size=max(1, round(q * n)),  # = min(bs, n): Opacus averages by it
@@ -109,14 +127,14 @@ def client_update(
     start = time.perf_counter()
     load_adapter_state(model, global_state)
     model.train()
-    params = trainable_parameters(model)
+    groups = param_groups(model, cfg, server_round)
     generator = torch.Generator().manual_seed(seed)
-    lr = round_lr(cfg, server_round)
+    lr = groups[0]["lr"]
     extra: dict[str, float] = {}
     if cfg.dp.enabled:
-        loss_sum, correct, seen, extra = _private_epochs(model, params, data, cfg, lr, generator)
+        loss_sum, correct, seen, extra = _private_epochs(model, groups, data, cfg, generator)
     else:
-        loss_sum, correct, seen = _plain_epochs(model, params, data, cfg, lr, generator)
+        loss_sum, correct, seen = _plain_epochs(model, groups, data, cfg, generator)
     metrics = {
         "num-examples": float(len(data)),
         "train_loss": loss_sum / max(seen, 1),

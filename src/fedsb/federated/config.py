@@ -58,7 +58,8 @@ class ClientConfig:
 
     local_epochs: int = 1
     batch_size: int = 64
-    lr: float = 3e-2  # adapters and head
+    lr: float = 3e-2  # fedsb's R (and every method's head)
+    lora_lr: float = 3e-3  # fedit's A and B, ffa's B: LoRA factors diverge at lr (3e-2)
     full_lr: float = 3e-3  # fedavg trains every weight: a ~10x smaller step (as finetune)
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
@@ -66,8 +67,8 @@ class ClientConfig:
     def __post_init__(self) -> None:
         if self.local_epochs < 1 or self.batch_size < 1:
             raise ValueError("local_epochs and batch_size must be >= 1")
-        if self.lr <= 0 or self.full_lr <= 0:
-            raise ValueError("lr and full_lr must be > 0")
+        if self.lr <= 0 or self.full_lr <= 0 or self.lora_lr <= 0:
+            raise ValueError("lr, lora_lr and full_lr must be > 0")
 
 
 @dataclass(frozen=True)

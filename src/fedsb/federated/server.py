@@ -245,6 +245,7 @@ def run_round(
         cfg.server.beta2,
         cfg.server.tau,
     )
+    val = evaluate_state(task, new_global, task.val)  # for model and hyper-parameter choice
     test = evaluate_state(task, new_global, task.test)
     central = cfg.method == "centralized"  # one training unit on pooled data: nothing is sent
     down = 0 if central else payload_bytes(global_state)
@@ -268,6 +269,8 @@ def run_round(
         "train_acc": float(np.average([r.metrics["train_acc"] for r in accepted], weights=weights)),
         "lr": accepted[0].metrics.get("lr"),
         "seconds": time.perf_counter() - start,
+        "val_acc": val.accuracy,
+        "val_loss": val.loss,
         **test.as_dict("test"),
     }
     if cfg.dp.enabled:
