@@ -24,9 +24,11 @@ from ..evaluation.scoring import Predictions, score
 from ..models.adapters import load_adapter_state
 from ..training.imageset import ImageSet
 from ..training.loop import predict
+from .aggregate import payload_bytes
 from .task import Task
 
-#: Bytes of one calibration step per client: β down (8 B); count, NLL, grad, hess up (32 B).
+#: Bytes of one calibration step per client: β down (8 B); count, NLL, grad, hess up (32 B);
+#: before the first step the final global state goes down once (its payload).
 STEP_BYTES_DOWN, STEP_BYTES_UP = 8, 32
 
 
@@ -43,7 +45,8 @@ def client_calibration_stats(logits: torch.Tensor, data: ImageSet, beta: float) 
 
 
 def fit_global_temperature(engine, n_units: int, global_state) -> tuple[TemperatureFit, float]:
-    """Federated temperature scaling: (fit, bytes per unit for all its steps)."""
+    """Federated temperature scaling: (fit, bytes per unit: the final state down, then 40 B
+    per Newton step)."""
     ids = list(range(n_units))
 
     def stats_at(beta: float) -> TemperatureStats:
@@ -51,7 +54,8 @@ def fit_global_temperature(engine, n_units: int, global_state) -> tuple[Temperat
         return total(TemperatureStats(**a) for a in answers)
 
     fit = fit_temperature(stats_at)
-    return fit, float(fit.steps * (STEP_BYTES_DOWN + STEP_BYTES_UP))
+    # the final global state goes down once (the clients trained from the previous one)
+    return fit, float(payload_bytes(global_state) + fit.steps * (STEP_BYTES_DOWN + STEP_BYTES_UP))
 
 
 def predictions(model, data: ImageSet) -> Predictions:
