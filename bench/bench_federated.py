@@ -93,8 +93,8 @@ def main() -> None:
             cfg = apply_overrides(
                 base, ["method='fedsb'", f"rounds={args.flower_rounds}", f"engine={engine!r}"]
             )
-            run_federated(cfg, out / f"engine-{engine}", CACHE)
-            times[engine] = round_seconds(out / f"engine-{engine}")
+            run_federated(cfg, out / "engines" / engine, CACHE)  # below: not in the report
+            times[engine] = round_seconds(out / "engines" / engine)
         ratio = times["flower"] / times["local"]
         console.print(
             f"round time, fedsb, {args.flower_rounds} rounds: local {times['local']:.1f} s, "

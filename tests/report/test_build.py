@@ -122,3 +122,18 @@ def test_report_opens_in_headless_chromium_with_every_figure_loaded(report, tmp_
     assert all(width > 0 for _, width in images), images
     console = [x for x in done.stderr.splitlines() if ":CONSOLE" in x and "report.html" in x]
     assert console == []
+
+
+def test_a_short_side_run_does_not_replace_the_main_run(study_dir, tmp_path):
+    """A benchmark's 1-round engine comparison next to the 2-round main run of the method."""
+    root = tmp_path / "mixed"
+    shutil.copytree(study_dir / "fedsb", root / "fedsb")
+    shutil.copytree(study_dir / "fedsb", root / "a-short-fedsb")
+    rows = (root / "a-short-fedsb" / "metrics.jsonl").read_text().splitlines()
+    kept = [
+        r for r in rows if json.loads(r).get("round", 0) < 2 or json.loads(r)["stage"] == "final"
+    ]
+    (root / "a-short-fedsb" / "metrics.jsonl").write_text("\n".join(kept) + "\n")
+    study = load_study(root)
+    assert [r.name for r in study.runs] == ["a-short-fedsb", "fedsb"]
+    assert study.by_method()["fedsb"].name == "fedsb" and study.primary.name == "fedsb"

@@ -161,6 +161,7 @@ def rounds_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], out: str | Pa
             **style(method),
         )
     ax_b.set_xscale("log")
+    ax_r.xaxis.get_major_locator().set_params(integer=True)
     _finish(ax_r, "round", "test accuracy (%)")
     _finish(ax_b, "cumulative bytes, all clients", "test accuracy (%)", legend=False)
     return save_figure(fig, out, also=PAPER)

@@ -117,15 +117,21 @@ class Study:
 
     @property
     def primary(self) -> RunRecord:
-        done = [r for r in self.runs if r.finished] or self.runs
-        fedsb = [r for r in done if r.method == "fedsb"]
-        return (fedsb or done)[0]
+        methods = self.by_method()
+        if not methods:
+            return self.runs[0]
+        return methods.get("fedsb") or next(iter(methods.values()))
 
     def by_method(self) -> dict[str, RunRecord]:
-        """One finished run per method (the first found), in a stable order."""
+        """One finished run per method, in a stable order: the one with the most rounds (the
+        main run, not a short side run such as a benchmark's engine comparison), then the
+        first found."""
         out: dict[str, RunRecord] = {}
         for run in self.runs:
-            if run.finished and run.method not in out:
+            if not run.finished:
+                continue
+            best = out.get(run.method)
+            if best is None or len(run.rounds) > len(best.rounds):
                 out[run.method] = run
         return out
 
