@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -82,8 +83,10 @@ def test_without_tex_the_error_says_how_to_install(study_dir, report, monkeypatc
 
 
 @pytest.mark.skipif(not shutil.which("latexmk"), reason="TeX not installed (.ci/run installs it)")
-def test_paper_pdf_has_its_sections_and_figures(study_dir):
-    _, pdf = build_paper(study_dir)
+def test_paper_pdf_has_its_sections_and_figures(study_dir, monkeypatch):
+    monkeypatch.chdir(study_dir.parent)  # a relative run path, as `make demo` passes it
+    _, pdf = build_paper(Path(study_dir.name))
+    assert pdf == study_dir / "paper.pdf"
     if not shutil.which("pdftotext"):
         pytest.skip("pdftotext (poppler-utils) not installed")
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout

@@ -117,6 +117,7 @@ def build_pdf(root: Path, timeout: float = 300.0) -> Path:
     """Write ``root/paper.tex`` from the template and build ``root/paper.pdf`` with latexmk."""
     if not (shutil.which("latexmk") and shutil.which("pdflatex")):
         raise TexMissing(f"no latexmk/pdflatex: install TeX with {TEX_INSTALL}")
+    root = Path(root).resolve()  # latexmk runs in root: a relative -outdir would nest
     (root / "paper.tex").write_text(template_text())
     build = root / "tex" / "build"
     build.mkdir(parents=True, exist_ok=True)
