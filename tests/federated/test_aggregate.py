@@ -325,3 +325,18 @@ def test_fedadam_keeps_the_dtype():
     assert new["head.bias"].dtype == torch.float32
     # first step: m = 0.1 d, v = 0.01 d^2 -> lr * 0.1 / (0.1 + tau)
     assert torch.allclose(new["head.bias"], torch.full((2,), 0.5 * 0.1 / (0.1 + 1e-3)))
+
+
+def test_fedavgm_is_avg_without_momentum_and_a_momentum_recursion_with_it():
+    glob = {"head.bias": torch.tensor([0.0, 1.0], dtype=torch.float64)}
+    aggs = [torch.tensor([1.0, 0.0]), torch.tensor([2.0, -1.0]), torch.tensor([2.5, 0.5])]
+    plain, _ = server_step(glob, {"head.bias": aggs[0]}, "fedavgm", {}, lr=1.0, beta1=0.0)
+    avg, _ = server_step(glob, {"head.bias": aggs[0]}, "avg", {})
+    torch.testing.assert_close(plain["head.bias"], avg["head.bias"].double())
+    x, m, state, opt = np.array([0.0, 1.0]), np.zeros(2), glob, {}
+    for agg in aggs:  # the recursion by hand: m = b m + (agg - x), x += lr m
+        m = 0.9 * m + (agg.numpy() - x)
+        x = x + 0.5 * m
+        state, opt = server_step(state, {"head.bias": agg}, "fedavgm", opt, lr=0.5, beta1=0.9)
+        np.testing.assert_allclose(state["head.bias"].numpy(), x, rtol=1e-12)
+    assert set(opt) == {"m.head.bias"}

@@ -150,12 +150,22 @@ def server_step(
 ) -> tuple[State, State]:
     """The next global state and server-optimiser state.
 
-    ``avg``: the aggregate itself. ``fedadam`` (Reddi et al., ICLR 2021): with the pseudo-gradient
-    d = aggregate - global, m = b1 m + (1 - b1) d, v = b2 v + (1 - b2) d^2 and
-    global += lr m / (sqrt(v) + tau). ``opt_state`` holds ``m.<key>`` and ``v.<key>``.
+    ``avg``: the aggregate itself. With the pseudo-gradient d = aggregate - global:
+    ``fedavgm`` (Hsu et al., 2019, server momentum): m = b1 m + d, global += lr m (lr = 1 and
+    b1 = 0 is ``avg``); ``fedadam`` (Reddi et al., ICLR 2021): m = b1 m + (1 - b1) d,
+    v = b2 v + (1 - b2) d^2, global += lr m / (sqrt(v) + tau). ``opt_state`` holds ``m.<key>``
+    (and ``v.<key>``).
     """
     if optimizer == "avg":
         return {k: v.clone() for k, v in aggregated.items()}, dict(opt_state)
+    if optimizer == "fedavgm":
+        new_global, new_opt = {}, {}
+        for key, x in global_state.items():
+            d = aggregated[key].double() - x.double()
+            m = beta1 * opt_state.get(f"m.{key}", torch.zeros_like(d)).double() + d
+            new_global[key] = (x.double() + lr * m).to(x.dtype)
+            new_opt[f"m.{key}"] = m
+        return new_global, new_opt
     if optimizer != "fedadam":
         raise ValueError(f"unknown server optimizer {optimizer!r}")
     new_global: State = {}

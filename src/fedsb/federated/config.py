@@ -20,7 +20,7 @@ ADAPTER_OF = {
 }
 FED_METHODS = tuple(ADAPTER_OF)
 AGGREGATIONS = ("mean", "median", "trimmed-mean")
-SERVER_OPTIMIZERS = ("avg", "fedadam")
+SERVER_OPTIMIZERS = ("avg", "fedavgm", "fedadam")
 CHANNEL_PROFILES = ("multipath", "cfo", "iq-imbalance", "flat", "phase-noise")
 ATTACKS = ("none", "scale", "nan", "sign-flip", "noise", "raise", "sleep", "wrong-keys")
 
@@ -81,9 +81,10 @@ class ServerConfig:
     trim: float = 0.2  # trimmed-mean: share cut at each end
     norm_bound: float = 0.0  # > 0: drop updates whose L2 norm of (state - global) exceeds it
     timeout: float = 0.0  # > 0: drop clients slower than this many seconds
-    optimizer: str = "avg"  # avg: global = aggregate; fedadam: Adam on the aggregated delta
-    lr: float = 1e-2  # fedadam server learning rate
-    beta1: float = 0.9
+    optimizer: str = "avg"  # avg: global = aggregate; fedavgm: momentum; fedadam: Adam (on the
+    # aggregated delta)
+    lr: float = 1e-2  # server learning rate of fedavgm (try 1.0) and fedadam
+    beta1: float = 0.9  # fedavgm momentum; fedadam first moment
     beta2: float = 0.99
     tau: float = 1e-3  # fedadam adaptivity (epsilon)
 
