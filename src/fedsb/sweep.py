@@ -9,7 +9,6 @@ Pareto figure ``figures/pareto.png``; ``fedsb report OUT`` then reports every ce
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from .federated.config import FED_METHODS, RunConfig
 from .federated.server import STATE_FILE, run_federated
 from .report.figures import pareto_figure
 from .training.reporter import Reporter, SilentReporter
-from .training.runs import RunDir
+from .training.runs import RunDir, write_json
 
 RANKLESS = ("fedavg", "head-only")
 SWEEP_FILE = "sweep.json"
@@ -104,9 +103,7 @@ def run_sweep(
                 None if state == "resume" else cfg, path, cache_dir, reporter, state == "resume"
             )
         results.append(summary(path, cell))
-        tmp = out / f".{SWEEP_FILE}.tmp"
-        tmp.write_text(json.dumps(results, indent=1, allow_nan=False))
-        tmp.replace(out / SWEEP_FILE)
+        write_json(out / SWEEP_FILE, results)
     points = [{**r, "rank": r["rank"] or 0} for r in results if r["method"] != "centralized"]
     if points:
         pareto_figure(points, out / "figures" / "pareto.png")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -67,12 +66,10 @@ def evaluate_cmd(
 
     from ..evaluation.evaluate_run import evaluate_run
     from ..report.tables import num, pct
+    from ..training.runs import write_json
 
     result, _ = evaluate_run(run, data, drop_unknown)
-    target = out or Path(run) / "eval.json"
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=1, allow_nan=False))
-    tmp.replace(target)
+    target = write_json(out or Path(run) / "eval.json", result)
     before, after = result["calibration_before"], result["calibration_after"]
     title = f"{data.name}: {result['records']} records, T = {result['temperature']:.2f}"
     table = Table(title=title)

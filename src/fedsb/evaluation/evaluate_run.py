@@ -22,14 +22,12 @@ from ..config import from_dict
 from ..errors import DataError
 from ..images.config import ImageConfig
 from ..io.load import load_records, source_format
-from ..models.backbones import build_backbone
-from ..models.config import ModelConfig
 from ..signals.recordset import RecordSet
-from ..training.imageset import quantised_images
+from ..training.finetune import backbone_from_checkpoint
+from ..training.imageset import ImageSet, quantised_images
+from ..training.loop import predict
 from ..training.runs import CONFIG_FILE, MODEL_FILE, load_checkpoint
 from .scoring import Predictions, score
-
-EVAL_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -54,14 +52,9 @@ def load_run_model(run: Path) -> RunModel:
         length = int(config["data"]["generator"]["length"])
     except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError):
         raise DataError(run / CONFIG_FILE, "missing or without data.generator.length") from None
-    model_cfg = ModelConfig(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()}
-    )
-    names = tuple(meta["class_names"])
-    model = build_backbone(model_cfg, meta["in_channels"], len(names), meta["image_size"])
-    model.load_state_dict(state)
-    model.eval()
+    model = backbone_from_checkpoint(state, meta)
     images = from_dict(ImageConfig, meta["images"])
+    names = tuple(meta["class_names"])
     return RunModel(model, names, images, length, float(meta.get("temperature", 1.0)))
 
 
@@ -105,12 +98,6 @@ def to_model_classes(records: RecordSet, names: tuple[str, ...], path: Path, dro
     return RecordSet(kept.iq, remap[kept.labels], names, kept.meta, kept.sample_rate, kept.info)
 
 
-@torch.no_grad()
-def logits_of(model: nn.Module, images: torch.Tensor) -> np.ndarray:
-    out = [model(images[s : s + EVAL_BATCH]) for s in range(0, len(images), EVAL_BATCH)]
-    return torch.cat(out).double().numpy()
-
-
 def evaluate_run(run: Path, data: Path, drop_unknown: bool = False) -> tuple[dict, Predictions]:
     """(eval dict as written to eval.json, predictions) of ``run``'s model on ``data``."""
     loaded = load_run_model(run)
@@ -123,9 +110,14 @@ def evaluate_run(run: Path, data: Path, drop_unknown: bool = False) -> tuple[dic
     raw_length = records.length
     records = windows(records, loaded.length, data)
     records = to_model_classes(records, loaded.class_names, data, drop_unknown)
-    images = quantised_images(records.iq, loaded.images).float().div_(255.0)
+    images = ImageSet(
+        quantised_images(records.iq, loaded.images),
+        torch.from_numpy(records.labels),
+        torch.from_numpy(records.snr_db.astype(np.float32)),
+        loaded.class_names,
+    )
     pred = Predictions(
-        logits_of(loaded.model, images),
+        predict(loaded.model, images).double().numpy(),
         records.labels,
         records.snr_db.astype(np.float64),
         loaded.class_names,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.cache import atomic_file
 from ..signals.summary import snr_bins
 from . import metrics as m
 
@@ -118,9 +119,7 @@ EVALUATION_FILE = "evaluation.json"  # score() of the test set and the calibrati
 
 def save_predictions(pred: Predictions, path) -> None:
     """Write ``pred`` as an npz (atomically: a temporary file, then a rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_file(Path(path)) as handle:
         np.savez_compressed(
             handle,
             logits=pred.logits.astype(np.float32),
@@ -128,7 +127,6 @@ def save_predictions(pred: Predictions, path) -> None:
             snr_db=pred.snr_db.astype(np.float32),
             class_names=np.array(pred.class_names),
         )
-    tmp.replace(path)
 
 
 def load_predictions(path) -> Predictions:

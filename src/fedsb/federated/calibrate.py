@@ -68,10 +68,11 @@ def predictions(model, data: ImageSet) -> Predictions:
 def final_evaluation(task: Task, global_state, fit: TemperatureFit) -> tuple[Predictions, dict]:
     """(global test predictions, evaluation.json content) with the fitted temperature."""
     load_adapter_state(task.model, global_state)
-    test = predictions(task.model, task.test)
+    test = predictions(task.model, task.test)  # the clients' test splits, one after another
+    ends = np.cumsum([len(c.test) for c in task.clients])
     clients = []
-    for i, client in enumerate(task.clients):
-        pred = predictions(task.model, client.test)
+    for i, (start, end) in enumerate(zip(np.r_[0, ends[:-1]], ends)):
+        pred = test.subset(np.arange(start, end))
         before = calibration_summary(softmax(pred.logits), pred.labels)
         after = calibration_summary(softmax(pred.logits, fit.temperature), pred.labels)
         row = {"client": i, "count": len(pred.labels)}

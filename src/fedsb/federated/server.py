@@ -24,6 +24,7 @@ import torch
 from ..config import load_config, to_dict
 from ..errors import ConfigError, FedsbError
 from ..evaluation.scoring import EVALUATION_FILE, PREDICTIONS_FILE, save_predictions
+from ..io.cache import atomic_file
 from ..models.adapters import adapter_state, load_adapter_state, merge
 from ..training.imageset import ImageSet
 from ..training.loop import Evaluation, evaluate, predict
@@ -35,6 +36,7 @@ from ..training.runs import (
     RunDir,
     load_checkpoint,
     save_checkpoint,
+    write_json,
 )
 from . import dp as dpacc
 from .aggregate import aggregate, check_update, parameter_count, payload_bytes, server_step
@@ -83,9 +85,8 @@ def _truncate_metrics(run: RunDir, last_round: int) -> None:
     """Drop rows written after the checkpoint of ``last_round`` (a run killed mid-round)."""
     rows = [r for r in run.rows() if r.get("round", 0) <= last_round and r.get("stage") != "final"]
     path = run.path / METRICS_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    tmp.replace(path)
+    with atomic_file(path) as handle:
+        handle.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
 
 
 def prepare(run_path: Path, cfg: RunConfig | None, resume: bool) -> tuple[RunConfig, RunDir]:
@@ -159,7 +160,7 @@ def federate(
     else:
         run.save_config(cfg)
         plans = partition_rows([c.plan for c in task.clients])
-        (run.path / PARTITION_FILE).write_text(json.dumps(plans, indent=1))
+        write_json(run.path / PARTITION_FILE, plans)
         init = {"bytes_up": 0.0, "bytes_down": 0.0}
         if cfg.method in ("fedsb", "centralized"):
             init = init_basis(task, cfg, cache_dir, engine.init_gradients)
@@ -192,13 +193,6 @@ def federate(
                 on_round(row)
             advance(1)
     return finish(task, cfg, run, global_state, totals, engine)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """JSON written atomically (NaN would not be JSON: the evaluation holds None instead)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False))
-    tmp.replace(path)
 
 
 def _checkpoint(run: RunDir, global_state, opt_state, server_round: int, totals: dict) -> None:
@@ -299,8 +293,8 @@ def finish(
     totals["bytes"] += calibration_bytes * len(task.units)
     pred, evaluation = final_evaluation(task, global_state, fit)
     save_predictions(pred, run.path / PREDICTIONS_FILE)
-    _write_json(run.path / EVALUATION_FILE, evaluation)
-    test = evaluate_state(task, global_state, task.test)
+    write_json(run.path / EVALUATION_FILE, evaluation)
+    test = evaluate(torch.from_numpy(pred.logits).float(), task.test)  # the logits just made
     clients = tuple(c["accuracy"] for c in evaluation["clients"])
     meta = {
         **task.meta,

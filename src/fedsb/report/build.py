@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import DataError
+from ..io.cache import atomic_file
 from . import figures as fig
 from .html import render, versions
 from .latex import build_pdf, macro_name, write_tex
@@ -136,8 +137,8 @@ def numbers(study: Study) -> dict[str, str]:
     return out
 
 
-def summary_sentence(study: Study) -> str:
-    n = numbers(study)
+def summary_sentence(n: dict[str, str]) -> str:
+    """The report's one-paragraph summary, from the paper's numbers (``numbers``)."""
     text = (
         f"{n['PrimaryMethodName']} (rank {n['Rank']}, {n['NumClients']} clients, "
         f"{n['NumRounds']} rounds): {n['PrimaryAcc']} % test accuracy "
@@ -160,19 +161,19 @@ def build_report(root: Path, command: str = "fedsb report") -> Report:
         raise DataError(root, "no finished run here (no final row in metrics.jsonl)")
     made = make_figures(study, root / "figures")
     tables = study_tables(study)
-    tex = write_tex(root / "tex", tables, numbers(study))
+    values = numbers(study)
+    tex = write_tex(root / "tex", tables, values)
     page = render(
         f"fedsb report: {root.name}",
-        summary_sentence(study),
+        summary_sentence(values),
         tables,
         made,
         study.primary.config_text,
         command,
     )
     html_path = root / REPORT_FILE
-    tmp = html_path.with_name(f".{REPORT_FILE}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(html_path)
+    with atomic_file(html_path) as handle:
+        handle.write(page.encode("utf-8"))
     return Report(html_path, tuple(made), tuple(tex))
 
 

@@ -63,6 +63,11 @@ def load_backbone(checkpoint: Path, cfg: FinetuneConfig) -> tuple[nn.Module, dic
             f"{checkpoint}: the backbone was trained on other images "
             f"({meta['images']}) than data.images"
         )
+    return backbone_from_checkpoint(state, meta), meta
+
+
+def backbone_from_checkpoint(state: dict, meta: dict) -> nn.Module:
+    """The backbone a checkpoint's metadata describes, with its weights loaded."""
     model_cfg = ModelConfig(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()}
     )
@@ -70,7 +75,7 @@ def load_backbone(checkpoint: Path, cfg: FinetuneConfig) -> tuple[nn.Module, dic
         model_cfg, meta["in_channels"], len(meta["class_names"]), meta["image_size"]
     )
     model.load_state_dict(state)
-    return model, meta
+    return model
 
 
 def init_batches(data: ImageSet, n: int, batch_size: int, seed: int):

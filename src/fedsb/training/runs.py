@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from ..config import save_config
 from ..errors import DataError
-from ..io.cache import temp_path
+from ..io.cache import atomic_file, temp_path
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.jsonl"
@@ -55,6 +55,14 @@ class RunDir:
 
     def figure(self, name: str) -> Path:
         return self.path / "figures" / name
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """``data`` as indented JSON, written atomically; NaN is refused (JSON has none)."""
+    path = Path(path)
+    with atomic_file(path) as handle:
+        handle.write(json.dumps(data, indent=1, allow_nan=False).encode())
+    return path
 
 
 def save_checkpoint(path: str | Path, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
