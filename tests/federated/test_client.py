@@ -120,3 +120,79 @@ def test_the_head_and_the_adapters_take_their_own_rates(workspace, method, adapt
     (head_group,) = [g for g in groups if {id(p) for p in g["params"]} == head]
     assert adapters["lr"] == pytest.approx(adapter_rate)
     assert head_group["lr"] == pytest.approx(1e-2)
+
+
+def test_log_prior_is_the_smoothed_class_share():
+    from fedsb.federated.client import log_prior
+
+    got = log_prior(torch.tensor([0, 0, 0, 2]), 4)  # counts 3, 0, 1, 0 -> +1 each over 8
+    assert torch.allclose(got, torch.tensor([4 / 8, 1 / 8, 2 / 8, 1 / 8]).log())
+
+
+def test_logit_adjustment_trains_on_shifted_logits(task):
+    """tau * log(prior) is added to the logits: the loss equals cross-entropy of the shifted
+    logits, and the classes a client barely holds are pushed down less than by plain CE."""
+    from dataclasses import replace
+
+    from fedsb.federated.client import local_loss, log_prior
+
+    t, cfg, glob = task
+    logits, y = torch.randn(5, 4, generator=torch.Generator().manual_seed(0)), torch.arange(5) % 4
+    shift = 0.7 * log_prior(y, 4)
+    want = torch.nn.functional.cross_entropy(logits + shift, y)
+    assert torch.allclose(local_loss(logits, y, cfg, shift), want)
+    assert torch.equal(local_loss(logits, y, cfg, None), torch.nn.functional.cross_entropy(logits, y))
+
+    data = t.units[0]
+    counts = torch.bincount(data.labels, minlength=len(data.class_names))
+    rare = counts.argmin()  # the class this client holds least of
+    x, y = data.batch(torch.arange(len(data)))
+    shift = log_prior(data.labels, len(data.class_names))
+    push = {}
+    for name, s in (("plain", None), ("adjusted", shift)):
+        z = torch.zeros(len(y), len(data.class_names), requires_grad=True)
+        local_loss(z, y, cfg, s).backward()
+        push[name] = float(z.grad[:, rare].sum())  # > 0: the loss pushes the rare logit down
+    assert 0 < push["adjusted"] < 0.1 * push["plain"], (counts.tolist(), push)
+    la = replace(cfg, client=replace(cfg.client, logit_adjust=1.0))
+    a, _ = client_update(t.model, glob, data, la, 1, seed=5)
+    b, _ = client_update(t.model, glob, data, cfg, 1, seed=5)
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_proximal_term_keeps_the_update_near_the_global_state(task):
+    from dataclasses import replace
+
+    from fedsb.federated.aggregate import update_norm
+    from fedsb.federated.client import proximal
+
+    a, b = [torch.ones(2, 2)], [torch.zeros(2, 2)]
+    assert float(proximal(a, b, 0.5)) == pytest.approx(0.5 * 0.5 * 4)
+    t, cfg, glob = task
+    far = {}
+    for mu in (0.0, 100.0):
+        prox = replace(cfg, client=replace(cfg.client, prox_mu=mu))
+        state, _ = client_update(t.model, glob, t.units[0], prox, 1, seed=5)
+        far[mu] = update_norm(state, glob)
+    assert far[100.0] < 0.7 * far[0.0], far
+
+
+def test_prox_mu_with_dp_is_refused(workspace):
+    from fedsb.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="prox_mu cannot be combined with dp"):
+        workspace.config("client.prox_mu=0.1", "dp.epsilon=1.0")
+
+
+def test_an_adapted_head_trains_at_the_adapter_rate(workspace):
+    from fedsb.federated.client import param_groups
+    from fedsb.federated.task import adapted_model
+    from fedsb.training.finetune import resolve_pretrained
+    from fedsb.training.reporter import SilentReporter
+
+    cfg = workspace.config("method='fedit'", "adapter.head='adapt'", "client.lora_lr=0.003")
+    model, _ = adapted_model(cfg, resolve_pretrained(cfg.pretrained, None, SilentReporter()))
+    (group,) = param_groups(model, cfg, 1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in group["params"]} >= {"head.lora_A.weight", "head.lora_B.weight"}
+    assert group["lr"] == pytest.approx(3e-3)

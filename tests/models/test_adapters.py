@@ -137,6 +137,36 @@ def test_only_intended_parameters_train(method: str) -> None:
     assert set(adapter_state(model)) == trained
 
 
+@pytest.mark.parametrize("toy", TOYS)
+@pytest.mark.parametrize("method", ADAPTED)
+@pytest.mark.parametrize("head", ["frozen", "adapt"])
+def test_head_modes_train_what_they_say(toy: type[nn.Module], method: str, head: str) -> None:
+    plain, model = make(toy, method, rank=3, head=head)
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert not trained & {"head.weight", "head.bias", "head.base_layer.weight"}
+    head_out, head_in = plain.head.weight.shape
+    if head == "adapt":  # the head is one more adapted layer, rank clipped by the classes
+        assert isinstance(model.head, AdaptedLayer) and model.head.rank == min(3, head_out)
+        assert any(n.startswith("head.lora_") for n in trained)
+    else:
+        assert type(model.head) is nn.Linear and not any(n.startswith("head.") for n in trained)
+    shapes = list(toy.SHAPES.values()) + ([(head_out, head_in)] if head == "adapt" else [])
+    by_hand = trainable_count_formula(shapes, 0, method, 3)
+    assert count_trainable(model) == by_hand
+    assert expected_trainable(plain, AdapterConfig(method=method, rank=3, head=head)) == by_hand
+    x = toy.inputs()  # type: ignore[attr-defined]
+    assert torch.equal(model(x), plain(x))  # still starts at the base model
+    randomise_adapters(model)
+    assert torch.allclose(merge(model)(x), model(x), atol=1e-5)
+
+
+def test_head_mode_errors() -> None:
+    with pytest.raises(ValueError, match="head 'big' is not one of train, frozen, adapt"):
+        AdapterConfig(head="big")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="head = 'frozen' needs an adapter method, not 'full'"):
+        AdapterConfig(method="full", head="frozen")
+
+
 def test_rank_is_clipped_per_layer_and_scaling_uses_it() -> None:
     _, model = make(ToyConv, "lora", rank=100, alpha=12.0)
     layers = adapted_layers(model)

@@ -38,11 +38,13 @@ def round_lr(cfg: RunConfig, server_round: int, head: bool = False) -> float:
 
 
 def param_groups(model: nn.Module, cfg: RunConfig, server_round: int) -> list[dict]:
-    """AdamW groups: the head at the head's rate, every other trained tensor at its method's."""
+    """AdamW groups: the plain head at the head's rate, every other trained tensor (an adapted
+    head's factors too) at its method's."""
     head, rest = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
-            (head if name.startswith("head.") else rest).append(p)
+            plain_head = name.startswith("head.") and ".lora_" not in name
+            (head if plain_head else rest).append(p)
     groups = [{"params": rest, "lr": round_lr(cfg, server_round)}] if rest else []
     if head:
         groups.append({"params": head, "lr": round_lr(cfg, server_round, head=True)})
@@ -54,15 +56,42 @@ def client_seed(seed: int, server_round: int, client: int) -> int:
     return (seed * 1_000_003 + server_round * 7919 + client * 104_729) % (2**63 - 1)
 
 
+def log_prior(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """log of the client's class prior, add-one smoothed so an absent class stays finite."""
+    counts = torch.bincount(labels, minlength=classes).double() + 1.0
+    return (counts / counts.sum()).log().float()
+
+
+def local_loss(logits, y, cfg: RunConfig, shift: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy; with ``client.logit_adjust`` = tau, on logits + tau*log(prior) (logit
+    adjustment, Menon et al. 2021; FedLC, Zhang et al. 2022): a client stops pushing down the
+    classes it barely holds, so its update fits p(x|y) rather than its own skewed p(y)."""
+    if shift is not None:
+        logits = logits + shift
+    return F.cross_entropy(logits, y, label_smoothing=cfg.client.label_smoothing)
+
+
+def proximal(params: list[torch.Tensor], anchors: list[torch.Tensor], mu: float) -> torch.Tensor:
+    """FedProx (Li et al. 2020): mu/2 * squared distance of the trained tensors to the global."""
+    return 0.5 * mu * sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
+
+
 def _plain_epochs(model, groups, data, cfg, generator) -> tuple[float, int, int]:
     opt = torch.optim.AdamW(groups, weight_decay=cfg.client.weight_decay)
+    shift = None
+    if cfg.client.logit_adjust > 0:
+        shift = cfg.client.logit_adjust * log_prior(data.labels, len(data.class_names))
+    params = [p for g in groups for p in g["params"]]
+    anchors = [p.detach().clone() for p in params] if cfg.client.prox_mu > 0 else None
     loss_sum, correct, seen = 0.0, 0, 0
     for _ in range(cfg.client.local_epochs):
         order = torch.randperm(len(data), generator=generator)
         for start in range(0, len(data), cfg.client.batch_size):
             x, y = data.batch(order[start : start + cfg.client.batch_size])
             logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.client.label_smoothing)
+            loss = local_loss(logits, y, cfg, shift)
+            if anchors is not None:
+                loss = loss + proximal(params, anchors, cfg.client.prox_mu)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -89,6 +118,9 @@ def _private_epochs(model, groups, data, cfg, generator) -> tuple[float, int, in
         expected_batch_size=max(1, round(q * n)),  # = min(bs, n): Opacus averages by it
         generator=generator,
     )
+    shift = None
+    if cfg.client.logit_adjust > 0:
+        shift = cfg.client.logit_adjust * log_prior(data.labels, len(data.class_names))
     loss_sum, correct, seen = 0.0, 0, 0
     try:
         for _ in range(steps):
@@ -98,7 +130,7 @@ def _private_epochs(model, groups, data, cfg, generator) -> tuple[float, int, in
                 continue
             x, y = data.batch(index)
             logits = gsm(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.client.label_smoothing)
+            loss = local_loss(logits, y, cfg, shift)
             loss.backward()
             opt.step()
             loss_sum += loss.item() * len(y)

@@ -63,8 +63,12 @@ class ClientConfig:
     full_lr: float = 3e-3  # fedavg trains every weight: a ~10x smaller step (as finetune)
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    logit_adjust: float = 0.0  # tau > 0: train on logits + tau*log(local class prior) (label skew)
+    prox_mu: float = 0.0  # mu > 0: FedProx term mu/2 * ||w - w_global||^2 on trained tensors
 
     def __post_init__(self) -> None:
+        if self.logit_adjust < 0 or self.prox_mu < 0:
+            raise ValueError("logit_adjust and prox_mu must be >= 0")
         if self.local_epochs < 1 or self.batch_size < 1:
             raise ValueError("local_epochs and batch_size must be >= 1")
         if self.lr <= 0 or self.full_lr <= 0 or self.lora_lr <= 0:
@@ -186,6 +190,8 @@ class RunConfig:
             )
         if self.dp.enabled and self.method not in ("fedsb", "ffa", "fedit", "head-only"):
             raise ValueError(f"dp: method {self.method!r} is not supported (adapter methods only)")
+        if self.dp.enabled and self.client.prox_mu > 0:
+            raise ValueError("client.prox_mu cannot be combined with dp (the term is not per-sample)")
         wanted = ADAPTER_OF[self.method]
         if self.adapter.method != wanted:  # one knob: adapter.method follows method
             object.__setattr__(self, "adapter", replace(self.adapter, method=wanted))

@@ -14,7 +14,9 @@ PEFT does, so the federated payload is only the small trained tensors:
 * ``ffa-lora`` (Sun et al., arXiv 2403.12313): as ``lora`` with A frozen, only B trained.
 * ``full``: nothing wrapped, every parameter trains. ``head-only``: only ``head`` trains.
 
-The classifier ``head`` is never wrapped and trains in every method; everything else is frozen.
+The classifier ``head`` is not among the targets. By default (``head = "train"``) it trains fully
+in every method; ``"frozen"`` keeps the pretrained head; ``"adapt"`` wraps it like a target (for
+lora-sb: an r×r R with r = min(rank, classes), 121 scalars instead of 2,827 for 11 classes).
 
 Conv2d (groups = 1 only): the weight's matrix view is (out, in·kh·kw), the matrix that multiplies
 unfolded patches. A is a Conv2d(in, r) with the base kernel/stride/padding/dilation (A's rows are
@@ -221,12 +223,17 @@ def apply_adapters(model: nn.Module, cfg: AdapterConfig) -> nn.Module:
     model.requires_grad_(cfg.method == "full")
     if cfg.method in ADAPTED_METHODS:
         generator = torch.Generator().manual_seed(cfg.init_seed)
-        for name in target_shapes(model, cfg.targets):
+        names = list(target_shapes(model, cfg.targets))
+        if cfg.head == "adapt":
+            if type(head) not in _BASE_TYPES:
+                raise ValueError(f"head = 'adapt' needs an nn.Linear head, got {type(head).__name__}")
+            names.append(HEAD)
+        for name in names:
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name)
             layer = AdaptedLayer(getattr(parent, child), cfg.method, cfg.rank, cfg.alpha, generator)
             setattr(parent, child, layer)
-    head.requires_grad_(True)
+    head.requires_grad_(cfg.head == "train")
     return model
 
 
@@ -251,6 +258,8 @@ def trainable_count_formula(
 
     lora-sb: Σ r² + head; lora: Σ r(d_in + d_out) + head; ffa-lora: Σ r·d_out + head;
     full: total_params (every parameter); head-only: head. r = min(rank, d_out, d_in) per layer.
+    ``head_params`` is what the head trains: its size, 0 when frozen; an adapted head is passed
+    as one more layer shape with ``head_params`` = 0.
     """
     if method not in METHODS:
         raise ValueError(f"unknown adapter method {method!r}; expected one of {METHODS}")
@@ -271,11 +280,16 @@ def expected_trainable(model: nn.Module, cfg: AdapterConfig) -> int:
     """``trainable_count_formula`` for a plain (not yet adapted) model and a config."""
     if adapted_layers(model):
         raise ValueError("expected_trainable takes the plain model, before apply_adapters")
-    head = sum(p.numel() for p in _head(model).parameters())
+    head_layer = _head(model)
+    head = sum(p.numel() for p in head_layer.parameters())
     total = sum(p.numel() for p in model.parameters())
     shapes = (
         list(target_shapes(model, cfg.targets).values()) if cfg.method in ADAPTED_METHODS else []
     )
+    if cfg.head != "train":
+        head = 0
+    if cfg.head == "adapt" and cfg.method in ADAPTED_METHODS:
+        shapes.append(matrix_shape(head_layer))  # type: ignore[arg-type]
     return trainable_count_formula(shapes, head, cfg.method, cfg.rank, total)
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 METHODS = ("lora-sb", "lora", "ffa-lora", "full", "head-only")
+HEAD_MODES = ("train", "frozen", "adapt")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class AdapterConfig:
     init_samples: int = 512  # LoRA-SB: samples whose summed gradient gives B and A
     init_lr: float = 1e-3  # LoRA-SB: eta of the simulated first step dW = -eta * sign(sum g)
     init_seed: int = 0  # seeds random A (ffa-lora, lora) and the init batch order
+    # the classifier: "train" (every weight, the default), "frozen" (the pretrained head as is),
+    # or "adapt" (wrapped like the targets, rank min(rank, classes)): what it costs per round
+    # is its trained scalars, 2,827 for the default head against 3,072 for every R together
+    head: Literal["train", "frozen", "adapt"] = "train"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -63,3 +68,7 @@ class AdapterConfig:
             raise ValueError("init_samples must be >= 1")
         if not self.targets:
             raise ValueError("targets: give at least one pattern")
+        if self.head not in HEAD_MODES:
+            raise ValueError(f"head {self.head!r} is not one of {', '.join(HEAD_MODES)}")
+        if self.head != "train" and self.method in ("full", "head-only"):
+            raise ValueError(f"head = {self.head!r} needs an adapter method, not {self.method!r}")
