@@ -196,3 +196,28 @@ def test_an_adapted_head_trains_at_the_adapter_rate(workspace):
     names = {id(p): n for n, p in model.named_parameters()}
     assert {names[id(p)] for p in group["params"]} >= {"head.lora_A.weight", "head.lora_B.weight"}
     assert group["lr"] == pytest.approx(3e-3)
+
+
+def test_sgd_client_takes_a_plain_gradient_step(task):
+    """One batch, one epoch: the SGD client's update is exactly -lr * the batch gradient."""
+    from dataclasses import replace
+
+    import torch.nn.functional as F
+
+    from fedsb.models.adapters import load_adapter_state
+
+    t, cfg, glob = task
+    cfg = replace(cfg, client=replace(cfg.client, optimizer="sgd", batch_size=8, lr=0.05))
+    data = t.units[0].subset(torch.arange(8))
+    state, _ = client_update(t.model, glob, data, cfg, 1, seed=3)
+    load_adapter_state(t.model, glob)
+    x, y = data.batch(torch.arange(8))
+    t.model.zero_grad()
+    F.cross_entropy(t.model(x), y).backward()
+    params = dict(t.model.named_parameters())
+    for k in glob:
+        want = glob[k] - round_lr(cfg, 1) * params[k].grad
+        assert torch.allclose(state[k], want, atol=1e-6), k
+    t.model.zero_grad()
+    with pytest.raises(ValueError, match="optimizer 'adam' is not adamw or sgd"):
+        replace(cfg.client, optimizer="adam")

@@ -76,8 +76,16 @@ def proximal(params: list[torch.Tensor], anchors: list[torch.Tensor], mu: float)
     return 0.5 * mu * sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
 
 
+def local_optimizer(groups: list[dict], cfg: RunConfig) -> torch.optim.Optimizer:
+    """A fresh optimiser every round: AdamW (default) or SGD with momentum (``client.optimizer``),
+    whose update is proportional to the gradients, as FedAvg's analysis assumes."""
+    if cfg.client.optimizer == "sgd":
+        return torch.optim.SGD(groups, momentum=0.9, weight_decay=cfg.client.weight_decay)
+    return torch.optim.AdamW(groups, weight_decay=cfg.client.weight_decay)
+
+
 def _plain_epochs(model, groups, data, cfg, generator) -> tuple[float, int, int]:
-    opt = torch.optim.AdamW(groups, weight_decay=cfg.client.weight_decay)
+    opt = local_optimizer(groups, cfg)
     shift = None
     if cfg.client.logit_adjust > 0:
         shift = cfg.client.logit_adjust * log_prior(data.labels, len(data.class_names))
@@ -112,7 +120,7 @@ def _private_epochs(model, groups, data, cfg, generator) -> tuple[float, int, in
     sigma = dpacc.noise_multiplier(cfg.dp, q, steps * cfg.rounds)
     gsm = GradSampleModule(model)
     opt = DPOptimizer(
-        torch.optim.AdamW(groups, weight_decay=cfg.client.weight_decay),
+        local_optimizer(groups, cfg),
         noise_multiplier=sigma,
         max_grad_norm=cfg.dp.clip,
         expected_batch_size=max(1, round(q * n)),  # = min(bs, n): Opacus averages by it

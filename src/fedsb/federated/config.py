@@ -65,8 +65,11 @@ class ClientConfig:
     label_smoothing: float = 0.0
     logit_adjust: float = 0.0  # tau > 0: train on logits + tau*log(local class prior) (label skew)
     prox_mu: float = 0.0  # mu > 0: FedProx term mu/2 * ||w - w_global||^2 on trained tensors
+    optimizer: str = "adamw"  # adamw | sgd (momentum 0.9; the lr keys then are SGD steps)
 
     def __post_init__(self) -> None:
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer {self.optimizer!r} is not adamw or sgd")
         if self.logit_adjust < 0 or self.prox_mu < 0:
             raise ValueError("logit_adjust and prox_mu must be >= 0")
         if self.local_epochs < 1 or self.batch_size < 1:
