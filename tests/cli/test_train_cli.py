@@ -16,6 +16,13 @@ def test_model_info_lists_layers_and_every_method(capsys):
     assert "1,230,667" in out  # the default ResNet, as the README states
 
 
+def test_model_info_counts_an_adapted_head(capsys):
+    code, out, _ = run(["model", "info", "--set", "adapter.head='adapt'"], capsys)
+    assert code == 0 and "head adapt" in out
+    assert "3,193" in out  # 12 R of 16 x 16 + the head's 11 x 11 R
+    assert "1,230,667" in out  # full trains every weight whatever the head mode
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

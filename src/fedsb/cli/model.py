@@ -20,12 +20,13 @@ app.add_typer(model_app, name="model")
 
 def _configs(path: Path | None, overrides: list[str]):
     """(PretrainConfig, AdapterConfig, data config) from a pretrain or a finetune TOML."""
-    from ..config import load_config
+    from ..config import apply_overrides, load_config
     from ..models.config import AdapterConfig
     from ..training.config import FinetuneConfig, PretrainConfig
 
-    if path is None:
-        return PretrainConfig(), AdapterConfig(), FinetuneConfig().data
+    if path is None:  # the built-in defaults; --set addresses the fine-tuning config's keys
+        fine = apply_overrides(FinetuneConfig(), overrides)
+        return PretrainConfig(), fine.adapter, fine.data
     try:
         raw = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -74,12 +75,14 @@ def info(
         layers.add_row(name, kind, f"{n:,}")
     console.print(layers)
     methods = Table(
-        title=f"what each method trains (rank {adapter.rank}, targets {', '.join(adapter.targets)})"
+        title=f"what each method trains (rank {adapter.rank}, targets "
+        f"{', '.join(adapter.targets)}, head {adapter.head})"
     )
     for col in ("method", "trained parameters", "% of model", "bytes sent per round"):
         methods.add_column(col, justify="right" if col != "method" else "left")
     for method in METHODS:
-        adapted = apply_adapters(copy.deepcopy(model), replace(adapter, method=method))
+        head = adapter.head if method not in ("full", "head-only") else "train"
+        adapted = apply_adapters(copy.deepcopy(model), replace(adapter, method=method, head=head))
         n = count_trainable(adapted)
         methods.add_row(method, f"{n:,}", f"{100 * n / total:.2f}", f"{4 * n:,}")
     console.print(methods)
