@@ -283,3 +283,20 @@ def test_fedadam_runs_keeps_its_state_and_differs_from_avg(workspace, small, tmp
     adam, avg = _adapter(rec.path), _adapter(small.path)
     assert any(not torch.allclose(adam[k], avg[k], atol=1e-4) for k in adam)
     assert read_rows(small.path)[1]["test_loss"] != rows[1]["test_loss"]
+
+
+def test_an_adapted_head_sends_its_r_instead_of_its_weights(workspace, small, tmp_path):
+    """adapter.head = 'adapt': the head is one more LoRA-SB layer, so a round sends every R
+    (the head's r = min(rank, classes)) and no head weight, and costs less than the default."""
+    run = workspace.run(tmp_path / "adapt", "adapter.head='adapt'", "rounds=1").run
+    glob = _global(run)
+    assert "head.weight" not in glob and "head.bias" not in glob
+    basis, _ = load_checkpoint(run / BASIS_FILE)
+    classes = basis["head.lora_B.weight"].shape[0]
+    r = min(RANK, classes)
+    assert glob["head.lora_R.weight"].shape == (r, r)
+    assert all(k.endswith(".lora_R.weight") for k in glob)
+    adapted = [r for r in read_rows(run) if r["stage"] == "round"][0]
+    default = [r for r in read_rows(small.path) if r["stage"] == "round"][0]
+    assert adapted["params_per_client"] == parameter_count(glob)
+    assert adapted["bytes_up_per_client"] < default["bytes_up_per_client"]
