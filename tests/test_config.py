@@ -96,8 +96,14 @@ def test_bool_is_not_accepted_as_a_number():
 def test_shipped_training_configs_equal_the_defaults(name, cls):
     from fedsb.training import config as training_config
 
+    import tomllib
+
+    from fedsb.config import to_dict
+
     config_cls = getattr(training_config, cls)
-    assert load_config(config_cls, REPO / "configs" / name) == config_cls()
+    path = REPO / "configs" / name
+    assert load_config(config_cls, path) == config_cls()
+    assert _keys(tomllib.loads(path.read_text())) == _keys(to_dict(config_cls()))
 
 
 def test_saved_config_is_compact_toml_that_loads_back(tmp_path):
@@ -109,7 +115,20 @@ def test_saved_config_is_compact_toml_that_loads_back(tmp_path):
     assert load_config(FinetuneConfig, tmp_path / "c.toml") == FinetuneConfig()
 
 
+def _keys(table: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for k, v in table.items():
+        out |= _keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k}
+    return out
+
+
 def test_shipped_run_config_equals_the_defaults():
+    import tomllib
+
+    from fedsb.config import to_dict
     from fedsb.federated.config import RunConfig
 
-    assert load_config(RunConfig, REPO / "configs" / "run.toml") == RunConfig()
+    path = REPO / "configs" / "run.toml"
+    assert load_config(RunConfig, path) == RunConfig()
+    # a complete preset: every key is written out, so users see every option
+    assert _keys(tomllib.loads(path.read_text())) == _keys(to_dict(RunConfig()))
