@@ -94,11 +94,10 @@ def test_bool_is_not_accepted_as_a_number():
     [("pretrain.toml", "PretrainConfig"), ("finetune.toml", "FinetuneConfig")],
 )
 def test_shipped_training_configs_equal_the_defaults(name, cls):
-    from fedsb.training import config as training_config
-
     import tomllib
 
     from fedsb.config import to_dict
+    from fedsb.training import config as training_config
 
     config_cls = getattr(training_config, cls)
     path = REPO / "configs" / name

@@ -141,7 +141,9 @@ def test_logit_adjustment_trains_on_shifted_logits(task):
     shift = 0.7 * log_prior(y, 4)
     want = torch.nn.functional.cross_entropy(logits + shift, y)
     assert torch.allclose(local_loss(logits, y, cfg, shift), want)
-    assert torch.equal(local_loss(logits, y, cfg, None), torch.nn.functional.cross_entropy(logits, y))
+    assert torch.equal(
+        local_loss(logits, y, cfg, None), torch.nn.functional.cross_entropy(logits, y)
+    )
 
     data = t.units[0]
     counts = torch.bincount(data.labels, minlength=len(data.class_names))

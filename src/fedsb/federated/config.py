@@ -194,7 +194,9 @@ class RunConfig:
         if self.dp.enabled and self.method not in ("fedsb", "ffa", "fedit", "head-only"):
             raise ValueError(f"dp: method {self.method!r} is not supported (adapter methods only)")
         if self.dp.enabled and self.client.prox_mu > 0:
-            raise ValueError("client.prox_mu cannot be combined with dp (the term is not per-sample)")
+            raise ValueError(
+                "client.prox_mu cannot be combined with dp (the term is not per-sample)"
+            )
         wanted = ADAPTER_OF[self.method]
         if self.adapter.method != wanted:  # one knob: adapter.method follows method
             object.__setattr__(self, "adapter", replace(self.adapter, method=wanted))

@@ -226,7 +226,9 @@ def apply_adapters(model: nn.Module, cfg: AdapterConfig) -> nn.Module:
         names = list(target_shapes(model, cfg.targets))
         if cfg.head == "adapt":
             if type(head) not in _BASE_TYPES:
-                raise ValueError(f"head = 'adapt' needs an nn.Linear head, got {type(head).__name__}")
+                raise ValueError(
+                    f"head = 'adapt' needs an nn.Linear head, got {type(head).__name__}"
+                )
             names.append(HEAD)
         for name in names:
             parent_name, _, child = name.rpartition(".")
