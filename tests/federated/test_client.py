@@ -179,11 +179,13 @@ def test_proximal_term_keeps_the_update_near_the_global_state(task):
     assert far[100.0] < 0.7 * far[0.0], far
 
 
-def test_prox_mu_with_dp_is_refused(workspace):
+def test_prox_mu_and_logit_adjust_with_dp_are_refused(workspace):
     from fedsb.errors import ConfigError
 
     with pytest.raises(ConfigError, match="prox_mu cannot be combined with dp"):
         workspace.config("client.prox_mu=0.1", "dp.epsilon=1.0")
+    with pytest.raises(ConfigError, match="logit_adjust cannot be combined with dp"):
+        workspace.config("client.logit_adjust=1.0", "dp.epsilon=1.0")
 
 
 def test_an_adapted_head_trains_at_the_adapter_rate(workspace):

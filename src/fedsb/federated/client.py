@@ -126,9 +126,6 @@ def _private_epochs(model, groups, data, cfg, generator) -> tuple[float, int, in
         expected_batch_size=max(1, round(q * n)),  # = min(bs, n): Opacus averages by it
         generator=generator,
     )
-    shift = None
-    if cfg.client.logit_adjust > 0:
-        shift = cfg.client.logit_adjust * log_prior(data.labels, len(data.class_names))
     loss_sum, correct, seen = 0.0, 0, 0
     try:
         for _ in range(steps):
@@ -138,7 +135,7 @@ def _private_epochs(model, groups, data, cfg, generator) -> tuple[float, int, in
                 continue
             x, y = data.batch(index)
             logits = gsm(x)
-            loss = local_loss(logits, y, cfg, shift)
+            loss = local_loss(logits, y, cfg, None)  # config refuses logit_adjust/prox_mu with dp
             loss.backward()
             opt.step()
             loss_sum += loss.item() * len(y)

@@ -197,6 +197,11 @@ class RunConfig:
             raise ValueError(
                 "client.prox_mu cannot be combined with dp (the term is not per-sample)"
             )
+        if self.dp.enabled and self.client.logit_adjust > 0:
+            raise ValueError(
+                "client.logit_adjust cannot be combined with dp (the class prior it uses is "
+                "computed from the private labels, outside the privacy accounting)"
+            )
         wanted = ADAPTER_OF[self.method]
         if self.adapter.method != wanted:  # one knob: adapter.method follows method
             object.__setattr__(self, "adapter", replace(self.adapter, method=wanted))
