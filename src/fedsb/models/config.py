@@ -47,8 +47,8 @@ class AdapterConfig:
 
     method: Literal["lora-sb", "lora", "ffa-lora", "full", "head-only"] = "lora-sb"
     rank: int = 16
-    # fnmatch patterns over module names (Linear and Conv2d); the classifier head is never
-    # wrapped (it trains in every method)
+    # fnmatch patterns over module names (Linear and Conv2d); the classifier head never
+    # matches (what it does is `head` below)
     targets: tuple[str, ...] = ("*",)
     alpha: float = 16.0  # lora / ffa-lora scale s = alpha / rank (LoRA-SB uses s = 1)
     init_samples: int = 512  # LoRA-SB: samples whose summed gradient gives B and A
