@@ -48,7 +48,7 @@ def high_snr_by_group(run: Path, cfg: FinetuneConfig, cache: Path) -> tuple[floa
     ]
     state, meta = load_checkpoint(run / MODEL_FILE)
     pred = predict(backbone_from_checkpoint(state, meta), test).argmax(1)
-    hard = torch.tensor([test.class_names[int(y)] in HARD for y in test.labels])
+    hard = torch.isin(test.labels, torch.tensor([test.class_names.index(c) for c in HARD]))
     high = test.snr_db >= 10
     ok = pred == test.labels
     return float(ok[high & hard].float().mean()), float(ok[high & ~hard].float().mean())

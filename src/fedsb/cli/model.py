@@ -54,7 +54,7 @@ def info(
     """Show the layers and what each adapter method trains."""
     from dataclasses import replace
 
-    from ..models.adapters import apply_adapters, count_trainable
+    from ..models.adapters import ADAPTED_METHODS, apply_adapters, count_trainable
     from ..models.backbones import build_backbone, count_parameters, parameter_summary
     from ..models.config import METHODS
     from ..signals import resolve_classes
@@ -81,7 +81,7 @@ def info(
     for col in ("method", "trained parameters", "% of model", "bytes sent per round"):
         methods.add_column(col, justify="right" if col != "method" else "left")
     for method in METHODS:
-        head = adapter.head if method not in ("full", "head-only") else "train"
+        head = adapter.head if method in ADAPTED_METHODS else "train"  # full/head-only: train
         adapted = apply_adapters(copy.deepcopy(model), replace(adapter, method=method, head=head))
         n = count_trainable(adapted)
         methods.add_row(method, f"{n:,}", f"{100 * n / total:.2f}", f"{4 * n:,}")

@@ -290,7 +290,7 @@ def expected_trainable(model: nn.Module, cfg: AdapterConfig) -> int:
     )
     if cfg.head != "train":
         head = 0
-    if cfg.head == "adapt" and cfg.method in ADAPTED_METHODS:
+    if cfg.head == "adapt":  # AdapterConfig allows it for adapter methods only
         shapes.append(matrix_shape(head_layer))  # type: ignore[arg-type]
     return trainable_count_formula(shapes, head, cfg.method, cfg.rank, total)
 
