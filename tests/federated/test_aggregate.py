@@ -19,6 +19,7 @@ from fedsb.federated.aggregate import (
     payload_bytes,
     serialize,
     server_step,
+    update_agreement,
     update_norm,
 )
 from fedsb.models.adapters import (
@@ -340,3 +341,42 @@ def test_fedavgm_is_avg_without_momentum_and_a_momentum_recursion_with_it():
         state, opt = server_step(state, {"head.bias": agg}, "fedavgm", opt, lr=0.5, beta1=0.9)
         np.testing.assert_allclose(state["head.bias"].numpy(), x, rtol=1e-12)
     assert set(opt) == {"m.head.bias"}
+
+
+# -- update agreement -----------------------------------------------------------------------
+
+
+def _moved(
+    ref: dict[str, torch.Tensor], deltas: list[torch.Tensor]
+) -> list[dict[str, torch.Tensor]]:
+    """Client states whose update, flattened over keys a and b, is each of ``deltas``."""
+    return [{"a": ref["a"] + d[:3].reshape(3), "b": ref["b"] + d[3:].reshape(2, 2)} for d in deltas]
+
+
+def test_update_agreement_is_one_for_parallel_updates_and_zero_for_cancelling_ones():
+    ref = {"a": torch.randn(3), "b": torch.randn(2, 2)}
+    d = torch.randn(7, dtype=torch.float64)
+    assert update_agreement(_moved(ref, [d, 2 * d, 0.5 * d]), [1, 1, 1], ref) == pytest.approx(1.0)
+    assert update_agreement(_moved(ref, [d, -d]), [5, 5], ref) == pytest.approx(0.0, abs=1e-6)
+    # unequal weights: |0.75 d - 0.25 d| / (0.75 |d| + 0.25 |d|) = 0.5
+    assert update_agreement(_moved(ref, [d, -d]), [3, 1], ref) == pytest.approx(0.5, rel=1e-6)
+
+
+def test_update_agreement_of_orthogonal_equal_updates_is_one_over_sqrt_k():
+    ref = {"a": torch.zeros(3), "b": torch.zeros(2, 2)}
+    eye = torch.eye(7, dtype=torch.float64)
+    k = 4
+    got = update_agreement(_moved(ref, [eye[i] * 3 for i in range(k)]), [1] * k, ref)
+    assert got == pytest.approx(1 / k**0.5, rel=1e-6)
+
+
+def test_update_agreement_against_numpy_on_random_updates():
+    rng = np.random.default_rng(0)
+    ref = {"a": torch.zeros(3), "b": torch.zeros(2, 2)}
+    deltas = rng.normal(size=(5, 7))
+    w = rng.uniform(1, 10, size=5)
+    expect = np.linalg.norm(np.average(deltas, axis=0, weights=w)) / np.average(
+        np.linalg.norm(deltas, axis=1), weights=w
+    )
+    states = _moved(ref, [torch.tensor(d, dtype=torch.float32) for d in deltas])
+    assert update_agreement(states, list(w), ref) == pytest.approx(expect, rel=1e-5)

@@ -104,6 +104,8 @@ def test_rows_have_the_init_round_and_final_stages(small):
         assert r["clients"] == r["accepted"] == [0, 1, 2] and r["dropped"] == {}
         assert math.isfinite(r["train_loss"]) and 0 <= r["train_acc"] <= 1
         assert r["lr"] > 0 and r["seconds"] > 0
+        assert 0.0 < r["update_agreement"] <= 1.0  # three different clients: never parallel
+        assert r["update_agreement"] < 1.0 - 1e-6
     # the cosine schedule: round 2 of 2 takes a smaller step than round 1
     assert rows[2]["lr"] < rows[1]["lr"]
     # the final row scores the state of the last round again
@@ -315,3 +317,5 @@ def test_one_client_fedsb_is_the_centralized_run(workspace, tmp_path):
         [r["test_acc"] for r in read_rows(p) if r.get("stage") == "round"] for p in (fed, central)
     ]
     assert len(accs[0]) == 2 and accs[0] == accs[1]
+    agreement = [r["update_agreement"] for r in read_rows(fed) if r.get("stage") == "round"]
+    assert agreement == pytest.approx([1.0, 1.0])  # nothing to average away

@@ -67,6 +67,26 @@ def update_norm(update: Mapping[str, torch.Tensor], reference: Mapping[str, torc
     return total**0.5
 
 
+def update_agreement(
+    states: Sequence[Mapping[str, torch.Tensor]],
+    weights: Sequence[float],
+    reference: Mapping[str, torch.Tensor],
+) -> float:
+    """|weighted mean of the clients' updates| / weighted mean of their norms, in [0, 1]: 1 when
+    every client moved the same way, ~1/sqrt(K) when K clients moved in unrelated directions.
+    How much of each client's step survives the averaging: the measure of client drift."""
+    w = torch.tensor([float(x) for x in weights], dtype=torch.float64)
+    w = w / w.sum()
+    mean_sq, norms = 0.0, torch.zeros(len(states), dtype=torch.float64)
+    for k in reference:
+        deltas = torch.stack([s[k].double() - reference[k].double() for s in states])
+        flat = deltas.reshape(len(states), -1)
+        mean_sq += float((w @ flat).pow(2).sum())
+        norms += flat.pow(2).sum(dim=1)
+    spread = float(w @ norms.sqrt())
+    return mean_sq**0.5 / spread if spread > 0 else 1.0
+
+
 def check_update(
     update: Mapping[str, object], reference: Mapping[str, torch.Tensor], norm_bound: float = 0.0
 ) -> str | None:

@@ -39,7 +39,14 @@ from ..training.runs import (
     write_json,
 )
 from . import dp as dpacc
-from .aggregate import aggregate, check_update, parameter_count, payload_bytes, server_step
+from .aggregate import (
+    aggregate,
+    check_update,
+    parameter_count,
+    payload_bytes,
+    server_step,
+    update_agreement,
+)
 from .calibrate import final_evaluation, fit_global_temperature
 from .config import RunConfig
 from .faults import ClientResult
@@ -262,6 +269,7 @@ def run_round(
         ),
         "train_acc": float(np.average([r.metrics["train_acc"] for r in accepted], weights=weights)),
         "lr": accepted[0].metrics.get("lr"),
+        "update_agreement": update_agreement(states, weights, global_state),
         "seconds": time.perf_counter() - start,
         "val_acc": val.accuracy,
         "val_loss": val.loss,
