@@ -15,7 +15,7 @@ from fedsb.report.build import build_paper, build_report, numbers
 from fedsb.report.latex import TexMissing, build_pdf
 from fedsb.report.study import load_study
 
-FIGURES = ("rounds", "snr", "pareto", "reliability", "pr", "confusion", "partition")
+FIGURES = ("rounds", "agreement", "snr", "pareto", "reliability", "pr", "confusion", "partition")
 
 
 @pytest.fixture(scope="module")

@@ -57,12 +57,20 @@ def test_every_figure_writes_png_and_pdf(tmp_path, pred):
         {"method": "fedit", "rank": 64, "total_bytes": 8e7, "accuracy": 0.82},
     ]
     runs = {"fedsb": _rows(0.5, 0.05, 1e4), "fedit": _rows(0.5, 0.04, 3e5)}
+    agreeing = {
+        m: [
+            {**r, "update_agreement": 0.3 + 0.05 * r["round"], "accepted": [0, 1, 2, 3]}
+            for r in rows
+        ]
+        for m, rows in runs.items()
+    }
     made = [
         f.reliability_figure(pred, 1.5, tmp_path / "reliability.png"),
         f.pr_figure(pred, 1.5, tmp_path / "pr.png"),
         f.confusion_figure(scored, tmp_path / "confusion.png", title="fedsb"),
         f.snr_figure({"fedsb": scored, "fedit": score(pred)}, tmp_path / "snr.png"),
         f.rounds_figure(runs, tmp_path / "rounds.png"),
+        f.agreement_figure(agreeing, tmp_path / "agreement.png"),
         f.pareto_figure(cells, tmp_path / "pareto.png"),
         f.partition_figure(partition, NAMES, tmp_path / "partition.png"),
     ]

@@ -41,6 +41,16 @@ def make_figures(study: Study, out: Path) -> dict[Path, str]:
         made[fig.rounds_figure({m: r.rows for m, r in methods.items()}, out / "rounds.png")] = (
             "Global test accuracy per round (left) and against cumulative bytes (right)."
         )
+    averaged = {
+        m: r.rows
+        for m, r in methods.items()
+        if m != "centralized" and any("update_agreement" in row for row in r.rows)
+    }
+    if averaged:
+        made[fig.agreement_figure(averaged, out / "agreement.png")] = (
+            "Update agreement per round: the length of the mean client update over the mean "
+            "length of the updates (1: all clients moved alike)."
+        )
     scored = {m: _test(r) for m, r in methods.items() if _test(r).get("per_snr")}
     if scored:
         made[fig.snr_figure(scored, out / "snr.png")] = "Test accuracy per SNR bin, per method."

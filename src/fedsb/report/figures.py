@@ -167,6 +167,29 @@ def rounds_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], out: str | Pa
     return save_figure(fig, out, also=PAPER)
 
 
+def agreement_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], out: str | Path) -> Path:
+    """Update agreement per round and method (|mean update| / mean |update|): how much of each
+    client's step survives the averaging; dotted, 1/sqrt(K): K clients moving independently."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
+    clients = 0
+    for method, rows in runs.items():
+        kept = [r for r in rows if r.get("stage") == "round" and "update_agreement" in r]
+        ax.plot(
+            [r["round"] for r in kept],
+            [r["update_agreement"] for r in kept],
+            label=method,
+            markersize=4,
+            **style(method),
+        )
+        clients = max([clients, *(len(r.get("accepted", ())) for r in kept)])
+    if clients > 1:
+        ax.axhline(clients**-0.5, color="k", ls=":", lw=1, label=f"1/sqrt({clients})")
+    ax.set_ylim(0, 1.02)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    _finish(ax, "round", "update agreement")
+    return save_figure(fig, out, also=PAPER)
+
+
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats (fewer bytes and at least as accurate)."""
     order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
