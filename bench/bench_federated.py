@@ -1,6 +1,7 @@
 """Every federated method on the same partition, side by side in one run: final accuracy, bytes
-per round per client, total bytes, wall time per round; then the Flower simulation's round time
-against the embedded engine's on the same job, as a ratio.
+per round per client, total bytes, wall time per round, update agreement (second half of the
+rounds); then the Flower simulation's round time against the embedded engine's on the same job,
+as a ratio.
 
 Run: ``python bench/bench_federated.py [--config configs/run.toml] [--methods ...] [--rounds N]
 [--set key=value ...] [--flower-rounds 2]``. Defaults are the main job (``configs/run.toml``:
@@ -31,6 +32,14 @@ CACHE = Path(".cache/fedsb")
 def round_seconds(run: Path) -> float:
     rows = [r for r in RunDir(run).rows() if r.get("stage") == "round"]
     return sum(r["seconds"] for r in rows) / max(1, len(rows))
+
+
+def late_agreement(run: Path) -> float:
+    """Mean update agreement over the second half of the rounds (after the first rounds'
+    shared direction is spent): how much of a client's step the averaging keeps."""
+    rows = [r for r in RunDir(run).rows() if r.get("stage") == "round"]
+    late = [r["update_agreement"] for r in rows[len(rows) // 2 :]]
+    return sum(late) / len(late) if late else float("nan")
 
 
 def main() -> None:
@@ -70,6 +79,7 @@ def main() -> None:
         "x fedsb bytes",
         "total MB",
         "s/round",
+        "agreement",
     ):
         table.add_column(col, justify="right")
     for method, r, per_round, _ in rows:
@@ -84,6 +94,7 @@ def main() -> None:
             f"{ratio:.1f}" if method != "centralized" else "-",
             f"{r.total_bytes / 1e6:,.2f}",
             f"{per_round:.1f}",
+            f"{late_agreement(out / method):.2f}" if method != "centralized" else "-",
         )
     console.print(table)
 
