@@ -71,6 +71,7 @@ def test_run_writes_the_run_dir_and_refuses_to_overwrite_it(backbone, capsys):
         assert (out / name).exists(), name
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in rows] == ["init", "round", "round", "final"]
+    assert "agreement" in stdout and f"{rows[1]['update_agreement']:.2f}" in stdout
     # a second run into the same directory would mix two runs: refused, nothing changed
     before = (out / "metrics.jsonl").read_bytes()
     code, _, err = run(argv, capsys)

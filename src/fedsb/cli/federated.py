@@ -61,10 +61,12 @@ def rounds_table(result_rows: list[dict]) -> Table:
         "kB up/client",
         "kB down/client",
         "cum. MB",
+        "agreement",
         "left out",
     ):
         table.add_column(col, justify="right")
     for r in result_rows:
+        agreement = r.get("update_agreement")
         table.add_row(
             str(r["round"]),
             _pct(r["test_acc"] if r["test_acc"] is not None else float("nan")),
@@ -72,6 +74,7 @@ def rounds_table(result_rows: list[dict]) -> Table:
             _kb(r["bytes_up_per_client"]),
             _kb(r["bytes_down_per_client"]),
             f"{r['cumulative_bytes'] / 1e6:,.2f}",
+            "" if agreement is None else f"{agreement:.2f}",
             ", ".join(f"{c}: {why}" for c, why in (r.get("dropped") or {}).items()) or "",
         )
     return table
