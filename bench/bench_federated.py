@@ -29,15 +29,17 @@ from fedsb.training.runs import RunDir
 CACHE = Path(".cache/fedsb")
 
 
-def round_seconds(run: Path) -> float:
-    rows = [r for r in RunDir(run).rows() if r.get("stage") == "round"]
+def round_rows(run: Path) -> list[dict]:
+    return [r for r in RunDir(run).rows() if r.get("stage") == "round"]
+
+
+def round_seconds(rows: list[dict]) -> float:
     return sum(r["seconds"] for r in rows) / max(1, len(rows))
 
 
-def late_agreement(run: Path) -> float:
+def late_agreement(rows: list[dict]) -> float:
     """Mean update agreement over the second half of the rounds (after the first rounds'
     shared direction is spent): how much of a client's step the averaging keeps."""
-    rows = [r for r in RunDir(run).rows() if r.get("stage") == "round"]
     late = [r["update_agreement"] for r in rows[len(rows) // 2 :]]
     return sum(late) / len(late) if late else float("nan")
 
@@ -62,7 +64,7 @@ def main() -> None:
         start = time.perf_counter()
         result = run_federated(cfg, out / method, CACHE)
         wall = time.perf_counter() - start
-        rows.append((method, result, round_seconds(out / method), wall))
+        rows.append((method, result, round_rows(out / method), wall))
         console.print(f"{method}: {100 * result.test.accuracy:.1f} % in {wall:.0f} s")
 
     ref = next((r for m, r, _, _ in rows if m == "fedsb"), rows[0][1])
@@ -82,7 +84,7 @@ def main() -> None:
         "agreement",
     ):
         table.add_column(col, justify="right")
-    for method, r, per_round, _ in rows:
+    for method, r, per_round_rows, _ in rows:
         ratio = r.bytes_per_round / ref.bytes_per_round if ref.bytes_per_round else float("nan")
         table.add_row(
             method,
@@ -93,8 +95,8 @@ def main() -> None:
             f"{r.bytes_per_round / 1000:,.1f}",
             f"{ratio:.1f}" if method != "centralized" else "-",
             f"{r.total_bytes / 1e6:,.2f}",
-            f"{per_round:.1f}",
-            f"{late_agreement(out / method):.2f}" if method != "centralized" else "-",
+            f"{round_seconds(per_round_rows):.1f}",
+            f"{late_agreement(per_round_rows):.2f}" if method != "centralized" else "-",
         )
     console.print(table)
 
@@ -105,7 +107,7 @@ def main() -> None:
                 base, ["method='fedsb'", f"rounds={args.flower_rounds}", f"engine={engine!r}"]
             )
             run_federated(cfg, out / "engines" / engine, CACHE)  # below: not in the report
-            times[engine] = round_seconds(out / "engines" / engine)
+            times[engine] = round_seconds(round_rows(out / "engines" / engine))
         ratio = times["flower"] / times["local"]
         console.print(
             f"round time, fedsb, {args.flower_rounds} rounds: local {times['local']:.1f} s, "

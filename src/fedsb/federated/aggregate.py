@@ -77,14 +77,9 @@ def update_agreement(
     How much of each client's step survives the averaging: the measure of client drift."""
     w = torch.tensor([float(x) for x in weights], dtype=torch.float64)
     w = w / w.sum()
-    mean_sq, norms = 0.0, torch.zeros(len(states), dtype=torch.float64)
-    for k in reference:
-        deltas = torch.stack([s[k].double() - reference[k].double() for s in states])
-        flat = deltas.reshape(len(states), -1)
-        mean_sq += float((w @ flat).pow(2).sum())
-        norms += flat.pow(2).sum(dim=1)
-    spread = float(w @ norms.sqrt())
-    return mean_sq**0.5 / spread if spread > 0 else 1.0
+    mean = {k: sum(wi * s[k].double() for wi, s in zip(w, states)) for k in reference}
+    spread = float(sum(wi * update_norm(s, reference) for wi, s in zip(w, states)))
+    return update_norm(mean, reference) / spread if spread > 0 else 1.0
 
 
 def check_update(
