@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -101,7 +103,7 @@ def test_shipped_training_configs_equal_the_defaults(name, cls):
 
     config_cls = getattr(training_config, cls)
     path = REPO / "configs" / name
-    assert load_config(config_cls, path) == config_cls()
+    assert_equals_the_defaults(load_config(config_cls, path), config_cls())
     assert _keys(tomllib.loads(path.read_text())) == _keys(to_dict(config_cls()))
 
 
@@ -112,6 +114,16 @@ def test_saved_config_is_compact_toml_that_loads_back(tmp_path):
     text = (tmp_path / "c.toml").read_text()
     assert text.startswith("# hi\n") and "snr_db = [-10.0, 20.0]" in text
     assert load_config(FinetuneConfig, tmp_path / "c.toml") == FinetuneConfig()
+
+
+def assert_equals_the_defaults(loaded, default) -> None:
+    """Equal to the defaults; ``pretrained`` is written relative to the config file (configs/),
+    so it loads as the absolute path of the same file the default names from the repo root."""
+    if not hasattr(default, "pretrained"):
+        assert loaded == default
+        return
+    assert loaded.pretrained == str((REPO / default.pretrained).resolve())
+    assert dataclasses.replace(loaded, pretrained=default.pretrained) == default
 
 
 def _keys(table: dict, prefix: str = "") -> set[str]:
@@ -128,6 +140,233 @@ def test_shipped_run_config_equals_the_defaults():
     from fedsb.federated.config import RunConfig
 
     path = REPO / "configs" / "run.toml"
-    assert load_config(RunConfig, path) == RunConfig()
+    assert_equals_the_defaults(load_config(RunConfig, path), RunConfig())
     # a complete preset: every key is written out, so users see every option
     assert _keys(tomllib.loads(path.read_text())) == _keys(to_dict(RunConfig()))
+
+
+# ------------------------------------------------------------- numbers: NaN, inf, ranges
+
+
+def _float_keys(cls: type, prefix: str = "") -> list[str]:
+    """Every dotted key whose annotation is float (tuples of floats as key[0])."""
+    import typing
+
+    keys = []
+    for name, tp in typing.get_type_hints(cls).items():
+        if dataclasses.is_dataclass(tp):
+            keys += _float_keys(tp, f"{prefix}{name}.")
+        elif tp is float:
+            keys.append(prefix + name)
+        elif typing.get_origin(tp) is tuple and typing.get_args(tp)[0] is float:
+            keys.append(f"{prefix}{name}[0]")
+    return keys
+
+
+def _run_config():
+    from fedsb.federated.config import RunConfig
+
+    return RunConfig()
+
+
+def _finetune_config():
+    from fedsb.training.config import FinetuneConfig
+
+    return FinetuneConfig()
+
+
+def _pretrain_config():
+    from fedsb.training.config import PretrainConfig
+
+    return PretrainConfig()
+
+
+CONFIGS = {"run": _run_config, "finetune": _finetune_config, "pretrain": _pretrain_config}
+
+
+def _set(key: str, value: str) -> str:
+    """An override for ``key`` (``a.b[0]`` sets the first element of the list ``a.b``)."""
+    if not key.endswith("[0]"):
+        return f"{key}={value}"
+    return f"{key[:-3]}=[{value}, {value}]"
+
+
+@pytest.mark.parametrize("which", sorted(CONFIGS))
+def test_nan_is_refused_for_every_float_key_naming_it(which):
+    config = CONFIGS[which]()
+    keys = _float_keys(type(config))
+    named = {"client.lr", "partition.dirichlet_alpha", "partition.snr_window_db", "dp.epsilon"}
+    assert named <= set(keys) if which == "run" else len(keys) >= 10
+    for key in keys:
+        with pytest.raises(ConfigError, match=rf"\A{re.escape(key)}: expected a number, got nan\Z"):
+            apply_overrides(config, [_set(key, "nan")])
+
+
+#: Keys where inf means something (no bound, wait for ever, one window over the whole range).
+INF_ALLOWED = {
+    "partition.snr_window_db",
+    "server.norm_bound",
+    "server.timeout",
+    "attack.factor",
+}
+
+
+@pytest.mark.parametrize("which", sorted(CONFIGS))
+def test_inf_is_refused_unless_the_key_gives_it_a_meaning(which):
+    config = CONFIGS[which]()
+    for key in _float_keys(type(config)):
+        if key in INF_ALLOWED:
+            cfg = apply_overrides(config, [_set(key, "inf")])
+            assert math.isinf(eval_key(cfg, key))
+            continue
+        pattern = rf"\A{re.escape(key.removesuffix('[0]'))}(\[\d\])?:? "
+        with pytest.raises(ConfigError, match=pattern):
+            apply_overrides(config, [_set(key, "inf")])
+
+
+def eval_key(config, key: str):
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("partition.dirichlet_alpha=-1", r"partition\.dirichlet_alpha: must be >= 0, got -1\.0"),
+        ("partition.dirichlet_alpha=inf", r"partition\.dirichlet_alpha: must be finite, got inf"),
+        ("partition.quantity_sigma=-0.5", r"partition\.quantity_sigma: must be >= 0, got -0\.5"),
+        ("partition.snr_window_db=0", r"partition\.snr_window_db: must be > 0, got 0\.0"),
+        ("partition.clients=0", r"partition\.clients: must be >= 1, got 0"),
+        ("partition.records_per_client=-3", r"partition\.records_per_client: must be >= 1"),
+        ("partition.val_per_class=0", r"partition\.val_per_class: must be >= 1, got 0"),
+        ("partition.min_records=0", r"partition\.min_records: must be >= 1, got 0"),
+        ("partition.seed=-1", r"partition\.seed: must be >= 0, got -1"),
+        ("seed=-1", r"seed: must be >= 0, got -1"),
+        ("data.seed=-1", r"data\.seed must be >= 0, got -1"),
+        ("adapter.init_seed=-1", r"adapter\.init_seed: must be >= 0, got -1"),
+        ("adapter.rank=0", r"adapter\.rank: must be >= 1, got 0"),
+        ("adapter.alpha=0", r"adapter\.alpha: must be > 0, got 0\.0"),
+        ("rounds=0", r"rounds: must be >= 1, got 0"),
+        ("workers=0", r"workers: must be >= 1, got 0"),
+        ("threads=-1", r"threads: must be >= 0, got -1"),
+        ("client.lr=0", r"client\.lr: must be > 0, got 0\.0"),
+        ("client.lr=inf", r"client\.lr: must be finite, got inf"),
+        ("client.lora_lr=-1", r"client\.lora_lr: must be > 0, got -1\.0"),
+        ("client.batch_size=0", r"client\.batch_size: must be >= 1, got 0"),
+        ("client.local_epochs=0", r"client\.local_epochs: must be >= 1, got 0"),
+        ("client.weight_decay=-1", r"client\.weight_decay: must be >= 0, got -1\.0"),
+        ("client.label_smoothing=1", r"client\.label_smoothing: must be in \[0, 1\), got 1\.0"),
+        ("client.prox_mu=-1", r"client\.prox_mu: must be >= 0, got -1\.0"),
+        ("server.fraction=0", r"server\.fraction: must be in \(0, 1\], got 0\.0"),
+        ("server.trim=0.5", r"server\.trim: must be in \[0, 0\.5\), got 0\.5"),
+        ("server.min_clients=0", r"server\.min_clients: must be >= 1, got 0"),
+        ("server.lr=0", r"server\.lr: must be > 0, got 0\.0"),
+        ("server.beta1=1", r"server\.beta1: must be in \[0, 1\), got 1\.0"),
+        ("server.tau=0", r"server\.tau: must be > 0, got 0\.0"),
+        ("server.timeout=-1", r"server\.timeout: must be >= 0, got -1\.0"),
+        ("dp.epsilon=inf", r"dp\.epsilon: must be finite, got inf"),
+        ("dp.delta=1", r"dp\.delta: must be in \(0, 1\), got 1\.0"),
+        ("dp.clip=0", r"dp\.clip: must be > 0, got 0\.0"),
+        ("dp.accountant='x'", r"dp\.accountant 'x' is not rdp, prv or gdp"),
+        ("attack.kind='x'", r"attack\.kind 'x' is not one of"),
+        ("attack.sleep=-1", r"attack\.sleep: must be >= 0, got -1\.0"),
+        ("data.classes='foo'", r"data\.classes: unknown class 'foo'"),
+        ("data.generator.snr_step=-1", r"data\.generator\.snr_step: must be >= 0, got -1\.0"),
+        ("data.generator.snr_step=1e-9", r"data\.generator\.snr_step: 1e-09 dB makes more than"),
+        ("data.generator.fading.taps=[0, 3]", r"data\.generator\.fading\.taps: 0 is below"),
+        ("data.generator.fading.probability=2", r"data\.generator\.fading\.probability: must be"),
+        ("data.images.size=4", r"data\.images\.size must be in \[8, 256\], got 4"),
+    ],
+)
+def test_bad_run_values_name_the_dotted_key(override, message):
+    with pytest.raises(ConfigError, match=rf"\A{message}"):
+        apply_overrides(_run_config(), [override])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epochs=0", r"train\.epochs: must be >= 1, got 0"),
+        ("train.lr=-1", r"train\.lr: must be > 0, got -1\.0"),
+        ("train.warmup=1", r"train\.warmup: must be in \[0, 1\), got 1\.0"),
+        ("train.label_smoothing=-0.1", r"train\.label_smoothing: must be in \[0, 1\)"),
+        ("train.weight_decay=-1", r"train\.weight_decay: must be >= 0, got -1\.0"),
+        ("train.seed=-1", r"train\.seed: must be >= 0, got -1"),
+        ("train.threads=-2", r"train\.threads: must be >= 0, got -2"),
+        ("val_per_class=0", r"val_per_class: must be >= 1, got 0"),
+        ("test_per_class=0", r"test_per_class: must be >= 1, got 0"),
+        ("full_lr=0", r"full_lr: must be > 0, got 0\.0"),
+        ("adapter.init_lr=0", r"adapter\.init_lr: must be > 0, got 0\.0"),
+        ("adapter.init_samples=0", r"adapter\.init_samples: must be >= 1, got 0"),
+    ],
+)
+def test_bad_finetune_values_name_the_dotted_key(override, message):
+    with pytest.raises(ConfigError, match=rf"\A{message}"):
+        apply_overrides(_finetune_config(), [override])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.groups=0", r"model\.groups: must be >= 1, got 0"),
+        ("model.heads=0", r"model\.heads: must be >= 1, got 0"),
+        ("model.dim=0", r"model\.dim: must be >= 1, got 0"),
+        ("model.widths=[0, 8, 16, 32]", r"model\.widths\[0\]: must be >= 1, got 0"),
+        ("model.blocks=[1, 0, 1, 1]", r"model\.blocks\[1\]: must be >= 1, got 0"),
+        ("model.mlp_ratio=0", r"model\.mlp_ratio: must be > 0, got 0\.0"),
+        ("model.mlp_ratio=0.001", r"model\.mlp_ratio: dim \* mlp_ratio must be >= 1"),
+        ("model.dropout=1", r"model\.dropout: must be in \[0, 1\), got 1\.0"),
+        ("model.patch=0", r"model\.patch: must be >= 1, got 0"),
+        ("val_per_class=-1", r"val_per_class: must be >= 1, got -1"),
+    ],
+)
+def test_bad_pretrain_values_name_the_dotted_key(override, message):
+    with pytest.raises(ConfigError, match=rf"\A{message}"):
+        apply_overrides(_pretrain_config(), [override])
+
+
+def test_a_bad_value_in_a_file_names_the_file_and_the_dotted_key(tmp_path):
+    from fedsb.federated.config import RunConfig
+
+    path = tmp_path / "run.toml"
+    path.write_text("[partition]\nseed = -1\n")
+    with pytest.raises(ConfigError, match=r"run\.toml: partition\.seed: must be >= 0, got -1\Z"):
+        load_config(RunConfig, path)
+    path.write_text("[client]\nlr = nan\n")
+    with pytest.raises(ConfigError, match=r"run\.toml: client\.lr: expected a number, got nan\Z"):
+        load_config(RunConfig, path)
+
+
+def test_messages_about_several_keys_keep_the_table_name():
+    # a message that starts with a key of the table gets the dotted prefix; any other message
+    # gets "table: message"
+    from fedsb.config import _scoped
+
+    assert _scoped("rank: must be >= 1, got 0", "adapter.", {"rank"}) == (
+        "adapter.rank: must be >= 1, got 0"
+    )
+    assert _scoped("something is wrong", "adapter.", {"rank"}) == "adapter: something is wrong"
+    assert _scoped("ranked: x", "adapter.", {"rank"}) == "adapter: ranked: x"
+    assert _scoped("rank: x", "", {"rank"}) == "rank: x"
+
+
+def test_unreadable_config_files_are_one_line_errors_naming_the_file(tmp_path):
+    from fedsb.config import MAX_CONFIG_BYTES
+
+    folder = tmp_path / "dir.toml"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=r"dir\.toml: is a directory, not a config file\Z"):
+        load_config(DataConfig, folder)
+    deep = tmp_path / "deep.toml"
+    deep.write_text("v = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match=r"deep\.toml: invalid TOML \(nests too deep to read\)"):
+        load_config(DataConfig, deep)
+    big = tmp_path / "big.toml"
+    big.write_text("#" * (MAX_CONFIG_BYTES + 1))
+    with pytest.raises(ConfigError, match=r"big\.toml: 1,048,577 bytes is too large"):
+        load_config(DataConfig, big)
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00seed = 1")
+    with pytest.raises(ConfigError, match=r"binary\.toml: invalid TOML"):
+        load_config(DataConfig, binary)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 import tomllib
 import types
 import typing
@@ -19,6 +21,7 @@ from typing import Any, TypeVar
 import tomli_w
 
 from .errors import ConfigError
+from .paths import resolve_config_paths
 
 T = TypeVar("T")
 
@@ -60,8 +63,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
         return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise ConfigError(f"{key}: expected a number, got {value!r}")  # NaN included
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -88,9 +91,53 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
     try:
         return cls(**kwargs)
-    except (ValueError, TypeError) as exc:
-        where = prefix.rstrip(".")
-        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from exc
+    except (ValueError, TypeError, ConfigError) as exc:  # a check in cls.__post_init__
+        raise ConfigError(_scoped(str(exc), prefix, names)) from exc
+
+
+def _scoped(message: str, prefix: str, names: set[str]) -> str:
+    """Put the table path before a dataclass's message: ``rank: ...`` -> ``adapter.rank: ...``.
+
+    A message that starts with one of the class's own keys gets the dotted prefix; any other
+    (one about several keys) gets ``table: message``.
+    """
+    if not prefix:
+        return message
+    head = re.match(r"[A-Za-z_]\w*(?=[ :.\[=]|$)", message)
+    if head and head.group() in names:
+        return prefix + message
+    return f"{prefix.rstrip('.')}: {message}"
+
+
+def check_number(
+    key: str,
+    value: float,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+    allow_inf: bool = False,
+) -> None:
+    """Raise ValueError ``key: must be ..., got value`` unless low <= value <= high (NaN never
+    passes; inf only with ``allow_inf``). ``open_low``/``open_high`` make a bound strict."""
+    ok = value == value
+    if low is not None:
+        ok = ok and (value > low if open_low else value >= low)
+    if high is not None:
+        ok = ok and (value < high if open_high else value <= high)
+    if not ok:
+        raise ValueError(f"{key}: must be {_rule(low, high, open_low, open_high)}, got {value!r}")
+    if not allow_inf and math.isinf(value):
+        raise ValueError(f"{key}: must be finite, got {value!r}")
+
+
+def _rule(low: float | None, high: float | None, open_low: bool, open_high: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+    if low is not None:
+        return f"{'>' if open_low else '>='} {low:g}"
+    return "a number" if high is None else f"{'<' if open_high else '<='} {high:g}"
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -134,17 +181,36 @@ def apply_overrides(config: T, overrides: Iterable[str]) -> T:
     return from_dict(type(config), data)
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few kB; anything this large is not one
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML table of a config file, or a one-line ConfigError naming the file."""
+    try:
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a directory, not a config file")
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path}: not a regular file")
+        if path.exists() and path.stat().st_size > MAX_CONFIG_BYTES:
+            size = path.stat().st_size
+            raise ConfigError(f"{path}: {size:,} bytes is too large for a config file")
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    except RecursionError:  # tomllib recurses once per nesting level
+        raise ConfigError(f"{path}: invalid TOML (nests too deep to read)") from None
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterable[str] = ()) -> T:
     """Load ``cls`` from a TOML file (or defaults when ``path`` is None), then apply overrides."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+        data = resolve_config_paths(cls, read_toml(path), path)  # paths: relative to the file
         try:
             config = from_dict(cls, data)
         except ConfigError as exc:

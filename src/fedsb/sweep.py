@@ -20,7 +20,7 @@ from .federated.config import FED_METHODS, RunConfig
 from .federated.server import STATE_FILE, run_federated
 from .report.figures import pareto_figure
 from .training.reporter import Reporter, SilentReporter
-from .training.runs import RunDir, write_json
+from .training.runs import RunDir, check_sub_runs, make_dir, write_json
 
 RANKLESS = ("fedavg", "head-only")
 SWEEP_FILE = "sweep.json"
@@ -84,10 +84,11 @@ def run_sweep(
 ) -> list[dict]:
     """Run (or finish) every cell; returns the summaries, also written to ``sweep.json``."""
     reporter = reporter or SilentReporter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    cells = plan_cells(methods, ranks)
+    check_sub_runs(out, [c.name for c in cells])  # OUT is no run itself (its cells go inside)
+    out = make_dir(out)
     results = []
-    for cell in plan_cells(methods, ranks):
+    for cell in cells:
         path = out / cell.name
         state = cell_state(path)
         if on_cell:
@@ -96,7 +97,7 @@ def run_sweep(
             overrides = [f"method={cell.method!r}"]
             if cell.rank is not None:
                 overrides.append(f"adapter.rank={cell.rank}")
-            if state == "new" and path.exists():
+            if state == "new" and path.is_dir():
                 shutil.rmtree(path)  # died before its first checkpoint: nothing to keep
             cfg = apply_overrides(base, overrides)
             run_federated(

@@ -92,8 +92,11 @@ def test_run_writes_the_run_dir_and_refuses_to_overwrite_it(backbone, capsys):
         (["run", "--dry-run", "--set", "server.min_clients=20"], "exceeds partition.clients"),
         (["run", "--dry-run", "--set", "attack.clients=[12]"], "not client ids"),
         (["run", "--dry-run", "--set", "server.aggregation='mode'"], "'mode' is not one of"),
-        (["run", "--dry-run", "--set", "partition.dirichlet_alpha=-1"], "dirichlet_alpha"),
-        (["run", "--dry-run", "--dp-epsilon", "-2"], "epsilon >= 0"),
+        (
+            ["run", "--dry-run", "--set", "partition.dirichlet_alpha=-1"],
+            "partition.dirichlet_alpha: must be >= 0, got -1.0",
+        ),
+        (["run", "--dry-run", "--dp-epsilon", "-2"], "dp.epsilon: must be >= 0, got -2.0"),
         (["run", "--dry-run", "--engine", "spark"], "engine 'spark'"),
         (["run"], "--out is required"),
         (["run", "--resume", "nowhere"], "nothing to resume"),

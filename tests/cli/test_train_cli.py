@@ -33,7 +33,10 @@ def test_model_info_counts_an_adapted_head(capsys):
             "no such checkpoint",
         ),
         (["pretrain", "--out", "x", "--set", "model.arch='cnn'"], "model.arch: 'cnn'"),
-        (["pretrain", "--out", "x", "--set", "train.epochs=0"], "epochs and batch_size"),
+        (
+            ["pretrain", "--out", "x", "--set", "train.epochs=0"],
+            "train.epochs: must be >= 1, got 0",
+        ),
         (["model", "info", "--config", "missing.toml"], "missing.toml"),
     ],
 )

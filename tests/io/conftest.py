@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -150,3 +153,47 @@ def rml2018_file(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def budget(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """``budget("64M")`` sets FEDSB_INPUT_BUDGET for this test only."""
+    return lambda value: monkeypatch.setenv("FEDSB_INPUT_BUDGET", value)
+
+
+#: Address space a reader may add after the imports, in the memory-capped child (1.5 GB).
+HEADROOM = 1536 * 2**20
+_CAPPED = """
+import resource, sys
+import fedsb.io, fedsb.io.load, h5py, sigmf  # numpy, numba and BLAS reserve their share first
+from fedsb.errors import FedsbError
+size = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (size + {headroom}, size + {headroom}))
+try:
+    {call}
+    print("LOADED")
+except FedsbError as exc:
+    print("ERROR", exc)
+"""
+
+
+@pytest.fixture
+def capped_python(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``call`` (one line of Python) in a child whose address space is capped at what the
+    imports need plus HEADROOM, so a reader that allocates what a bomb claims dies there (as a
+    MemoryError) instead of swapping this machine; the pytest process is never limited."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux /proc to measure the child's address space")
+
+    def run(call: str, headroom: int = HEADROOM, **env: str) -> subprocess.CompletedProcess:
+        code = _CAPPED.format(headroom=headroom, call=call)
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            timeout=120,
+        )
+
+    return run

@@ -11,7 +11,7 @@ from opacus import GradSampleModule
 from opacus.grad_sample import GradSampleModuleFastGradientClipping
 from torch import nn
 
-from fedsb.errors import FedsbError
+from fedsb.errors import ConfigError, FedsbError
 from fedsb.models.adapters import (
     AdaptedLayer,
     AdapterStateError,
@@ -103,10 +103,13 @@ def test_adapted_model_starts_at_base_model(toy: type[nn.Module], method: str) -
 
 @pytest.mark.parametrize("toy", TOYS)
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("rank", [1, 3, 7, 100])
-def test_trainable_counts_match_formulas(toy: type[nn.Module], method: str, rank: int) -> None:
-    plain, model = make(toy, method, rank)
+@pytest.mark.parametrize("rank", [1, 3, 7, None])
+def test_trainable_counts_match_formulas(
+    toy: type[nn.Module], method: str, rank: int | None
+) -> None:
     shapes = list(toy.SHAPES.values())  # type: ignore[attr-defined]
+    rank = rank or max(min(s) for s in shapes)  # None: the widest target (clips the others)
+    plain, model = make(toy, method, rank)
     head = toy.HEAD  # type: ignore[attr-defined]
     total = sum(p.numel() for p in plain.parameters())
     by_hand = {
@@ -168,7 +171,7 @@ def test_head_mode_errors() -> None:
 
 
 def test_rank_is_clipped_per_layer_and_scaling_uses_it() -> None:
-    _, model = make(ToyConv, "lora", rank=100, alpha=12.0)
+    _, model = make(ToyConv, "lora", rank=8, alpha=12.0)  # 8: conv1's min(d_out, d_in)
     layers = adapted_layers(model)
     assert {n: m.rank for n, m in layers.items()} == {"conv1": 8, "conv2": 6, "fc": 5}
     assert layers["fc"].scaling == pytest.approx(12.0 / 5)
@@ -182,6 +185,60 @@ def test_targets_select_layers_and_never_the_head() -> None:
     assert type(model.fc) is nn.Linear and type(model.head) is nn.Linear
     with pytest.raises(ValueError, match="matches targets"):
         make(ToyConv, "lora-sb", targets=("head", "nothing*"))
+
+
+@pytest.mark.parametrize("method", ADAPTED)
+@pytest.mark.parametrize(("toy", "widest"), [(ToyMLP, 10), (ToyConv, 8)])
+def test_rank_above_every_target_is_a_config_error(
+    toy: type[nn.Module], widest: int, method: str
+) -> None:
+    message = (
+        rf"\Aadapter\.rank: {widest + 1} is larger than every target layer allows "
+        rf"\(at most {widest} here: min\(d_out, d_in\) of the widest target\)\Z"
+    )
+    with pytest.raises(ConfigError, match=message):
+        make(toy, method, rank=widest + 1)
+    with pytest.raises(ConfigError, match=message):
+        expected_trainable(toy(), AdapterConfig(method=method, rank=widest + 1))
+    assert make(toy, method, rank=widest)[1] is not None  # the widest itself is fine
+    # the rank is checked against the chosen targets, not the whole model
+    with pytest.raises(ConfigError, match=r"adapter\.rank: 6 .* \(at most 5 here"):
+        make(ToyConv, method, rank=6, targets=("fc",))
+
+
+@pytest.mark.parametrize("method", ["full", "head-only"])
+def test_methods_without_adapters_ignore_the_rank(method: str) -> None:
+    plain, model = make(ToyConv, method, rank=100000)
+    assert count_trainable(model) == expected_trainable(plain, AdapterConfig(method=method))
+
+
+def test_targets_matching_nothing_are_a_config_error_listing_the_layers() -> None:
+    message = (
+        r"\Aadapter\.targets: no nn\.Linear/nn\.Conv2d layer matches targets \['nosuch\*'\] "
+        r"\(head excluded; layers: 'conv1', 'conv2', 'fc'\)\Z"
+    )
+    with pytest.raises(ConfigError, match=message):
+        make(ToyConv, "lora-sb", targets=("nosuch*",))
+    with pytest.raises(ValueError, match=message):  # still a ValueError for older callers
+        expected_trainable(ToyConv(), AdapterConfig(targets=("nosuch*",)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rank": 0}, r"\Arank: must be >= 1, got 0\Z"),
+        ({"rank": -4}, r"\Arank: must be >= 1, got -4\Z"),
+        ({"alpha": 0.0}, r"\Aalpha: must be > 0, got 0\.0\Z"),
+        ({"alpha": float("nan")}, r"\Aalpha: must be > 0, got nan\Z"),
+        ({"alpha": float("inf")}, r"\Aalpha: must be finite, got inf\Z"),
+        ({"init_samples": 0}, r"\Ainit_samples: must be >= 1, got 0\Z"),
+        ({"init_lr": 0.0}, r"\Ainit_lr: must be > 0, got 0\.0\Z"),
+        ({"init_seed": -1}, r"\Ainit_seed: must be >= 0, got -1\Z"),
+    ],
+)
+def test_adapter_config_refuses_bad_numbers(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AdapterConfig(**kwargs)
 
 
 def test_apply_adapters_errors() -> None:

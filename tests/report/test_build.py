@@ -72,7 +72,7 @@ def test_not_a_run_directory_is_a_one_line_error(tmp_path):
     with pytest.raises(DataError, match="no run directories here"):
         build_report(tmp_path)
     (tmp_path / "metrics.jsonl").write_text("{not json\n")
-    with pytest.raises(DataError, match="a line is not JSON"):
+    with pytest.raises(DataError, match=r"metrics\.jsonl: line 1 is not JSON$"):
         build_report(tmp_path)
 
 

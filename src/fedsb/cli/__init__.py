@@ -6,7 +6,7 @@ import sys
 import traceback
 
 from ..errors import FedsbError
-from .app import app, err_console, state
+from .app import app, err_console, safe, state
 
 __all__ = ["app", "main"]
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     except FedsbError as exc:
         if state.debug:
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {safe(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -7,9 +7,22 @@ from importlib.metadata import version
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-console = Console()
-err_console = Console(stderr=True)
+# Text from files, paths and configs is printed through `safe`; emoji codes (``:smile:``) and
+# highlighting (recolouring numbers and paths) are off, so what is printed is what is there.
+console = Console(emoji=False, highlight=False)
+err_console = Console(stderr=True, emoji=False, highlight=False)
+
+
+def safe(text: object) -> str:
+    """``text`` escaped for rich markup: a label ``[/x]`` or a path ``[bold]x`` prints as is."""
+    return escape(str(text))
+
+
+def plain_console(**kwargs) -> Console:
+    """A console like ``console`` (no emoji, no highlighting) with other settings, e.g. width."""
+    return Console(emoji=False, highlight=False, **kwargs)
 
 
 @dataclass

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..errors import ConfigError, FedsbError
-from .app import app, console
+from ..errors import ConfigError, DataError
+from .app import app, console, safe
 from .progress import progress_bar
 
 data_app = typer.Typer(help="Generate, inspect and preview IQ data sets.", no_args_is_help=True)
@@ -58,14 +58,14 @@ def print_class_snr_table(records, title: str) -> None:
     from ..signals.summary import class_snr_table
 
     summary = class_snr_table(records)
-    table = Table(title=title, show_footer=True)
+    table = Table(title=safe(title), show_footer=True)
     width = max(len(n) for n in summary.class_names) if summary.class_names else 5
     table.add_column("class", footer="total", no_wrap=True, min_width=width)
     for j, label in enumerate(summary.bin_labels):
-        table.add_column(label, justify="right", footer=str(summary.counts[:, j].sum()))
+        table.add_column(safe(label), justify="right", footer=str(summary.counts[:, j].sum()))
     table.add_column("total", justify="right", footer=str(summary.counts.sum()))
     for name, row in zip(summary.class_names, summary.counts):
-        table.add_row(name, *map(str, row), str(row.sum()))
+        table.add_row(safe(name), *map(str, row), str(row.sum()))
     console.print(table)
 
 
@@ -119,7 +119,7 @@ def generate(
         )
     written = save_records(records, out, fmt)
     print_class_snr_table(records, f"{len(records)} records x {records.length} samples")
-    console.print(f"wrote [bold]{written}[/]")
+    console.print(f"wrote [bold]{safe(written)}[/]")
 
 
 @data_app.command("inspect")
@@ -141,8 +141,8 @@ def inspect(
     rate = f"{records.sample_rate:g} Hz" if records.sample_rate != 1.0 else "normalised"
     source = records.info.get("source", "?")
     console.print(
-        f"[bold]{path}[/]: {len(records)} records x {records.length} samples, "
-        f"{len(records.class_names)} classes, sample rate {rate}, source {source}"
+        f"[bold]{safe(path)}[/]: {len(records)} records x {records.length} samples, "
+        f"{len(records.class_names)} classes, sample rate {rate}, source {safe(source)}"
     )
     print_class_snr_table(records, "records per class and SNR (dB)")
 
@@ -179,12 +179,12 @@ def preview(
     cfg = load_config(DataConfig, config, sets)
     records = load_records(path, length=length, skip_unknown=skip_unknown)
     if len(records) == 0:
-        raise FedsbError(f"{path}: no records to preview")
+        raise DataError(path, "no records to preview")
     examples = pick_examples(records)
     images = to_images(examples.iq, cfg.images).numpy()
     written = preview_grid(
         images, list(examples.label_names), list(cfg.images.channels), examples.snr_db, out
     )
     console.print(
-        f"wrote [bold]{written}[/] ({len(examples)} classes x {images.shape[1]} channels)"
+        f"wrote [bold]{safe(written)}[/] ({len(examples)} classes x {images.shape[1]} channels)"
     )

@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
-from .app import app, console
+from .app import app, console, plain_console, safe
 from .data import SetOpt
 from .progress import RichReporter
 from .train import DEFAULT_CACHE, CacheOpt, _pct, _snr_table
@@ -28,7 +27,7 @@ def _kb(n: float) -> str:
 
 def print_wide(table: Table) -> None:
     """Print a table at its natural width when stdout is not a terminal (logs, pipes)."""
-    (console if console.is_terminal else Console(width=200)).print(table)
+    (console if console.is_terminal else plain_console(width=200)).print(table)
 
 
 def partition_table(cfg) -> Table:
@@ -44,11 +43,11 @@ def partition_table(cfg) -> Table:
         padding=(0, 1),
     )
     for col in ("client", *names, "total", "SNR dB", "channel"):
-        table.add_column(col, justify="right", no_wrap=True)
+        table.add_column(safe(col), justify="right", no_wrap=True)
     for p in plans:
         cells = [str(c) if c else "[dim]0[/]" for c in p.counts]
         snr = f"{p.snr_db[0]:.0f}..{p.snr_db[1]:.0f}"
-        table.add_row(str(p.client), *cells, str(p.size), snr, p.profile)
+        table.add_row(str(p.client), *cells, str(p.size), snr, safe(p.profile))
     return table
 
 
@@ -75,7 +74,7 @@ def rounds_table(result_rows: list[dict]) -> Table:
             _kb(r["bytes_down_per_client"]),
             f"{r['cumulative_bytes'] / 1e6:,.2f}",
             "" if agreement is None else f"{agreement:.2f}",
-            ", ".join(f"{c}: {why}" for c, why in (r.get("dropped") or {}).items()) or "",
+            safe(", ".join(f"{c}: {why}" for c, why in (r.get("dropped") or {}).items())),
         )
     return table
 
@@ -93,7 +92,7 @@ def methods_table(results: dict) -> Table:
         table.add_column(col, justify="right")
     for name, r in results.items():
         table.add_row(
-            name,
+            safe(name),
             _pct(r.test.accuracy),
             _pct(r.test.accuracy_high_snr),
             f"{r.trained_parameters:,}",
@@ -142,7 +141,7 @@ def run_cmd(
     from ..config import apply_overrides, load_config
     from ..errors import ConfigError
     from ..federated.config import RunConfig
-    from ..federated.server import run_federated
+    from ..federated.server import check_sub_run_dirs, run_federated
 
     if resume is not None:
         if dry_run or method or overrides or config:
@@ -172,17 +171,19 @@ def run_cmd(
         raise ConfigError("--out is required (the run directory to write)")
     methods = [m.strip() for m in method.split(",")] if method else [base.method]
     configs = {name: apply_overrides(base, [f"method={name!r}"]) for name in methods}
+    if len(methods) > 1:  # refuse a finished run (or a used sub-run) before training any
+        check_sub_run_dirs(out, methods)
     results = {}
     for name, cfg in configs.items():
         run_dir = out / name if len(methods) > 1 else out
-        console.print(f"[bold]{name}[/] -> {run_dir}")
+        console.print(f"[bold]{safe(name)}[/] -> {safe(run_dir)}")
         results[name] = run_federated(cfg, run_dir, cache, RichReporter())
         if len(methods) == 1:
             _print_run(results[name])
     if len(methods) > 1:
         print_wide(_snr_table("accuracy % per SNR", {k: r.test for k, r in results.items()}))
         print_wide(methods_table(results))
-        console.print(f"wrote [bold]{out}[/]")
+        console.print(f"wrote [bold]{safe(out)}[/]")
 
 
 def _print_run(result) -> None:
@@ -192,7 +193,7 @@ def _print_run(result) -> None:
     print_wide(rounds_table(rows))
     print_wide(_snr_table("accuracy % per SNR", {result.method: result.test}))
     print_wide(methods_table({result.method: result}))
-    console.print(f"wrote [bold]{result.run}[/]")
+    console.print(f"wrote [bold]{safe(result.run)}[/]")
 
 
 app.command("run")(run_cmd)
@@ -229,7 +230,7 @@ def sweep_cmd(
 
     def announce(cell, state: str) -> None:
         word = {"done": "done, kept", "resume": "resuming", "new": "running"}[state]
-        console.print(f"[bold]{cell.name}[/]: {word}")
+        console.print(f"[bold]{safe(cell.name)}[/]: {word}")
 
     results = run_sweep(base, out, method_list, rank_list, cache, RichReporter(), announce)
     table = Table(title=f"sweep: {base.partition.clients} clients, {base.rounds} rounds")
@@ -238,11 +239,13 @@ def sweep_cmd(
     for r in results:
         ece = "-" if r["ece"] is None else f"{100 * r['ece']:.1f}"
         table.add_row(
-            r["cell"],
+            safe(r["cell"]),
             f"{100 * r['accuracy']:.1f}",
             ece,
             f"{r['bytes_per_round_per_client'] / 1e3:,.1f}",
             f"{r['total_bytes'] / 1e6:,.2f}",
         )
     print_wide(table)
-    console.print(f"wrote [bold]{out}[/] (sweep.json, figures/pareto.png; `fedsb report {out}`)")
+    console.print(
+        f"wrote [bold]{safe(out)}[/] (sweep.json, figures/pareto.png; `fedsb report {safe(out)}`)"
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import tomllib
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import ConfigError
-from .app import app, console
+from .app import app, console, safe
 from .data import SetOpt
 
 model_app = typer.Typer(help="Inspect backbones and adapters.", no_args_is_help=True)
@@ -20,17 +19,14 @@ app.add_typer(model_app, name="model")
 
 def _configs(path: Path | None, overrides: list[str]):
     """(PretrainConfig, AdapterConfig, data config) from a pretrain or a finetune TOML."""
-    from ..config import apply_overrides, load_config
+    from ..config import apply_overrides, load_config, read_toml
     from ..models.config import AdapterConfig
     from ..training.config import FinetuneConfig, PretrainConfig
 
     if path is None:  # the built-in defaults; --set addresses the fine-tuning config's keys
         fine = apply_overrides(FinetuneConfig(), overrides)
         return PretrainConfig(), fine.adapter, fine.data
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    raw = read_toml(path)
     if "model" in raw:
         pre = load_config(PretrainConfig, path, overrides)
         return pre, AdapterConfig(), pre.data
@@ -52,31 +48,47 @@ def info(
     overrides: SetOpt = None,
 ) -> None:
     """Show the layers and what each adapter method trains."""
-    from dataclasses import replace
-
-    from ..models.adapters import ADAPTED_METHODS, apply_adapters, count_trainable
-    from ..models.backbones import build_backbone, count_parameters, parameter_summary
-    from ..models.config import METHODS
+    from ..config import from_dict, to_dict
+    from ..models.backbones import build_backbone, count_parameters
+    from ..models.config import AdapterConfig
     from ..signals import resolve_classes
 
     pre, adapter, data = _configs(config, overrides or [])
-    adapter = adapter if rank is None else replace(adapter, rank=rank)
+    if rank is not None:  # through the loader, so --rank 0 is a ConfigError naming adapter.rank
+        adapter = from_dict(AdapterConfig, {**to_dict(adapter), "rank": rank}, "adapter.")
     n_classes = len(resolve_classes(data.classes))
     channels, size = len(data.images.channels), data.images.size
     model = build_backbone(pre.model, channels, n_classes, size)
     total = count_parameters(model)
-    layers = Table(
-        title=f"{pre.model.arch} on {channels} x {size} x {size} images, "
-        f"{n_classes} classes: {total:,} parameters"
-    )
+    methods = _methods_table(model, adapter, total)  # first: a bad rank/target prints nothing
+    title = f"{pre.model.arch} on {channels} x {size} x {size} images, {n_classes} classes"
+    console.print(_layers_table(model, f"{title}: {total:,} parameters"))
+    console.print(methods)
+
+
+def _layers_table(model, title: str) -> Table:
+    from ..models.backbones import parameter_summary
+
+    layers = Table(title=safe(title))
     for col in ("layer", "type", "parameters"):
         layers.add_column(col, justify="right" if col == "parameters" else "left")
     for name, kind, n, _ in parameter_summary(model):
-        layers.add_row(name, kind, f"{n:,}")
-    console.print(layers)
+        layers.add_row(safe(name), safe(kind), f"{n:,}")
+    return layers
+
+
+def _methods_table(model, adapter, total: int) -> Table:
+    """Trained parameters per method (raises the adapter's ConfigError before any output)."""
+    from dataclasses import replace
+
+    from ..models.adapters import ADAPTED_METHODS, apply_adapters, count_trainable
+    from ..models.config import METHODS
+
     methods = Table(
-        title=f"what each method trains (rank {adapter.rank}, targets "
-        f"{', '.join(adapter.targets)}, head {adapter.head})"
+        title=safe(
+            f"what each method trains (rank {adapter.rank}, targets "
+            f"{', '.join(adapter.targets)}, head {adapter.head})"
+        )
     )
     for col in ("method", "trained parameters", "% of model", "bytes sent per round"):
         methods.add_column(col, justify="right" if col != "method" else "left")
@@ -85,4 +97,4 @@ def info(
         adapted = apply_adapters(copy.deepcopy(model), replace(adapter, method=method, head=head))
         n = count_trainable(adapted)
         methods.add_row(method, f"{n:,}", f"{100 * n / total:.2f}", f"{4 * n:,}")
-    console.print(methods)
+    return methods

@@ -14,14 +14,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from .app import err_console
+from .app import err_console, safe
 
 
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """Show a bar on stderr (so stdout stays clean for tables) while the body runs."""
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # plain text: no markup, no emoji
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -41,4 +41,4 @@ class RichReporter:
             yield advance
 
     def info(self, message: str) -> None:
-        err_console.print(f"[dim]{message}[/]", highlight=False)
+        err_console.print(f"[dim]{safe(message)}[/]", highlight=False)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import app, console, err_console
+from .app import app, console, err_console, safe
 
 RunArg = Annotated[
     Path,
@@ -16,9 +16,9 @@ RunArg = Annotated[
 
 
 def _print_outputs(report) -> None:
-    console.print(f"figures: {len(report.figures)} in [bold]{report.figures[0].parent}[/]")
-    console.print(f"LaTeX tables and numbers: [bold]{report.tex[0].parent}[/]")
-    console.print(f"wrote [bold]{report.html}[/]")
+    console.print(f"figures: {len(report.figures)} in [bold]{safe(report.figures[0].parent)}[/]")
+    console.print(f"LaTeX tables and numbers: [bold]{safe(report.tex[0].parent)}[/]")
+    console.print(f"wrote [bold]{safe(report.html)}[/]")
 
 
 @app.command("report")
@@ -41,9 +41,9 @@ def paper_cmd(run: RunArg) -> None:
     try:
         pdf = build_pdf(Path(run))
     except TexMissing as exc:
-        err_console.print(f"[yellow]no PDF[/]: {exc}")
+        err_console.print(f"[yellow]no PDF[/]: {safe(exc)}")
         return
-    console.print(f"wrote [bold]{pdf}[/]")
+    console.print(f"wrote [bold]{safe(pdf)}[/]")
 
 
 @app.command("evaluate")
@@ -72,14 +72,14 @@ def evaluate_cmd(
     target = write_json(out or Path(run) / "eval.json", result)
     before, after = result["calibration_before"], result["calibration_after"]
     title = f"{data.name}: {result['records']} records, T = {result['temperature']:.2f}"
-    table = Table(title=title)
+    table = Table(title=safe(title))
     table.add_column("SNR (dB)")
     table.add_column("records", justify="right")
     table.add_column("accuracy %", justify="right")
     table.add_row("all", str(result["count"]), pct(result["accuracy"]))
     table.add_row(">= 10", "", pct(result["accuracy_snr_ge_10"]), end_section=True)
     for row in result["per_snr"]:
-        table.add_row(row["snr"], str(row["count"]), pct(row["accuracy"]))
+        table.add_row(safe(row["snr"]), str(row["count"]), pct(row["accuracy"]))
     console.print(table)
     console.print(
         f"ECE {pct(before['ece'])} % -> {pct(after['ece'])} %, Brier {num(before['brier'])} -> "
@@ -88,4 +88,4 @@ def evaluate_cmd(
     )
     if result["windowed"]:
         console.print(f"records of {result['record_length']} samples were cut into windows")
-    console.print(f"wrote [bold]{target}[/]")
+    console.print(f"wrote [bold]{safe(target)}[/]")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .app import app, console
+from .app import app, console, safe
 from .data import ConfigOpt, SetOpt
 from .progress import RichReporter
 
@@ -25,17 +25,17 @@ def _pct(x: float) -> str:
 
 def _snr_table(title: str, evaluations: dict[str, object]) -> Table:
     """Rows = overall, SNR >= 10 dB and each SNR bin; columns = runs (accuracy in %)."""
-    table = Table(title=title)
+    table = Table(title=safe(title))
     table.add_column("SNR (dB)")
     for name in evaluations:
-        table.add_column(name, justify="right")
+        table.add_column(safe(name), justify="right")
     first = next(iter(evaluations.values()))
     table.add_row("all", *(_pct(ev.accuracy) for ev in evaluations.values()))
     table.add_row(
         ">= 10", *(_pct(ev.accuracy_high_snr) for ev in evaluations.values()), end_section=True
     )
     for j, label in enumerate(first.snr_labels):
-        table.add_row(label, *(_pct(ev.snr_accuracy[j]) for ev in evaluations.values()))
+        table.add_row(safe(label), *(_pct(ev.snr_accuracy[j]) for ev in evaluations.values()))
     return table
 
 
@@ -51,7 +51,7 @@ def pretrain_cmd(
     cfg = load_config(PretrainConfig, config, overrides or [])
     result = pretrain(cfg, out, cache, RichReporter())
     console.print(_snr_table("source-domain test accuracy (%)", {cfg.model.arch: result.test}))
-    console.print(f"wrote [bold]{result.checkpoint}[/] ({result.parameters:,} parameters)")
+    console.print(f"wrote [bold]{safe(result.checkpoint)}[/] ({result.parameters:,} parameters)")
 
 
 @app.command("finetune")
@@ -110,7 +110,7 @@ def finetune_cmd(
             else f"{100 * gain / (full.test.accuracy - full.frozen.accuracy):.0f} %"
         )
         summary.add_row(
-            name,
+            safe(name),
             str(r.rank),
             f"{r.trainable:,}",
             f"{100 * r.trainable / r.parameters:.2f}",
@@ -118,4 +118,4 @@ def finetune_cmd(
             recovered,
         )
     console.print(summary)
-    console.print(f"wrote [bold]{out}[/]")
+    console.print(f"wrote [bold]{safe(out)}[/]")

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..config import from_dict
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..images.config import ImageConfig
 from ..io.load import load_records, source_format
 from ..signals.recordset import RecordSet
@@ -39,23 +39,48 @@ class RunModel:
     temperature: float
 
 
-def load_run_model(run: Path) -> RunModel:
-    """The merged model of a finished run, with what is needed to feed it."""
-    run = Path(run)
-    if not run.is_dir():
-        raise DataError(run, "no such run directory")
-    state, meta = load_checkpoint(run / MODEL_FILE)
-    if meta.get("kind") != "merged":
-        raise DataError(run / MODEL_FILE, "not the merged model of a finished run")
+def check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse a checkpoint with a NaN or Inf weight: it would predict garbage, silently."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise DataError(path, f"weight {name!r} holds NaN or Inf")
+
+
+def _record_length(run: Path) -> int:
     try:
         config = tomllib.loads((run / CONFIG_FILE).read_text())
         length = int(config["data"]["generator"]["length"])
-    except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError):
+    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
         raise DataError(run / CONFIG_FILE, "missing or without data.generator.length") from None
-    model = backbone_from_checkpoint(state, meta)
-    images = from_dict(ImageConfig, meta["images"])
+    if length < 1:
+        raise DataError(run / CONFIG_FILE, f"data.generator.length must be >= 1, got {length}")
+    return length
+
+
+def load_run_model(run: Path) -> RunModel:
+    """The merged model of a finished run, with what is needed to feed it; a one-line
+    DataError when any of it is unusable (metadata, tensors, weights, config)."""
+    run = Path(run)
+    if not run.is_dir():
+        raise DataError(run, "no such run directory")
+    path = run / MODEL_FILE
+    state, meta = load_checkpoint(path)
+    if meta.get("kind") != "merged":
+        raise DataError(path, "not the merged model of a finished run")
+    check_finite(state, path)
+    length = _record_length(run)
+    model = backbone_from_checkpoint(state, meta, path)
+    try:
+        images = from_dict(ImageConfig, meta["images"])
+    except ConfigError as exc:
+        raise DataError(path, f"metadata 'images': {exc}") from None
+    temperature = meta.get("temperature", 1.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+        raise DataError(path, f"metadata 'temperature' is not a number: {temperature!r}")
+    if not 0 < temperature < float("inf"):
+        raise DataError(path, f"metadata 'temperature' must be > 0, got {temperature!r}")
     names = tuple(meta["class_names"])
-    return RunModel(model, names, images, length, float(meta.get("temperature", 1.0)))
+    return RunModel(model, names, images, length, float(temperature))
 
 
 def windows(records: RecordSet, length: int, path: Path) -> RecordSet:

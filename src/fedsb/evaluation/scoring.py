@@ -8,11 +8,17 @@ temperature scaling. The temperature is fitted elsewhere, on validation data, ne
 
 from __future__ import annotations
 
+import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npformat
 
+from ..errors import DataError
+from ..io.budget import check_budget
 from ..io.cache import atomic_file
 from ..signals.summary import snr_bins
 from . import metrics as m
@@ -113,6 +119,8 @@ def score(pred: Predictions, temperature: float = 1.0) -> dict:
     }
 
 
+_ARRAYS = ("logits", "labels", "snr_db", "class_names")
+_HEADERS = {(1, 0): npformat.read_array_header_1_0, (2, 0): npformat.read_array_header_2_0}
 PREDICTIONS_FILE = "predictions.npz"  # test-set logits of a run, for figures and re-scoring
 EVALUATION_FILE = "evaluation.json"  # score() of the test set and the calibration fit
 
@@ -129,11 +137,61 @@ def save_predictions(pred: Predictions, path) -> None:
         )
 
 
-def load_predictions(path) -> Predictions:
-    with np.load(path, allow_pickle=False) as z:
+def _npz_array(archive: zipfile.ZipFile, path: Path, name: str) -> np.ndarray:
+    """One member of an npz, its header checked before anything is allocated: no pickled
+    objects, and no more bytes than the member holds (a header can claim any shape)."""
+    try:
+        info = archive.getinfo(f"{name}.npy")
+    except KeyError:
+        raise DataError(path, f"not a predictions file: missing array {name!r}") from None
+    check_budget(path, info.file_size, f"array {name!r}")
+    with archive.open(info) as handle:
+        version = npformat.read_magic(handle)
+        if version not in _HEADERS:
+            raise DataError(path, f"array {name!r}: unsupported .npy format {version}")
+        shape, _, dtype = _HEADERS[version](handle)
+    if dtype.hasobject:
+        raise DataError(path, f"array {name!r} holds Python objects (refused: not plain data)")
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed > info.file_size:
+        raise DataError(path, f"array {name!r} claims {claimed:,} bytes in {info.file_size:,}")
+    with archive.open(info) as handle:
+        return npformat.read_array(handle, allow_pickle=False)
+
+
+def _checked(z: dict[str, np.ndarray], path: Path) -> Predictions:
+    """Predictions of the arrays, or a DataError saying which one is wrong."""
+    logits, labels, snr, names = (z[k] for k in _ARRAYS)
+    if logits.ndim != 2 or logits.dtype.kind not in "fiu" or not logits.size:
+        raise DataError(path, f"logits must be records x classes numbers, got {logits.shape}")
+    if not np.isfinite(logits).all():
+        raise DataError(path, "logits hold NaN or Inf")
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DataError(path, f"labels must be integers, one per record, got {labels.dtype}")
+    if names.ndim != 1 or names.dtype.kind != "U":
+        raise DataError(path, f"class_names must be a list of strings, got {names.dtype}")
+    if snr.ndim != 1 or snr.dtype.kind not in "fiu":
+        raise DataError(path, f"snr_db must be numbers, one per record, got {snr.dtype}")
+    if labels.size and not 0 <= labels.min() <= labels.max() < len(names):
+        raise DataError(path, f"labels must lie in 0..{len(names) - 1} (one per class name)")
+    try:
         return Predictions(
-            z["logits"].astype(np.float64),
-            z["labels"],
-            z["snr_db"].astype(np.float64),
-            tuple(str(c) for c in z["class_names"]),
+            logits.astype(np.float64),
+            labels.astype(np.int64),
+            snr.astype(np.float64),
+            tuple(str(c) for c in names),
         )
+    except ValueError as exc:
+        raise DataError(path, str(exc)) from None
+
+
+def load_predictions(path) -> Predictions:
+    """The predictions a run saved; a hostile or broken file is a one-line DataError."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            arrays = {name: _npz_array(archive, path, name) for name in _ARRAYS}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        problem = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(path, f"not a readable predictions file ({problem})") from None
+    return _checked(arrays, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ..config import check_number
 from ..data_config import DataConfig
 from ..models.config import AdapterConfig
 from ..training.config import TARGET_GENERATOR
@@ -42,14 +43,14 @@ class PartitionConfig:
     seed: int = 0  # partition draws (shares, sizes, windows, profiles)
 
     def __post_init__(self) -> None:
-        if self.clients < 1 or self.records_per_client < 1:
-            raise ValueError("clients and records_per_client must be >= 1")
-        if self.dirichlet_alpha < 0 or self.quantity_sigma < 0:
-            raise ValueError("dirichlet_alpha and quantity_sigma must be >= 0")
-        if self.snr_window_db <= 0:
-            raise ValueError("snr_window_db must be > 0")
-        if self.val_per_class < 1 or self.test_per_class < 1 or self.min_records < 1:
-            raise ValueError("val_per_class, test_per_class and min_records must be >= 1")
+        for key in ("clients", "records_per_client", "val_per_class", "test_per_class"):
+            check_number(key, getattr(self, key), 1)
+        check_number("min_records", self.min_records, 1)
+        check_number("dirichlet_alpha", self.dirichlet_alpha, 0)
+        check_number("quantity_sigma", self.quantity_sigma, 0)
+        # inf: one window as wide as the whole SNR range (the window is clipped to the range)
+        check_number("snr_window_db", self.snr_window_db, 0, open_low=True, allow_inf=True)
+        check_number("seed", self.seed, 0)
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,13 @@ class ClientConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in ("adamw", "sgd"):
             raise ValueError(f"optimizer {self.optimizer!r} is not adamw or sgd")
-        if self.logit_adjust < 0 or self.prox_mu < 0:
-            raise ValueError("logit_adjust and prox_mu must be >= 0")
-        if self.local_epochs < 1 or self.batch_size < 1:
-            raise ValueError("local_epochs and batch_size must be >= 1")
-        if self.lr <= 0 or self.full_lr <= 0 or self.lora_lr <= 0:
-            raise ValueError("lr, lora_lr and full_lr must be > 0")
+        for key in ("logit_adjust", "prox_mu", "weight_decay"):
+            check_number(key, getattr(self, key), 0)
+        check_number("label_smoothing", self.label_smoothing, 0, 1, open_high=True)
+        check_number("local_epochs", self.local_epochs, 1)
+        check_number("batch_size", self.batch_size, 1)
+        for key in ("lr", "lora_lr", "full_lr"):
+            check_number(key, getattr(self, key), 0, open_low=True)
 
 
 @dataclass(frozen=True)
@@ -96,18 +98,20 @@ class ServerConfig:
     tau: float = 1e-3  # fedadam adaptivity (epsilon)
 
     def __post_init__(self) -> None:
-        if not 0 < self.fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
-        if self.min_clients < 1:
-            raise ValueError("min_clients must be >= 1")
+        check_number("fraction", self.fraction, 0, 1, open_low=True)
+        check_number("min_clients", self.min_clients, 1)
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation {self.aggregation!r} is not one of {AGGREGATIONS}")
-        if not 0 <= self.trim < 0.5:
-            raise ValueError(f"trim must be in [0, 0.5), got {self.trim}")
+        check_number("trim", self.trim, 0, 0.5, open_high=True)
         if self.optimizer not in SERVER_OPTIMIZERS:
             raise ValueError(f"optimizer {self.optimizer!r} is not one of {SERVER_OPTIMIZERS}")
-        if self.norm_bound < 0 or self.timeout < 0 or self.lr <= 0:
-            raise ValueError("norm_bound and timeout must be >= 0, lr > 0")
+        # inf is "no bound" / "wait for ever", as 0 is
+        check_number("norm_bound", self.norm_bound, 0, allow_inf=True)
+        check_number("timeout", self.timeout, 0, allow_inf=True)
+        check_number("lr", self.lr, 0, open_low=True)
+        check_number("beta1", self.beta1, 0, 1, open_high=True)
+        check_number("beta2", self.beta2, 0, 1, open_high=True)
+        check_number("tau", self.tau, 0, open_low=True)
 
 
 @dataclass(frozen=True)
@@ -120,10 +124,11 @@ class DPConfig:
     accountant: str = "rdp"
 
     def __post_init__(self) -> None:
-        if self.epsilon < 0 or not 0 < self.delta < 1 or self.clip <= 0:
-            raise ValueError("dp: epsilon >= 0, 0 < delta < 1 and clip > 0 are required")
+        check_number("epsilon", self.epsilon, 0)
+        check_number("delta", self.delta, 0, 1, open_low=True, open_high=True)
+        check_number("clip", self.clip, 0, open_low=True)
         if self.accountant not in ("rdp", "prv", "gdp"):
-            raise ValueError(f"dp.accountant {self.accountant!r} is not rdp, prv or gdp")
+            raise ValueError(f"accountant {self.accountant!r} is not rdp, prv or gdp")
 
     @property
     def enabled(self) -> bool:
@@ -141,7 +146,9 @@ class AttackConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in ATTACKS:
-            raise ValueError(f"attack.kind {self.kind!r} is not one of {ATTACKS}")
+            raise ValueError(f"kind {self.kind!r} is not one of {ATTACKS}")
+        check_number("factor", self.factor, allow_inf=True)  # scale by inf: a test of the checks
+        check_number("sleep", self.sleep, 0)
 
 
 @dataclass(frozen=True)
@@ -173,14 +180,14 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.method not in FED_METHODS:
             raise ValueError(f"method {self.method!r} is not one of {', '.join(FED_METHODS)}")
-        if self.rounds < 1:
-            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        check_number("rounds", self.rounds, 1)
+        check_number("seed", self.seed, 0)
         if self.init_source not in ("proxy", "clients"):
             raise ValueError(f"init_source {self.init_source!r} is not proxy or clients")
         if self.engine not in ("local", "flower"):
             raise ValueError(f"engine {self.engine!r} is not local or flower")
-        if self.workers < 1 or self.threads < 0:
-            raise ValueError("workers must be >= 1 and threads >= 0")
+        check_number("workers", self.workers, 1)
+        check_number("threads", self.threads, 0)
         if self.server.min_clients > self.partition.clients:
             raise ValueError(
                 f"server.min_clients={self.server.min_clients} exceeds "

@@ -34,7 +34,10 @@ from ..training.runs import (
     METRICS_FILE,
     MODEL_FILE,
     RunDir,
+    check_out,
+    check_sub_runs,
     load_checkpoint,
+    read_rows,
     save_checkpoint,
     write_json,
 )
@@ -97,19 +100,52 @@ def _truncate_metrics(run: RunDir, last_round: int) -> None:
 
 
 def prepare(run_path: Path, cfg: RunConfig | None, resume: bool) -> tuple[RunConfig, RunDir]:
-    """Check the run directory before anything is written: a new run needs a fresh directory,
-    a resumed one its config and state files."""
-    state_file = run_path / STATE_FILE
+    """Check the run directory before anything is written: a new run needs a writable
+    directory that holds no run; a resumed one its config, readable rows, and either its state
+    file or rows without one (it is started again then: see ``federate``)."""
     if resume:
-        if not (run_path / CONFIG_FILE).exists() or not state_file.exists():
+        if not (run_path / CONFIG_FILE).is_file():
+            raise FederatedError(f"{run_path}: nothing to resume (no {CONFIG_FILE})")
+        check_out(run_path)
+        read_rows(run_path / METRICS_FILE)  # a corrupt row fails here, not after the set-up
+        if not (run_path / STATE_FILE).exists() and not (run_path / METRICS_FILE).exists():
             raise FederatedError(
-                f"{run_path}: nothing to resume (no {CONFIG_FILE} or {STATE_FILE})"
+                f"{run_path}: nothing to resume (no {STATE_FILE} or {METRICS_FILE}: it never "
+                "started); run it as a new run with this --out"
             )
         return load_config(RunConfig, run_path / CONFIG_FILE), RunDir(run_path)
-    if state_file.exists() or (run_path / METRICS_FILE).exists():
-        raise FederatedError(f"{run_path}: already holds a run; pass --resume or another --out")
+    check_out(run_path)
+    check_new_run(run_path)
     assert cfg is not None
     return cfg, RunDir(run_path)
+
+
+def check_new_run(run_path: Path) -> None:
+    """Refuse a directory that already holds a run: it is continued with ``--resume``."""
+    if (run_path / STATE_FILE).exists():
+        raise FederatedError(f"{run_path}: already holds a run; pass --resume or another --out")
+    if (run_path / METRICS_FILE).exists():
+        raise FederatedError(
+            f"{run_path}: already holds a run; pass --resume (it stopped before its first "
+            f"checkpoint: --resume starts it again from its {CONFIG_FILE}) or another --out"
+        )
+
+
+def check_sub_run_dirs(out: Path, methods: list[str]) -> list[Path]:
+    """``--method a,b``: ``OUT`` is no run itself and each ``OUT/<method>`` is new (checked
+    before anything is trained)."""
+    paths = check_sub_runs(out, methods)
+    for path in paths:
+        check_out(path)
+        check_new_run(path)
+    return paths
+
+
+def _restart(run: RunDir, reporter: Reporter) -> None:
+    """A resumed run without a state file has no progress to keep (it stopped between its
+    init row and its first checkpoint): it starts again from its config.toml, as a new run."""
+    reporter.info(f"{run.path}: no checkpoint yet; starting the run again from its {CONFIG_FILE}")
+    (run.path / METRICS_FILE).unlink(missing_ok=True)
 
 
 def run_federated(
@@ -155,6 +191,9 @@ def federate(
 
     The embedded engine and the Flower ServerApp both call this, so both give the same numbers.
     """
+    if resume and not (run.path / STATE_FILE).exists():
+        _restart(run, reporter)
+        resume = False
     if resume:
         state, ckpt = load_checkpoint(run.path / STATE_FILE)
         load_basis(task.model, run.path)

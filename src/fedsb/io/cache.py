@@ -9,23 +9,32 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
+from numpy.lib import format as npformat
 
 from ..errors import DataError
 from ..signals.recordset import RecordSet
+from .budget import check_budget, count_text
 
 #: Bumped when the layout changes; readers refuse newer versions.
 CACHE_VERSION = 1
 _META_PREFIX = "meta__"
 _REQUIRED = ("iq", "labels", "class_names")
+_NPY_HEADERS = {
+    (1, 0): npformat.read_array_header_1_0,
+    (2, 0): npformat.read_array_header_2_0,
+    (3, 0): npformat.read_array_header_2_0,  # 3.0 only adds utf-8 field names
+}
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RecursionError)
 
 
 def temp_path(target: Path, suffix: str) -> Path:
@@ -100,48 +109,143 @@ def save_npz(records: RecordSet, path: str | Path) -> Path:
     return path
 
 
-def _read_members(path: Path) -> dict[str, np.ndarray]:
-    """Every array in the archive, reading eagerly so corruption surfaces here."""
+def _npy_header(stream: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from the start of a .npy stream; reads only the header."""
+    version = npformat.read_magic(stream)
+    if version not in _NPY_HEADERS:
+        raise ValueError(f"unsupported .npy format version {version}")
+    shape, _, dtype = _NPY_HEADERS[version](stream)
+    return shape, dtype
+
+
+def _check_claims(path: Path, archive: zipfile.ZipFile) -> None:
+    """Every member's claimed size against the input budget, before anything is read."""
+    total = 0
+    for info in archive.infolist():
+        name = info.filename.removesuffix(".npy")
+        if not info.filename.endswith(".npy"):
+            raise DataError(path, f"member {info.filename!r} is not a .npy array")
+        check_budget(path, info.file_size, f"member {name!r}", "its unpacked size")
+        with archive.open(info) as stream:
+            shape, dtype = _npy_header(stream)
+        count = math.prod(shape)
+        claimed = count * dtype.itemsize
+        check_budget(path, claimed, f"member {name!r}", f"{count_text(count)} {dtype} values")
+        total += claimed
+    check_budget(path, total, "its arrays together", verb="claim")
+
+
+def read_npz_members(
+    path: str | Path, required: Sequence[str] = (), kind: str = ".npz file"
+) -> dict[str, np.ndarray]:
+    """Every array of an .npz, each member's claimed size checked before it is loaded.
+
+    Object (pickled) arrays are refused. Errors read "not a readable <kind> (...)" and, for a
+    name in ``required`` that is absent, "not a <kind>: missing array 'x'". Reading is eager,
+    so corruption surfaces here with the file's name.
+    """
+    path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found" if not path.exists() else "not a file")
     try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        with open(path, "rb") as handle:
+            with zipfile.ZipFile(handle) as archive:
+                _check_claims(path, archive)
+            handle.seek(0)
+            with np.load(handle, allow_pickle=False) as npz:
+                members = {name: npz[name] for name in npz.files}
+    except _NPZ_ERRORS as exc:
         problem = " ".join(str(exc).split()) or type(exc).__name__
-        raise DataError(path, f"not a readable .npz cache ({problem})") from exc
+        raise DataError(path, f"not a readable {kind} ({problem})") from exc
+    missing = [name for name in required if name not in members]
+    if missing:
+        raise DataError(path, f"not a {kind}: missing array {missing[0]!r}")
+    return members
+
+
+def _version(members: dict[str, np.ndarray], path: Path) -> int:
+    value = members.get("format_version", np.asarray(CACHE_VERSION))
+    if value.shape != () or value.dtype.kind not in "iu":
+        raise DataError(
+            path, f"format_version must be one integer, got {value.dtype} of shape {value.shape}"
+        )
+    version = int(value)
+    if version < 1:
+        raise DataError(path, f"format_version {version} is not a cache format")
+    if version > CACHE_VERSION:
+        raise DataError(path, f"cache format {version} is newer than this fedsb ({CACHE_VERSION})")
+    return version
+
+
+def _class_names(members: dict[str, np.ndarray], path: Path) -> tuple[str, ...]:
+    array = members["class_names"]
+    if array.dtype.kind != "U":
+        raise DataError(path, f"class_names must be strings, got {array.dtype}")
+    names = tuple(str(name) for name in array.reshape(-1))
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(path, f"class_names holds the duplicate name {name!r}")
+        seen.add(name)
+    return names
+
+
+def _labels(members: dict[str, np.ndarray], classes: int, path: Path) -> np.ndarray:
+    labels = members["labels"]
+    if labels.dtype.kind not in "iu":
+        raise DataError(path, f"labels must be integers, got {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        bad = labels.min() if labels.min() < 0 else labels.max()
+        raise DataError(path, f"label {bad} is out of range for {classes} class names")
+    return labels.astype(np.int64, copy=False)
+
+
+def _sample_rate(members: dict[str, np.ndarray], path: Path) -> float:
+    value = members.get("sample_rate", np.asarray(1.0))
+    if value.shape != () or value.dtype.kind not in "iuf" or not 0 < float(value) < math.inf:
+        shown = value if value.shape == () else f"{value.dtype} of shape {value.shape}"
+        raise DataError(path, f"sample_rate must be one positive number, got {shown}")
+    return float(value)
+
+
+def _info(members: dict[str, np.ndarray], path: Path) -> dict[str, Any]:
+    if "info" not in members:
+        return {}
+    value = members["info"]
+    if value.shape != () or value.dtype.kind != "U":
+        raise DataError(path, f"info must be one JSON string, got {value.dtype}")
+    try:
+        info = json.loads(str(value))
+    except RecursionError:
+        raise DataError(path, "info is JSON nested too deeply to read") from None
+    except ValueError as exc:
+        problem = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise DataError(path, f"info is not valid JSON ({problem})") from exc
+    return info if isinstance(info, dict) else {"info": info}
 
 
 def load_npz(path: str | Path) -> RecordSet:
     """Read a cache written by :func:`save_npz`; anything malformed raises DataError."""
     path = Path(path)
-    members = _read_members(path)
+    members = read_npz_members(path, kind=".npz cache")
     missing = [name for name in _REQUIRED if name not in members]
     if missing:
         raise DataError(path, f"not a fedsb cache: missing array {missing[0]!r}")
-    version = int(members.get("format_version", np.asarray(CACHE_VERSION)))
-    if version > CACHE_VERSION:
-        raise DataError(path, f"cache format {version} is newer than this fedsb ({CACHE_VERSION})")
-    iq, labels = members["iq"], members["labels"]
+    _version(members, path)
+    iq = members["iq"]
     if not np.iscomplexobj(iq):
         raise DataError(path, f"iq must be complex, got {iq.dtype}")
-    if labels.dtype.kind not in "iu":
-        raise DataError(path, f"labels must be integers, got {labels.dtype}")
-    info: Any = {}
-    if "info" in members:
-        try:
-            info = json.loads(str(members["info"]))
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"info is not valid JSON ({exc.msg})") from exc
+    class_names = _class_names(members, path)
+    labels = _labels(members, len(class_names), path)
     meta = {k[len(_META_PREFIX) :]: v for k, v in members.items() if k.startswith(_META_PREFIX)}
     try:
         return RecordSet(
             iq=iq.astype(np.complex64, copy=False),
-            labels=labels.astype(np.int64, copy=False),
-            class_names=tuple(str(name) for name in members["class_names"].reshape(-1)),
+            labels=labels,
+            class_names=class_names,
             meta=meta,
-            sample_rate=float(members.get("sample_rate", 1.0)),
-            info=info if isinstance(info, dict) else {"info": info},
+            sample_rate=_sample_rate(members, path),
+            info=_info(members, path),
         )
     except ValueError as exc:
         raise DataError(path, f"inconsistent cache: {exc}") from exc

@@ -7,7 +7,7 @@ RML2016.10a/b is a Python-2 pickle (small, read whole); RML2018.01a is an HDF5 f
 from __future__ import annotations
 
 import logging
-import pickle
+import reprlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,17 @@ import numpy as np
 
 from ..errors import DataError
 from ..signals.recordset import RecordSet
+from .budget import check_budget, count_text
 from .labels import RML2018_NAMES, canonical_label, order_classes
+from .safe_pickle import PickleRefused, load_radioml_pickle
 
 log = logging.getLogger(__name__)
 
 #: Records per HDF5 read: 64 Ki x 1024 x 2 float32 = 512 MiB at most in flight.
 CHUNK = 65536
+#: Short reprs for keys in messages (a hostile key can be huge or deeply nested).
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
 
 
 def _check_file(path: Path) -> None:
@@ -45,12 +50,14 @@ def _rml2016_entries(obj: Any, path: Path) -> list[tuple[str, float, np.ndarray]
         mod, snr = key if isinstance(key, tuple) and len(key) == 2 else (None, None)
         numeric = isinstance(snr, int | float | np.number) and not isinstance(snr, bool)
         if not isinstance(mod, str | bytes) or not numeric:
-            raise DataError(path, f"not a RadioML 2016 pickle: key {key!r} is not (mod, snr)")
+            raise DataError(
+                path, f"not a RadioML 2016 pickle: key {_SHORT.repr(key)} is not (mod, snr)"
+            )
         arr = np.asarray(value)
         if arr.ndim != 3 or arr.shape[1] != 2 or arr.dtype.kind not in "fiu":
             raise DataError(
                 path,
-                f"not a RadioML 2016 pickle: entry {key!r} has shape "
+                f"not a RadioML 2016 pickle: entry {_SHORT.repr(key)} has shape "
                 f"{arr.shape} {arr.dtype}, expected (N, 2, L) floats",
             )
         name = mod.decode("latin1") if isinstance(mod, bytes) else mod
@@ -64,15 +71,21 @@ def _rml2016_entries(obj: Any, path: Path) -> list[tuple[str, float, np.ndarray]
 def read_rml2016(path: str | Path, skip_unknown: bool = False) -> RecordSet:
     """Read RML2016.10a (``RML2016.10a_dict.pkl``) or 10b (``RML2016.10b.dat``).
 
-    The file is a pickle: ``dict[(mod, snr)] -> float32 [N, 2, 128]`` (I and Q rows). Unpickling
-    can run arbitrary code, so only open files from a source you trust (e.g. DeepSig itself).
-    Class names are those present in the file, in KNOWN_CLASSES order.
+    The file is a pickle: ``dict[(mod, snr)] -> float32 [N, 2, 128]`` (I and Q rows). It is
+    read by :mod:`.safe_pickle`, which rebuilds only numpy arrays and plain values and refuses
+    any other global, so a hostile file cannot run code. Class names are those present in the
+    file, in KNOWN_CLASSES order.
     """
     path = Path(path)
     _check_file(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError(path, "not a readable pickle (the file is empty)")
+    check_budget(path, size, "the pickle", verb="is")
     try:
-        with open(path, "rb") as handle:
-            obj = pickle.load(handle, encoding="latin1")
+        obj = load_radioml_pickle(path)
+    except PickleRefused as exc:  # its own message, never folded into "unreadable"
+        raise DataError(path, f"refused to load: {exc}") from None
     except Exception as exc:  # unpickling can raise anything; this is the whole boundary
         problem = " ".join(str(exc).split()) or type(exc).__name__
         raise DataError(path, f"not a readable pickle ({problem})") from exc
@@ -120,6 +133,46 @@ def _selection(
     return idx[:max_records] if max_records is not None else idx
 
 
+def _plain_dataset(handle: h5py.File, key: str, path: Path) -> h5py.Dataset | None:
+    """Dataset ``key`` if it is stored in this file as plain numbers; None if absent."""
+    link = handle.get(key, getlink=True)
+    if link is None:
+        return None
+    if not isinstance(link, h5py.HardLink):
+        raise DataError(path, f"{key!r} is a link, not a dataset stored in this file")
+    dataset = handle.get(key)
+    if not isinstance(dataset, h5py.Dataset):
+        return None
+    if dataset.dtype.kind not in "biuf" or dataset.dtype.names or dataset.dtype.subdtype:
+        raise DataError(path, f"dataset {key!r} has dtype {dataset.dtype}, not plain numbers")
+    if dataset.external or dataset.is_virtual:
+        raise DataError(path, f"dataset {key!r} is stored in other files (external or virtual)")
+    return dataset
+
+
+def _rml2018_datasets(handle: h5py.File, path: Path) -> tuple[h5py.Dataset, ...]:
+    """X, Y, Z: present, plain numbers and of consistent shapes."""
+    found = {k: _plain_dataset(handle, k, path) for k in ("X", "Y", "Z")}
+    missing = [k for k, v in found.items() if v is None]
+    if missing:
+        raise DataError(path, f"not a RadioML 2018 file: no dataset(s) {', '.join(missing)}")
+    xs, ys, zs = found["X"], found["Y"], found["Z"]
+    n = xs.shape[0] if xs.ndim == 3 else -1
+    if (
+        xs.ndim != 3
+        or xs.shape[2] != 2
+        or ys.shape != (n, len(RML2018_NAMES))
+        or zs.shape[0] != n
+        or zs.size != n
+    ):
+        raise DataError(
+            path,
+            f"not a RadioML 2018 file: X {xs.shape}, Y {ys.shape}, Z "
+            f"{zs.shape}; expected (N, L, 2), (N, 24), (N, 1)",
+        )
+    return xs, ys, zs
+
+
 def _rml2018_block(
     handle: h5py.File, rows: np.ndarray, path: Path
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,31 +208,23 @@ def read_rml2018(
     except OSError as exc:
         raise DataError(path, f"not a readable HDF5 file ({' '.join(str(exc).split())})") from exc
     with handle:
-        missing = [k for k in ("X", "Y", "Z") if not isinstance(handle.get(k), h5py.Dataset)]
-        if missing:
-            raise DataError(path, f"not a RadioML 2018 file: no dataset(s) {', '.join(missing)}")
-        xs, ys, zs = handle["X"], handle["Y"], handle["Z"]
-        n = xs.shape[0] if xs.ndim == 3 else -1
-        if (
-            xs.ndim != 3
-            or xs.shape[2] != 2
-            or ys.shape != (n, len(RML2018_NAMES))
-            or zs.shape[0] != n
-            or zs.size != n
-        ):
-            raise DataError(
-                path,
-                f"not a RadioML 2018 file: X {xs.shape}, Y {ys.shape}, Z "
-                f"{zs.shape}; expected (N, L, 2), (N, 24), (N, 1)",
-            )
+        xs, ys, zs = _rml2018_datasets(handle, path)
+        n = xs.shape[0]
         idx = _selection(n, max_records, index, path)
+        wanted = (n if max_records is None else min(n, max_records)) if idx is None else idx.size
+        count = wanted * xs.shape[1]
+        check_budget(path, count * 8, "the selection", f"{count_text(count)} complex64 samples")
         if idx is None:
-            rows, inverse = np.arange(n if max_records is None else min(n, max_records)), None
+            rows, inverse = np.arange(wanted), None
         else:  # h5py wants increasing unique indices: read those, then restore the order
             rows, inverse = np.unique(idx, return_inverse=True)
-        blocks = [
-            _rml2018_block(handle, rows[a : a + CHUNK], path) for a in range(0, len(rows), CHUNK)
-        ]
+        try:
+            blocks = [
+                _rml2018_block(handle, rows[a : a + CHUNK], path)
+                for a in range(0, len(rows), CHUNK)
+            ]
+        except (OSError, ValueError) as exc:  # a corrupt chunk, a filter this h5py lacks
+            raise DataError(path, f"cannot read the data ({' '.join(str(exc).split())})") from exc
         length = xs.shape[1]
     if not blocks:
         iq, cols, snr = np.zeros((0, length), np.complex64), np.zeros(0, np.int64), np.zeros(0)

@@ -10,14 +10,20 @@ Rules (documented choices):
 * Multi-channel recordings: channel 0 is used and a warning is logged.
 * Real datatypes become complex with a zero imaginary part; integer types are scaled to +-1
   by sigmf-python's autoscale.
+* Overlapping labelled annotations are allowed when they name the same class (after alias
+  resolution: "QAM16" and "16qam" agree) and refused when they name different classes, since
+  their shared samples would be windows with two labels. Annotations dropped as unknown by
+  ``skip_unknown`` take no part.
+* Hostile input: archives are vetted by :mod:`.sigmf_archive` (no links, no escaping names,
+  no bombs); metadata size, the samples the spans would materialise and ``fedsb:meta_dtypes``
+  values are checked (see :mod:`.budget` and :mod:`.sigmf_checks`) before anything is read.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import re
+import sys
 import tarfile
 import warnings
 import zipfile
@@ -32,15 +38,26 @@ from sigmf.error import SigMFError
 
 from ..errors import DataError
 from ..signals.recordset import RecordSet
+from .budget import check_budget, count_text
 from .labels import canonical_label, order_classes
+from .sigmf_archive import SCAN_ERRORS, check_archive
+from .sigmf_checks import (
+    SHORT,
+    Span,
+    bad_count,
+    check_meta,
+    check_overlaps,
+    meta_column,
+    meta_dtypes,
+    number,
+    snr_of,
+)
 
 log = logging.getLogger(__name__)
 
 #: Declared in ``core:extensions`` so validators accept the ``fedsb:`` keys.
 EXTENSION: dict[str, Any] = {"name": "fedsb", "version": "1.0.0", "optional": True}
 ARCHIVE_SUFFIXES: tuple[str, ...] = (".sigmf", ".sigmf.gz", ".sigmf.xz", ".sigmf.zip")
-_DATATYPE = re.compile(r"(c|r)(f32|f64|i32|i16|u32|u16|i8|u8)(_le|_be)?")
-_SNR_COMMENT = re.compile(r"snr(?:_db)?\s*[=:]\s*([-+]?(?:inf|nan|[0-9.]+(?:e[-+]?\d+)?))", re.I)
 _SIGMF_ERRORS = (
     SigMFError,
     ValidationError,
@@ -50,6 +67,14 @@ _SIGMF_ERRORS = (
     tarfile.TarError,
     zipfile.BadZipFile,
 )
+
+
+def _too_deep(path: Path) -> DataError:
+    return DataError(
+        path,
+        "metadata nests deeper than Python's recursion limit "
+        f"({sys.getrecursionlimit()} levels); fedsb cannot read it",
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -75,35 +100,18 @@ class _Part:
     unknown: int  # labelled spans dropped as unknown
 
 
-def _bad_count(value: Any) -> bool:
-    return isinstance(value, bool) or not isinstance(value, int) or value < 0
-
-
-def _check_meta(meta: Any, path: Path) -> dict[str, Any]:
-    """The checks sigmf-python leaves to warnings or to chance; returns the global object."""
-    glob = meta.get("global") if isinstance(meta, dict) else None
-    if not isinstance(glob, dict):
-        raise DataError(path, "metadata has no 'global' object")
-    datatype = glob.get("core:datatype")
-    if datatype is None:
-        raise DataError(path, "missing 'core:datatype' in the global object")
-    if not isinstance(datatype, str) or not _DATATYPE.fullmatch(datatype):
-        raise DataError(path, f"unknown core:datatype {datatype!r} (expected e.g. cf32_le)")
-    if _bad_count(glob.get("core:num_channels", 1)) or glob.get("core:num_channels") == 0:
-        raise DataError(path, f"invalid core:num_channels {glob.get('core:num_channels')!r}")
-    rate = glob.get("core:sample_rate", 1.0)
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
-        raise DataError(path, f"invalid core:sample_rate {rate!r}")
-    declared = glob.get("fedsb:class_names", [])
-    if not isinstance(declared, list) or not all(isinstance(n, str) for n in declared):
-        raise DataError(path, "fedsb:class_names must be a list of strings")
-    annotations = meta.get("annotations", [])
-    if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
-        raise DataError(path, "'annotations' must be a list of objects")
-    for i, ann in enumerate(annotations):
-        if _bad_count(ann.get("core:sample_start")) or _bad_count(ann.get("core:sample_count", 0)):
-            raise DataError(path, f"annotation {i} has an invalid core:sample_start or _count")
-    return glob
+def _read_meta_json(meta_path: Path) -> Any:
+    """The metadata JSON of a pair, its size checked against the budget first."""
+    check_budget(meta_path, meta_path.stat().st_size, "the metadata file", verb="is")
+    try:
+        return json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise DataError(meta_path, f"invalid JSON in metadata ({exc.msg} at {where})") from exc
+    except RecursionError:
+        raise _too_deep(meta_path) from None
+    except (OSError, ValueError) as exc:  # not UTF-8; an integer of 5,000 digits
+        raise DataError(meta_path, f"cannot read metadata: {_one_line(exc)}") from exc
 
 
 def _open(path: Path) -> tuple[sigmffile.SigMFFile, Path, Path]:
@@ -111,24 +119,23 @@ def _open(path: Path) -> tuple[sigmffile.SigMFFile, Path, Path]:
     if is_archive(path):
         meta_path = data_path = path
         skip_checksum = False
+        try:
+            check_archive(path)
+        except SCAN_ERRORS as exc:
+            raise DataError(path, f"cannot read SigMF recording: {_one_line(exc)}") from exc
     elif path.name.lower().endswith((".sigmf-meta", ".sigmf-data")):
         meta_path, data_path = path.with_suffix(".sigmf-meta"), path.with_suffix(".sigmf-data")
         if not meta_path.is_file():
             raise DataError(path, f"no metadata file {meta_path.name} next to this data file")
-        try:
-            raw = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            where = f"line {exc.lineno} column {exc.colno}"
-            raise DataError(meta_path, f"invalid JSON in metadata ({exc.msg} at {where})") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(meta_path, f"cannot read metadata: {_one_line(exc)}") from exc
-        skip_checksum = "core:sha512" not in _check_meta(raw, meta_path)
+        skip_checksum = "core:sha512" not in check_meta(_read_meta_json(meta_path), meta_path)
         if data_path.is_file() and data_path.stat().st_size == 0:  # sigmf cannot mmap it
             raise DataError(data_path, "empty recording: the data file holds 0 samples")
     else:
         raise DataError(path, "not a SigMF file (expected .sigmf-meta, .sigmf-data or .sigmf)")
     try:
         sf = sigmffile.fromfile(str(meta_path), skip_checksum=skip_checksum)
+    except RecursionError:
+        raise _too_deep(meta_path) from None
     except _SIGMF_ERRORS as exc:
         raise DataError(meta_path, f"cannot read SigMF recording: {_one_line(exc)}") from exc
     if sf.data_file is None and sf.data_buffer is None:
@@ -155,37 +162,6 @@ def _sample_count(sf: sigmffile.SigMFFile, data_path: Path) -> int:
     return nbytes // frame
 
 
-def _number(value: Any) -> float | int | bool | None:
-    """A JSON value as a number ("inf"/"nan" strings included), or None."""
-    if isinstance(value, bool | int | float):
-        return value
-    try:
-        return float(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
-def _snr(ann: dict[str, Any]) -> float:
-    """fedsb:snr_db, else "snr_db=<x>" in core:comment, else NaN."""
-    value = _number(ann.get("fedsb:snr_db"))
-    if value is not None:
-        return float(value)
-    match = _SNR_COMMENT.search(str(ann.get("core:comment", "")))
-    return float(match.group(1)) if match else math.nan
-
-
-def _column(values: list[Any], declared: Any) -> np.ndarray:
-    """One meta column in its declared dtype; missing values are NaN (forcing a float dtype)."""
-    try:
-        dtype = np.dtype(declared) if isinstance(declared, str) else None
-    except TypeError:
-        dtype = None
-    if any(v is None for v in values):
-        floats = [math.nan if v is None else float(v) for v in values]
-        return np.asarray(floats, dtype=dtype if dtype is not None and dtype.kind == "f" else None)
-    return np.asarray(values, dtype=dtype)
-
-
 def _samples(sf: sigmffile.SigMFFile, start: int, count: int) -> np.ndarray:
     """Channel 0 as complex64 (real datatypes get a zero imaginary part)."""
     x = sf.read_samples(start, count)
@@ -201,12 +177,22 @@ def _windows(x: np.ndarray, length: int, hop: int) -> np.ndarray:
 def _read_spans(
     sf: sigmffile.SigMFFile, spans: list[tuple[int, int]], length: int, hop: int, data_path: Path
 ) -> np.ndarray:
-    """Windows of every (start, count) span: one read when the spans cover most of the range."""
+    """Windows of every (start, count) span: one read when the spans cover most of the range.
+
+    The samples read and the windows made are checked against the input budget first (a
+    small metadata file can label terabytes, and a small hop multiplies the samples).
+    """
     if not spans:
         return np.zeros((0, length), np.complex64)
     lo, hi = min(s for s, _ in spans), max(s + k for s, k in spans)
+    covered = sum(k for _, k in spans)
+    one_read = hi - lo <= 2 * covered
+    windows = sum((k - length) // hop + 1 for _, k in spans) * length
+    need = max(hi - lo if one_read else covered, windows)
+    detail = f"{count_text(need)} complex64 samples"
+    check_budget(data_path, need * 8, "the labelled spans", detail, verb="claim")
     try:
-        if hi - lo <= 2 * sum(k for _, k in spans):
+        if one_read:
             block = _samples(sf, lo, hi - lo)
             chunks = [_windows(block[s - lo : s - lo + k], length, hop) for s, k in spans]
         else:
@@ -223,64 +209,98 @@ def _resolve(label: Any, declared: tuple[str, ...] | None) -> str | None:
     return canonical_label(label) if isinstance(label, str) else None
 
 
-def _cut(path: Path, length: int, hop: int, skip_unknown: bool) -> _Part:
-    """Every window of one recording."""
-    sf, meta_path, data_path = _open(path)
-    glob = _check_meta(
-        {"global": sf.get_global_info(), "annotations": sf.get_annotations()}, meta_path
-    )
-    total = _sample_count(sf, data_path)
-    if sf.num_channels > 1:
-        log.warning("%s: %d channels; using channel 0 only", path, sf.num_channels)
-    declared = tuple(glob["fedsb:class_names"]) if "fedsb:class_names" in glob else None
-    dtypes = glob.get("fedsb:meta_dtypes")
-    dtypes = dtypes if isinstance(dtypes, dict) else {}
+@dataclass
+class _Spans:
+    """The labelled annotations of one recording that give windows, in file order."""
+
+    rows: list[dict[str, Any]]
+    names: list[str]
+    spans: list[tuple[int, int]]  # (start, samples used: whole windows only)
+    unknown: int
+
+
+def _spans(
+    sf: sigmffile.SigMFFile,
+    where: tuple[Path, Path],
+    total: int,
+    length: int,
+    hop: int,
+    declared: tuple[str, ...] | None,
+    skip_unknown: bool,
+) -> _Spans:
+    """Check every labelled annotation (extent, label, overlaps) and keep the usable ones."""
+    path, meta_path = where
     labelled = [(i, a) for i, a in enumerate(sf.get_annotations()) if "core:label" in a]
     if not labelled:
         raise DataError(meta_path, "no annotations with core:label: nothing says what it holds")
-    rows, names, spans, unknown = [], [], [], 0
+    out, known = _Spans([], [], [], 0), []
     for i, ann in labelled:
         label, start = ann["core:label"], ann["core:sample_start"]
         count = ann.get("core:sample_count", total - start)
         if start + count > total:
             raise DataError(
                 meta_path,
-                f"annotation {i} ({label!r}) ends at sample "
-                f"{start + count} but the data holds only {total} samples "
-                "(truncated data?)",
+                f"annotation {i} ({SHORT.repr(label)}) ends at sample {start + count} but the "
+                f"data holds only {total} samples (truncated data?)",
             )
         name = _resolve(label, declared)
         if name is None and not skip_unknown:
             raise DataError(
                 meta_path,
-                f"unknown label {label!r} in annotation {i}; pass "
+                f"unknown label {SHORT.repr(label)} in annotation {i}; pass "
                 "--skip-unknown to drop such records",
             )
         if name is None:
-            unknown += 1
-        elif count < length:
+            out.unknown += 1
+            continue
+        known.append(Span(start, start + count, i, name, label))
+        if count < length:
             log.info("%s: annotation %d (%r) is shorter than %d samples", path, i, label, length)
         else:
-            rows.append(ann)
-            names.append(name)
-            spans.append((start, (count - length) // hop * hop + length))
-    if unknown:
-        log.warning("%s: dropped %d annotation(s) with unknown labels", path, unknown)
-    iq = _read_spans(sf, spans, length, hop, data_path)
-    counts = [(k - length) // hop + 1 for _, k in spans]
+            out.rows.append(ann)
+            out.names.append(name)
+            out.spans.append((start, (count - length) // hop * hop + length))
+    check_overlaps(known, meta_path)
+    return out
+
+
+def _meta(rows: list[dict[str, Any]], glob: dict[str, Any], meta_path: Path) -> dict:
+    """Per-span meta columns: snr_db always, plus every numeric ``fedsb:*`` field."""
+    dtypes = meta_dtypes(glob, meta_path)
     keys = sorted({k[6:] for a in rows for k in a if k.startswith("fedsb:")} - {"snr_db"})
-    meta = {"snr_db": _column([_snr(a) for a in rows], dtypes.get("snr_db"))}
-    meta.update(
-        {k: _column([_number(a.get(f"fedsb:{k}")) for a in rows], dtypes.get(k)) for k in keys}
+    meta = {
+        "snr_db": meta_column("snr_db", [snr_of(a) for a in rows], dtypes.get("snr_db"), meta_path)
+    }
+    for key in keys:
+        values = [number(a.get(f"fedsb:{key}")) for a in rows]
+        meta[key] = meta_column(key, values, dtypes.get(key), meta_path)
+    return meta
+
+
+def _cut(path: Path, length: int, hop: int, skip_unknown: bool) -> _Part:
+    """Every window of one recording."""
+    sf, meta_path, data_path = _open(path)
+    glob = check_meta(
+        {"global": sf.get_global_info(), "annotations": sf.get_annotations()}, meta_path
     )
+    total = _sample_count(sf, data_path)
+    if sf.num_channels > 1:
+        log.warning("%s: %d channels; using channel 0 only", path, sf.num_channels)
+    declared = tuple(glob["fedsb:class_names"]) if "fedsb:class_names" in glob else None
+    found = _spans(sf, (path, meta_path), total, length, hop, declared, skip_unknown)
+    if found.unknown:
+        log.warning("%s: dropped %d annotation(s) with unknown labels", path, found.unknown)
+    meta = _meta(found.rows, glob, meta_path)
+    iq = _read_spans(sf, found.spans, length, hop, data_path)
+    counts = [(k - length) // hop + 1 for _, k in found.spans]
     return _Part(
         iq=iq,
-        names=np.repeat(np.asarray(names, dtype=object), counts),
+        names=np.repeat(np.asarray(found.names, dtype=object), counts),
         meta={k: np.repeat(v, counts) for k, v in meta.items()},
         declared=declared,
         sample_rate=float(glob.get("core:sample_rate", 1.0)),
         stored_info=glob.get("fedsb:info"),
-        unknown=unknown,
+        unknown=found.unknown,
     )
 
 
@@ -363,7 +383,7 @@ def read_sigmf(
     path = Path(path)
     hop = length if hop is None else hop
     for name, value in (("record length", length), ("hop", hop)):
-        if _bad_count(value) or value == 0:
+        if bad_count(value) or value == 0:
             raise DataError(path, f"{name} must be a positive integer, got {value!r}")
     if path.is_dir():
         files = find_recordings(path)

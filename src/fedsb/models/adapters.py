@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
-from ..errors import FedsbError
+from ..errors import ConfigError, FedsbError
 from .config import METHODS, AdapterConfig
 
 HEAD = "head"
@@ -52,6 +52,10 @@ _BASE_TYPES = (nn.Linear, nn.Conv2d)
 
 class AdapterStateError(FedsbError):
     """A state dict does not fit the model; the one-line message names the key and the problem."""
+
+
+class AdapterConfigError(ConfigError, ValueError):
+    """``adapter.targets`` or ``adapter.rank`` does not fit the model (a ValueError as before)."""
 
 
 def matrix_shape(layer: nn.Linear | nn.Conv2d) -> tuple[int, int]:
@@ -203,8 +207,23 @@ def target_shapes(model: nn.Module, targets: Sequence[str]) -> dict[str, tuple[i
             raise ValueError(f"target {name!r} is a Conv2d with groups={m.groups}; only 1 works")
         found[name] = matrix_shape(m)  # type: ignore[arg-type]
     if not found:
-        raise ValueError(f"no nn.Linear/nn.Conv2d module (head excluded) matches targets {targets}")
+        layers = [n for n, m in model.named_modules() if type(m) in _BASE_TYPES]
+        layers = [n for n in layers if n and n.split(".")[0] != HEAD]
+        raise AdapterConfigError(
+            f"adapter.targets: no nn.Linear/nn.Conv2d layer matches targets {list(targets)!r} "
+            f"(head excluded; layers: {_names(layers, 8) or 'none'})"
+        )
     return found
+
+
+def check_rank(rank: int, shapes: Sequence[tuple[int, int]]) -> None:
+    """Refuse a rank no adapted layer can use: per-layer clipping would hide a typo (100000)."""
+    widest = max((min(shape) for shape in shapes), default=rank)
+    if rank > widest:
+        raise AdapterConfigError(
+            f"adapter.rank: {rank} is larger than every target layer allows (at most {widest} "
+            "here: min(d_out, d_in) of the widest target)"
+        )
 
 
 def apply_adapters(model: nn.Module, cfg: AdapterConfig) -> nn.Module:
@@ -223,7 +242,9 @@ def apply_adapters(model: nn.Module, cfg: AdapterConfig) -> nn.Module:
     model.requires_grad_(cfg.method == "full")
     if cfg.method in ADAPTED_METHODS:
         generator = torch.Generator().manual_seed(cfg.init_seed)
-        names = list(target_shapes(model, cfg.targets))
+        shapes = target_shapes(model, cfg.targets)
+        check_rank(cfg.rank, list(shapes.values()))
+        names = list(shapes)
         if cfg.head == "adapt":
             if type(head) not in _BASE_TYPES:
                 raise ValueError(
@@ -290,6 +311,8 @@ def expected_trainable(model: nn.Module, cfg: AdapterConfig) -> int:
     )
     if cfg.head != "train":
         head = 0
+    if shapes:
+        check_rank(cfg.rank, shapes)  # as apply_adapters: the targets, before the head joins
     if cfg.head == "adapt":  # AdapterConfig allows it for adapter methods only
         shapes.append(matrix_shape(head_layer))  # type: ignore[arg-type]
     return trainable_count_formula(shapes, head, cfg.method, cfg.rank, total)

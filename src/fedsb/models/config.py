@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..config import check_number
+
 METHODS = ("lora-sb", "lora", "ffa-lora", "full", "head-only")
 HEAD_MODES = ("train", "frozen", "adapt")
 
@@ -33,12 +35,19 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if len(self.widths) != len(self.blocks) or not self.widths:
             raise ValueError("widths and blocks must be non-empty and of equal length")
+        for key in ("widths", "blocks"):
+            for i, n in enumerate(getattr(self, key)):
+                check_number(f"{key}[{i}]", n, 1)
+        for key in ("groups", "patch", "dim", "depth", "heads"):
+            check_number(key, getattr(self, key), 1)
+        check_number("mlp_ratio", self.mlp_ratio, 0, open_low=True)
+        if int(self.dim * self.mlp_ratio) < 1:
+            raise ValueError(f"mlp_ratio: dim * mlp_ratio must be >= 1, got {self.mlp_ratio!r}")
+        check_number("dropout", self.dropout, 0, 1, open_high=True)
         if any(w % self.groups for w in self.widths):
             raise ValueError(f"every width must be divisible by groups={self.groups}")
         if self.dim % self.heads:
             raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
-        if self.patch < 1 or self.depth < 1:
-            raise ValueError("patch and depth must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -62,10 +71,11 @@ class AdapterConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
-        if self.rank < 1:
-            raise ValueError(f"rank must be >= 1, got {self.rank}")
-        if self.init_samples < 1:
-            raise ValueError("init_samples must be >= 1")
+        check_number("rank", self.rank, 1)
+        check_number("alpha", self.alpha, 0, open_low=True)
+        check_number("init_samples", self.init_samples, 1)
+        check_number("init_lr", self.init_lr, 0, open_low=True)
+        check_number("init_seed", self.init_seed, 0)
         if not self.targets:
             raise ValueError("targets: give at least one pattern")
         if self.head not in HEAD_MODES:

@@ -17,7 +17,7 @@ from . import figures as fig
 from .html import render, versions
 from .latex import build_pdf, macro_name, write_tex
 from .study import RunRecord, Study, load_study
-from .tables import kilobytes, megabytes, num, pct, study_tables
+from .tables import count, kilobytes, megabytes, num, pct, study_tables
 
 REPORT_FILE = "report.html"
 
@@ -62,7 +62,10 @@ def make_figures(study: Study, out: Path) -> dict[Path, str]:
             "accuracy": r.final["test_acc"],
         }
         for r in study.runs
-        if r.finished and r.method != "centralized" and r.final.get("total_bytes")
+        if r.finished
+        and r.method != "centralized"
+        and r.final.get("total_bytes")
+        and r.final.get("test_acc") is not None
     ]
     if len(cells) > 1:
         made[fig.pareto_figure(cells, out / "pareto.png")] = (
@@ -91,6 +94,11 @@ def make_figures(study: Study, out: Path) -> dict[Path, str]:
     return made
 
 
+def _final(methods: dict[str, RunRecord], method: str, key: str):
+    """``key`` of ``method``'s final row (None when the method or the value is missing)."""
+    return (methods[method].final or {}).get(key) if method in methods else None
+
+
 def numbers(study: Study) -> dict[str, str]:
     """Every number the paper quotes, by macro name."""
     primary = study.primary
@@ -115,7 +123,7 @@ def numbers(study: Study) -> dict[str, str]:
         "InitSource": str(cfg.get("init_source", "?")),
         "PrimaryAcc": pct(final.get("test_acc")),
         "PrimaryAccHigh": pct(final.get("test_acc_snr_ge_10")),
-        "PrimaryParams": f"{final.get('trained_parameters', 0):,}",
+        "PrimaryParams": count(final.get("trained_parameters")),
         "PrimaryKBRound": kilobytes(final.get("bytes_per_round_per_client")),
         "PrimaryTotalMB": megabytes(final.get("total_bytes")),
         "PrimaryEceBefore": pct(before.get("ece")),
@@ -134,16 +142,14 @@ def numbers(study: Study) -> dict[str, str]:
         f = run.final or {}
         out[macro_name("acc", method)] = pct(f.get("test_acc"))
         out[macro_name("kb round", method)] = kilobytes(f.get("bytes_per_round_per_client"))
-    ref = methods.get(primary.method)
-    if ref and "centralized" in methods and ref.method != "centralized":
-        gap = methods["centralized"].final["test_acc"] - ref.final["test_acc"]
-        out["GapCentralized"] = f"{100 * gap:.1f}"
-    if ref and "fedit" in methods and ref.final.get("bytes_per_round_per_client"):
-        ratio = (
-            methods["fedit"].final["bytes_per_round_per_client"]
-            / ref.final["bytes_per_round_per_client"]
-        )
-        out["BytesRatioFedit"] = f"{ratio:.1f}"
+    own, central = (_final(methods, m, "test_acc") for m in (primary.method, "centralized"))
+    if primary.method != "centralized" and None not in (own, central):
+        out["GapCentralized"] = f"{100 * (central - own):.1f}"
+    own, fedit = (
+        _final(methods, m, "bytes_per_round_per_client") for m in (primary.method, "fedit")
+    )
+    if own and fedit is not None:
+        out["BytesRatioFedit"] = f"{fedit / own:.1f}"
     return out
 
 
@@ -169,6 +175,7 @@ def build_report(root: Path, command: str = "fedsb report") -> Report:
     study = load_study(root)
     if not any(r.finished for r in study.runs):
         raise DataError(root, "no finished run here (no final row in metrics.jsonl)")
+    study.primary.predictions()  # read (and checked) before anything is written
     made = make_figures(study, root / "figures")
     tables = study_tables(study)
     values = numbers(study)

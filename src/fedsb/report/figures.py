@@ -148,7 +148,9 @@ def rounds_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], out: str | Pa
     """Test accuracy vs round (left) and vs cumulative bytes, log scale (right), per method."""
     fig, (ax_r, ax_b) = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
     for method, rows in runs.items():
-        kept = [r for r in rows if r.get("stage") in ("init", "round") and "test_acc" in r]
+        kept = [
+            r for r in rows if r.get("stage") in ("init", "round") and r.get("test_acc") is not None
+        ]
         x = [r["round"] for r in kept]
         y = [100 * r["test_acc"] for r in kept]
         ax_r.plot(x, y, label=method, markersize=4, **style(method))

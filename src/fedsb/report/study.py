@@ -8,7 +8,6 @@ files the run wrote; nothing is recomputed except scores from the saved predicti
 
 from __future__ import annotations
 
-import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,10 @@ from ..evaluation.scoring import (
     Predictions,
     load_predictions,
 )
+from ..runfiles import CONFIG_FILE, METRICS_FILE, read_json, read_rows
+from .checks import CONFIG, check, check_evaluation, check_partition, check_rows
 
-METRICS_FILE, CONFIG_FILE, PARTITION_FILE = "metrics.jsonl", "config.toml", "partition.json"
+PARTITION_FILE = "partition.json"
 
 
 @dataclass
@@ -66,30 +67,41 @@ class RunRecord:
         return self._predictions
 
 
-def _read_json(path: Path) -> Any:
+def _config(path: Path) -> tuple[dict[str, Any], str]:
+    """(parsed, text) of a run's config.toml; ({}, "") when there is none."""
+    if not path.is_file():
+        return {}, ""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(path, f"not readable JSON ({type(exc).__name__})") from None
+        text = path.read_text(encoding="utf-8")
+        config = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise DataError(path, "not UTF-8 text") from None
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise DataError(path, f"invalid TOML ({exc})".splitlines()[0]) from None
+    except OSError as exc:
+        raise DataError(path, f"cannot read ({exc.strerror or exc})") from None
+    check(path, config, CONFIG)
+    return config, text
 
 
 def load_run(path: Path, name: str | None = None) -> RunRecord:
-    """The files of one run directory (a one-line DataError when one is unreadable)."""
+    """The files of one run directory; a one-line DataError naming the file when one is
+    unreadable or holds something other than what the run wrote."""
     path = Path(path)
     metrics = path / METRICS_FILE
     if not metrics.is_file():
         raise DataError(path, f"not a run directory (no {METRICS_FILE})")
-    try:
-        rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
-    except ValueError:
-        raise DataError(metrics, "a line is not JSON") from None
-    text = (path / CONFIG_FILE).read_text() if (path / CONFIG_FILE).is_file() else ""
-    try:
-        config = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise DataError(path / CONFIG_FILE, f"invalid TOML ({exc})") from None
-    evaluation = _read_json(path / EVALUATION_FILE) if (path / EVALUATION_FILE).is_file() else None
-    partition = _read_json(path / PARTITION_FILE) if (path / PARTITION_FILE).is_file() else None
+    rows = read_rows(metrics)
+    check_rows(metrics, rows)
+    config, text = _config(path / CONFIG_FILE)
+    evaluation = partition = None
+    if (path / EVALUATION_FILE).is_file():
+        evaluation = read_json(path / EVALUATION_FILE)
+        check_evaluation(path / EVALUATION_FILE, evaluation)
+    if (path / PARTITION_FILE).is_file():
+        partition = read_json(path / PARTITION_FILE)
+        names = ((evaluation or {}).get("test") or {}).get("class_names")
+        check_partition(path / PARTITION_FILE, partition, names)
     return RunRecord(name or path.name, path, config, text, rows, evaluation, partition)
 
 
@@ -97,7 +109,7 @@ def find_runs(root: Path) -> list[Path]:
     """``root`` if it is a run directory, else the run directories one or two levels below."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(root, "no such directory")
+        raise DataError(root, "not a directory" if root.exists() else "no such directory")
     if (root / METRICS_FILE).is_file():
         return [root]
     found = sorted(p.parent for p in root.glob(f"*/{METRICS_FILE}"))

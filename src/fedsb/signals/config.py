@@ -7,19 +7,28 @@ Frequencies are in cycles per sample (the sample rate is 1), delays in samples.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
+
+from ..config import check_number
 
 
 def _check_range(
     name: str, rng: tuple[float, float], low: float | None = None, high: float | None = None
 ) -> None:
+    """``name: ...`` unless ``rng`` is a finite (low, high) pair within [low, high]."""
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in rng):
+        raise ValueError(f"{name}: {tuple(rng)!r} must be finite numbers")
     if rng[0] > rng[1]:
         raise ValueError(f"{name}: low {rng[0]} is above high {rng[1]}")
     if low is not None and rng[0] < low:
         raise ValueError(f"{name}: {rng[0]} is below the minimum {low}")
     if high is not None and rng[1] > high:
         raise ValueError(f"{name}: {rng[1]} is above the maximum {high}")
+
+
+MAX_SNR_GRID = 100_000  # SNR grid points (snr_step > 0): the grid is built as one array
 
 
 @dataclass(frozen=True)
@@ -51,12 +60,11 @@ class FadingConfig:
     doppler: tuple[float, float] = (0.0, 0.002)  # max Doppler shift, cycles/sample
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.probability <= 1.0:
-            raise ValueError("fading.probability must be in [0, 1]")
-        _check_range("fading.taps", self.taps, 1, 16)
-        _check_range("fading.delay_spread", self.delay_spread, 0.01)
-        _check_range("fading.rician_k_db", self.rician_k_db, -20.0, 40.0)
-        _check_range("fading.doppler", self.doppler, 0.0, 0.02)
+        check_number("probability", self.probability, 0, 1)
+        _check_range("taps", self.taps, 1, 16)
+        _check_range("delay_spread", self.delay_spread, 0.01)
+        _check_range("rician_k_db", self.rician_k_db, -20.0, 40.0)
+        _check_range("doppler", self.doppler, 0.0, 0.02)
 
 
 @dataclass(frozen=True)
@@ -109,8 +117,13 @@ class GeneratorConfig:
         if not 16 <= self.length <= 1 << 20:
             raise ValueError(f"length must be in [16, 1048576], got {self.length}")
         _check_range("snr_db", self.snr_db, -50.0, 100.0)
-        if self.snr_step < 0:
-            raise ValueError("snr_step must be >= 0")
+        check_number("snr_step", self.snr_step, 0)
+        span = self.snr_db[1] - self.snr_db[0]
+        if self.snr_step > 0 and span / self.snr_step > MAX_SNR_GRID:
+            raise ValueError(
+                f"snr_step: {self.snr_step!r} dB makes more than {MAX_SNR_GRID:,} grid points "
+                f"over {span:g} dB"
+            )
 
     def clean(self) -> GeneratorConfig:
         """The same config with every impairment and the noise switched off."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..config import check_number
 from ..data_config import DataConfig
 from ..models.config import AdapterConfig, ModelConfig
 from ..signals.config import FadingConfig, GeneratorConfig, ImpairmentsConfig, PulseConfig
@@ -41,10 +42,20 @@ class TrainConfig:
     threads: int = 0  # torch threads, 0 = one per core
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
-        if self.lr <= 0 or not 0 <= self.warmup < 1:
-            raise ValueError("lr must be > 0 and warmup in [0, 1)")
+        check_number("epochs", self.epochs, 1)
+        check_number("batch_size", self.batch_size, 1)
+        check_number("lr", self.lr, 0, open_low=True)
+        check_number("weight_decay", self.weight_decay, 0)
+        check_number("warmup", self.warmup, 0, 1, open_high=True)
+        check_number("label_smoothing", self.label_smoothing, 0, 1, open_high=True)
+        check_number("seed", self.seed, 0)
+        check_number("threads", self.threads, 0)
+
+
+def _check_splits(cfg: PretrainConfig | FinetuneConfig) -> None:
+    """Validation and test records per class: every split needs at least one."""
+    check_number("val_per_class", cfg.val_per_class, 1)
+    check_number("test_per_class", cfg.test_per_class, 1)
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,9 @@ class PretrainConfig:
     test_per_class: int = 200
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        _check_splits(self)
 
 
 @dataclass(frozen=True)
@@ -79,3 +93,7 @@ class FinetuneConfig:
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=8, lr=3e-2, weight_decay=0.0)
     )
+
+    def __post_init__(self) -> None:
+        _check_splits(self)
+        check_number("full_lr", self.full_lr, 0, open_low=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import config_hash, load_config, to_dict
-from ..errors import ConfigError
+from ..config import config_hash, from_dict, load_config, to_dict
+from ..errors import ConfigError, DataError
 from ..models.adapters import adapter_state, apply_adapters, count_trainable, trainable_parameters
 from ..models.backbones import build_backbone, count_parameters
 from ..models.config import ModelConfig
@@ -25,7 +25,7 @@ from .imageset import ImageSet
 from .loop import Evaluation, evaluate, fit, predict
 from .pretrain import build_splits, pretrain, set_threads
 from .reporter import Reporter, SilentReporter
-from .runs import MODEL_FILE, RunDir, load_checkpoint, save_checkpoint
+from .runs import MODEL_FILE, RunDir, check_out, load_checkpoint, save_checkpoint
 
 ADAPTER_FILE = "adapter.safetensors"
 
@@ -58,22 +58,68 @@ def load_backbone(checkpoint: Path, cfg: FinetuneConfig) -> tuple[nn.Module, dic
     state, meta = load_checkpoint(checkpoint)
     if meta.get("kind") != "backbone":
         raise ConfigError(f"{checkpoint}: not a pretrained backbone checkpoint")
+    check_model_meta(meta, checkpoint)
     if meta["images"] != to_dict(cfg.data.images):
         raise ConfigError(
             f"{checkpoint}: the backbone was trained on other images "
             f"({meta['images']}) than data.images"
         )
-    return backbone_from_checkpoint(state, meta), meta
+    return backbone_from_checkpoint(state, meta, checkpoint), meta
 
 
-def backbone_from_checkpoint(state: dict, meta: dict) -> nn.Module:
-    """The backbone a checkpoint's metadata describes, with its weights loaded."""
-    model_cfg = ModelConfig(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()}
-    )
-    model = build_backbone(
-        model_cfg, meta["in_channels"], len(meta["class_names"]), meta["image_size"]
-    )
+_META_TYPES = {
+    "model": dict,
+    "in_channels": int,
+    "image_size": int,
+    "class_names": list,
+    "images": dict,
+}
+
+
+def check_model_meta(meta: dict, path: Path | None) -> ModelConfig:
+    """The ModelConfig of a checkpoint's metadata, or a DataError naming the bad entry."""
+    for key, kind in _META_TYPES.items():
+        value = meta.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise DataError(path, f"metadata {key!r} is missing or not a {kind.__name__}")
+    names = meta["class_names"]
+    if not names or not all(isinstance(c, str) for c in names):
+        raise DataError(path, "metadata 'class_names' must be a non-empty list of strings")
+    if meta["in_channels"] < 1 or meta["image_size"] < 1:
+        raise DataError(path, "metadata 'in_channels' and 'image_size' must be >= 1")
+    try:
+        return from_dict(ModelConfig, meta["model"])
+    except ConfigError as exc:
+        raise DataError(path, f"metadata 'model': {exc}") from None
+
+
+def _mismatch(want: dict[str, torch.Size], state: dict[str, torch.Tensor]) -> str | None:
+    """The first difference between an architecture's tensors and a checkpoint's."""
+    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    if missing:
+        return f"missing tensor {missing[0]!r}"
+    if extra:
+        return f"unexpected tensor {extra[0]!r}"
+    for key, shape in want.items():
+        if tuple(state[key].shape) != tuple(shape):
+            return f"{key!r} is {tuple(state[key].shape)}, the model's is {tuple(shape)}"
+    return None
+
+
+def backbone_from_checkpoint(state: dict, meta: dict, path: Path | None = None) -> nn.Module:
+    """The backbone a checkpoint's metadata describes, with its weights loaded; a DataError
+    naming ``path`` when the metadata or the tensors describe no such model."""
+    model_cfg = check_model_meta(meta, path)
+    args = (model_cfg, meta["in_channels"], len(meta["class_names"]), meta["image_size"])
+    try:
+        with torch.device("meta"):  # shapes only: nothing is allocated for what meta claims
+            want = {k: v.shape for k, v in build_backbone(*args).state_dict().items()}
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise DataError(path, f"metadata describes no buildable model ({exc})") from None
+    problem = _mismatch(want, state)
+    if problem:
+        raise DataError(path, f"tensors do not fit the model in its metadata: {problem}")
+    model = build_backbone(*args)
     model.load_state_dict(state)
     return model
 
@@ -104,6 +150,7 @@ def finetune(
 ) -> FinetuneResult:
     """Fine-tune with ``cfg.adapter.method`` on the target domain; evaluate on its test split."""
     reporter = reporter or SilentReporter()
+    check_out(out)  # before a backbone is pretrained for it
     set_threads(cfg.train)
     checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter)
     model, meta = load_backbone(checkpoint, cfg)  # fail before anything is written
