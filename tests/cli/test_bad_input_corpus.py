@@ -205,7 +205,7 @@ EVALUATE = [
     "symlink.sigmf",
     "vlen-y.h5",
     "deep-json.sigmf-meta",
-    "dtypes-range.sigmf-meta",
+    "dtypes-object.sigmf-meta",
     "[bold]marked.npz",
 ]
 
@@ -221,7 +221,7 @@ def reuse_cases() -> list[Case]:
     for name in EVALUATE:
         base = by_id[f"inspect:{name}"]
         argv = ("evaluate", "--run", "{run}", "--data", f"{{{name}}}", "--out", "{dir}/e.json")
-        out.append(Case(f"evaluate:{name}", argv, base.expect))
+        out.append(Case(f"evaluate:{name}", argv, base.expect, base.needle or name))
     return out
 
 
@@ -611,7 +611,6 @@ def run_dir_cases() -> list[Case]:
             "line 2",
             "metrics.jsonl",
         ),
-        Case("resume:finished", ("run", "--resume", "{run}"), "finished|already", "run"),
     ]
     return cases
 

@@ -169,6 +169,7 @@ def preview(
     from ..images import to_images
     from ..io import load_records
     from ..report.preview import pick_examples, preview_grid
+    from ..report.savefig import check_figure_out
 
     sets = []
     if channels is not None:
@@ -177,6 +178,7 @@ def preview(
     if size is not None:
         sets.append(f"images.size={size}")
     cfg = load_config(DataConfig, config, sets)
+    check_figure_out(out)  # before the data are read: a bad --out fails at once
     records = load_records(path, length=length, skip_unknown=skip_unknown)
     if len(records) == 0:
         raise DataError(path, "no records to preview")

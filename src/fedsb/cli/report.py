@@ -66,10 +66,11 @@ def evaluate_cmd(
 
     from ..evaluation.evaluate_run import evaluate_run
     from ..report.tables import num, pct
-    from ..training.runs import write_json
+    from ..training.runs import check_file_out, write_json
 
+    target = check_file_out(out or Path(run) / "eval.json")
     result, _ = evaluate_run(run, data, drop_unknown)
-    target = write_json(out or Path(run) / "eval.json", result)
+    write_json(target, result)
     before, after = result["calibration_before"], result["calibration_after"]
     title = f"{data.name}: {result['records']} records, T = {result['temperature']:.2f}"
     table = Table(title=safe(title))

@@ -80,12 +80,15 @@ def finetune_cmd(
     from ..config import apply_overrides, load_config
     from ..training.config import FinetuneConfig
     from ..training.finetune import finetune
+    from ..training.runs import check_sub_runs
 
     base = load_config(FinetuneConfig, config, overrides or [])
     sets = [] if rank is None else [f"adapter.rank={rank}"]
     if pretrained is not None:
         sets.append(f"pretrained={pretrained!r}")
     methods = [m.strip() for m in method.split(",")] if method else [base.adapter.method]
+    if len(methods) > 1:
+        check_sub_runs(out, methods)
     results = {}
     for name in methods:
         cfg = apply_overrides(base, [*sets, f"adapter.method={name!r}"])

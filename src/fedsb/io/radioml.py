@@ -173,6 +173,20 @@ def _rml2018_datasets(handle: h5py.File, path: Path) -> tuple[h5py.Dataset, ...]
     return xs, ys, zs
 
 
+def _rows(
+    n: int, length: int, max_records: int | None, index: Any, path: Path
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sorted unique rows to read and the inverse restoring the order asked for (or None),
+    once the selection's size is known to fit the input budget."""
+    idx = _selection(n, max_records, index, path)
+    wanted = (n if max_records is None else min(n, max_records)) if idx is None else idx.size
+    count = wanted * length
+    check_budget(path, count * 8, "the selection", f"{count_text(count)} complex64 samples")
+    if idx is None:
+        return np.arange(wanted), None
+    return np.unique(idx, return_inverse=True)  # h5py wants increasing unique indices
+
+
 def _rml2018_block(
     handle: h5py.File, rows: np.ndarray, path: Path
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -199,7 +213,10 @@ def read_rml2018(
     ``X`` [N, 1024, 2] float32, ``Y`` one-hot [N, 24] in the "fixed" class order, ``Z`` [N, 1]
     SNR. ``max_records`` keeps the first records (of ``index``, if given); ``index`` selects
     records by position (any order, repeats allowed). The file is read in chunks, so only the
-    selection is ever in memory. The class list is all 24 classes, in KNOWN_CLASSES order.
+    selection is ever in memory, and its size is checked against the input budget before any
+    read (a small file can declare millions of records). X, Y and Z must be plain numbers
+    stored in this file (no links, external or virtual storage). The class list is all 24
+    classes, in KNOWN_CLASSES order.
     """
     path = Path(path)
     _check_file(path)
@@ -210,14 +227,7 @@ def read_rml2018(
     with handle:
         xs, ys, zs = _rml2018_datasets(handle, path)
         n = xs.shape[0]
-        idx = _selection(n, max_records, index, path)
-        wanted = (n if max_records is None else min(n, max_records)) if idx is None else idx.size
-        count = wanted * xs.shape[1]
-        check_budget(path, count * 8, "the selection", f"{count_text(count)} complex64 samples")
-        if idx is None:
-            rows, inverse = np.arange(wanted), None
-        else:  # h5py wants increasing unique indices: read those, then restore the order
-            rows, inverse = np.unique(idx, return_inverse=True)
+        rows, inverse = _rows(n, xs.shape[1], max_records, index, path)
         try:
             blocks = [
                 _rml2018_block(handle, rows[a : a + CHUNK], path)

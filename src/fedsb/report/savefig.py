@@ -6,8 +6,23 @@ from pathlib import Path
 
 import matplotlib
 
+from ..errors import DataError
+from ..runfiles import check_file_out
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+
+#: What ``--out`` of a figure may end with.
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def check_figure_out(out: str | Path) -> Path:
+    """A figure path with a known suffix in a place that can be written (nothing is created)."""
+    out = Path(out)
+    if out.suffix.lower() not in FIGURE_SUFFIXES:
+        known = ", ".join(FIGURE_SUFFIXES)
+        raise DataError(out, f"unknown image format {out.suffix or '(none)'!r}; use {known}")
+    return check_file_out(out)
 
 
 def save_figure(
@@ -15,7 +30,7 @@ def save_figure(
 ) -> Path:
     """Save ``fig`` to ``out`` (format from the suffix: .png, .pdf, .svg) and to the same stem
     with each suffix in ``also`` (e.g. ``(".pdf",)`` for papers); close it; return ``out``."""
-    out = Path(out)
+    out = check_figure_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     targets = [out, *(out.with_suffix(s) for s in also)]
     try:
