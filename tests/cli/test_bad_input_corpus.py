@@ -20,10 +20,14 @@ from safetensors.numpy import save_file
 
 from fedsb.cli import main
 
-from ..federated.conftest import workspace  # noqa: F401  (the tiny pretrained backbone)
+from ..federated.conftest import (
+    TINY_IMAGES,
+    workspace,  # noqa: F401  (the tiny pretrained backbone)
+)
 from .hostile import FACTORIES, L, marker_of, records
 
 SMALL_BUDGET = {"FEDSB_INPUT_BUDGET": "64M"}
+TINY = tuple(arg for item in TINY_IMAGES for arg in ("--set", item))  # the tiny backbone's data
 
 
 @dataclass(frozen=True)
@@ -357,6 +361,18 @@ def config_cases() -> list[Case]:
             "nowhere.bin",
         ),
         Case("finetune:rank", ("finetune", "--rank", "0", "--out", "{dir}/f"), "", "adapter.rank"),
+        Case(
+            "finetune:rank-huge",
+            ("finetune", "--rank", "100000", "--pretrained", "{pre}", "--out", "{dir}/f", *TINY),
+            "larger than every target layer",
+            "adapter.rank",
+        ),
+        Case(
+            "generate:per-class-huge",
+            ("data", "generate", "--per-class", "100000000", "--out", "{dir}/g.npz"),
+            "budget.*FEDSB_INPUT_BUDGET",
+            "g.npz",
+        ),
         Case("sweep:ranks", ("sweep", "--ranks", "4,x", "--out", "{dir}/s"), "integers", "--ranks"),
         Case(
             "generate:snr",

@@ -99,6 +99,7 @@ def generate(
     from ..config import load_config
     from ..data_config import DataConfig
     from ..io import save_records
+    from ..io.budget import check_budget
     from ..signals.generator import generate as run_generator
 
     sets = list(overrides or [])
@@ -113,6 +114,7 @@ def generate(
     from ..signals.classes import resolve_classes
 
     total = len(resolve_classes(cfg.classes)) * cfg.per_class
+    check_budget(out, total * cfg.generator.length * 8, "the generated set", verb="would need")
     with progress_bar("generating", total) as advance:
         records = run_generator(
             cfg.generator, cfg.classes, cfg.per_class, cfg.seed, workers=workers, progress=advance

@@ -15,7 +15,13 @@ from torch import nn
 
 from ..config import config_hash, from_dict, load_config, to_dict
 from ..errors import ConfigError, DataError
-from ..models.adapters import adapter_state, apply_adapters, count_trainable, trainable_parameters
+from ..models.adapters import (
+    adapter_state,
+    apply_adapters,
+    count_trainable,
+    expected_trainable,
+    trainable_parameters,
+)
 from ..models.backbones import build_backbone, count_parameters
 from ..models.config import ModelConfig
 from ..models.lora_sb_init import estimate_weight_gradients, init_lora_sb
@@ -154,6 +160,7 @@ def finetune(
     set_threads(cfg.train)
     checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter)
     model, meta = load_backbone(checkpoint, cfg)  # fail before anything is written
+    expected_trainable(model, cfg.adapter)  # a bad rank or targets fail here too
     run = RunDir(out)
     run.save_config(cfg)
     splits = build_splits(cfg.data, cfg.val_per_class, cfg.test_per_class, cache_dir, reporter)
