@@ -56,6 +56,7 @@ bench-torchsig:
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 clean:
 	rm -rf $(VENV) .venv-torchsig runs .pytest_cache

@@ -140,6 +140,29 @@ def _run_blocks(args: tuple) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return iq, {k: np.concatenate([p[1][k] for p in parts]) for k in META_KEYS}
 
 
+def _run_tasks(
+    tasks: list[tuple], workers: int, length: int, progress: Callable[[int], None] | None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every task's records in task order, in this process or a pool (same bits either way)."""
+    results = []
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            results.append(_run_blocks(task))
+            if progress:
+                progress(len(task[2]))
+    else:
+        ctx = multiprocessing.get_context(_START_METHOD)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            for task, result in zip(tasks, pool.map(_run_blocks, tasks)):
+                results.append(result)
+                if progress:
+                    progress(len(task[2]))
+    if not results:
+        return np.zeros((0, length), np.complex64), {k: np.zeros(0) for k in META_KEYS}
+    iq = np.concatenate([r[0] for r in results])
+    return iq, {k: np.concatenate([r[1][k] for r in results]) for k in META_KEYS}
+
+
 def generate(
     config: GeneratorConfig,
     classes: str | Sequence[str] = "rml2016",
@@ -179,25 +202,7 @@ def generate(
     tasks = [
         (config, names, labels[s : s + step], seed, s // BLOCK) for s in range(0, len(labels), step)
     ]
-    results = []
-    if workers <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            results.append(_run_blocks(task))
-            if progress:
-                progress(len(task[2]))
-    else:
-        ctx = multiprocessing.get_context(_START_METHOD)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            for task, result in zip(tasks, pool.map(_run_blocks, tasks)):
-                results.append(result)
-                if progress:
-                    progress(len(task[2]))
-    if results:
-        iq = np.concatenate([r[0] for r in results])
-        meta = {k: np.concatenate([r[1][k] for r in results]) for k in META_KEYS}
-    else:
-        iq = np.zeros((0, config.length), np.complex64)
-        meta = {k: np.zeros(0) for k in META_KEYS}
+    iq, meta = _run_tasks(tasks, workers, config.length, progress)
     info = {
         "source": "fedsb.generate",
         "seed": seed,
