@@ -55,3 +55,14 @@ def test_splits_have_their_own_seeds_and_sizes():
     a, b = load_or_build(val, None, workers=1), load_or_build(test, None, workers=1)
     assert len(a) == 6 and len(b) == 8
     assert not torch.equal(a.images[:6], b.images[:6])
+
+
+def test_a_damaged_cache_entry_is_rebuilt_not_a_crash(tmp_path, caplog):
+    first = load_or_build(SMALL, tmp_path, workers=1)
+    (entry,) = tmp_path.glob("images-*.safetensors")
+    for damage in (b"", b"\x10" * 64, entry.read_bytes()[:100]):
+        entry.write_bytes(damage)
+        again = load_or_build(SMALL, tmp_path, workers=1)
+        assert torch.equal(again.images, first.images) and again.class_names == first.class_names
+        assert "damaged image cache" in caplog.text
+    assert load_or_build(SMALL, tmp_path, workers=1).images.shape == first.images.shape

@@ -84,6 +84,19 @@ def split_config(data: DataConfig, split: str, per_class: int) -> DataConfig:
     return replace(data, seed=data.seed + SPLIT_SEEDS[split], per_class=per_class)
 
 
+def read_cached_images(path: Path) -> ImageSet | None:
+    """A cached image set, or None (with a warning) when the file is damaged: it is rebuilt."""
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), "pt") as handle:  # class names live in the header metadata
+            meta = handle.metadata() or {}
+        names = json.loads(meta["class_names"])
+        return ImageSet(tensors["images"], tensors["labels"], tensors["snr_db"], tuple(names))
+    except Exception as exc:  # noqa: BLE001 - any damage means: regenerate the cache entry
+        log.warning("%s: damaged image cache (%s); building it again", path, type(exc).__name__)
+        return None
+
+
 def load_or_build(
     data: DataConfig,
     cache_dir: Path | None,
@@ -97,18 +110,11 @@ def load_or_build(
     """
     key = config_hash(data if counts is None else (data, [int(n) for n in counts]))
     path = None if cache_dir is None else Path(cache_dir) / f"images-{key}.safetensors"
-    if path is not None and path.exists():
-        tensors = load_file(str(path))
-        with safe_open(str(path), "pt") as handle:  # class names live in the header metadata
-            meta = handle.metadata()
+    cached = read_cached_images(path) if path is not None and path.exists() else None
+    if cached is not None:
         if progress:
-            progress(len(tensors["labels"]))
-        return ImageSet(
-            tensors["images"],
-            tensors["labels"],
-            tensors["snr_db"],
-            tuple(json.loads(meta["class_names"])),
-        )
+            progress(len(cached))
+        return cached
     records = generate(
         data.generator,
         data.classes,
