@@ -31,8 +31,8 @@ from .dsp import (
     shifted_hann,
     stft_params,
     unit,
-    unit_power,
     unit_rms,
+    unit_rms_power,
 )
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def spectrum_x8(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
 
 def amplitude(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
     """|x| / (amp_clip rms), clipped: envelope variation separates QAM/APSK/AM from FSK."""
-    env = unit_power(x).sqrt() / cfg.amp_clip  # (N, L)
+    env = unit_rms_power(x).sqrt() / cfg.amp_clip  # (N, L)
     return rearrange(env, size).clamp(0.0, 1.0)
 
 

@@ -126,9 +126,9 @@ def line(x: torch.Tensor, p: int) -> torch.Tensor:
     return shared(x, ("line", p), lambda: torch.fft.fft(raised(x, p) * shifted_hann(x.shape[1])))
 
 
-def unit_power(x: torch.Tensor) -> torch.Tensor:
+def unit_rms_power(x: torch.Tensor) -> torch.Tensor:
     """Shared |unit-RMS x|^2 (N, L)."""
-    return shared(x, "unit_power", lambda: power(unit(x)))
+    return shared(x, "unit_rms_power", lambda: power(unit(x)))
 
 
 def line_power(x: torch.Tensor, p: int) -> torch.Tensor:
