@@ -5,9 +5,9 @@ Conv1d -> GroupNorm -> GELU -> MaxPool(2), narrow while the sequence is long and
 shortens (compute sits early, parameters late), then global average pooling and a Linear
 ``head``. GroupNorm rather than BatchNorm, so the baseline can be trained with Opacus too.
 Defaults: 218,027 parameters for 11 classes (the default image ResNet has 1.23 M); at
-L = 1024 one training step costs ~2x the ResNet's on 32x32 images. Of the variants tried (five blocks 32..256 or 64..256
-wide, longer kernels), none beat this one on the source domain within noise, and it is the
-cheapest.
+L = 1024 one training step costs ~2x the ResNet's on 32x32 images. Of the variants tried (five
+blocks 32..256 or 64..256 wide, longer kernels), none beat this one on the source domain within
+noise, and it is the cheapest.
 
 Inputs are (B, 2, L) float: row 0 is I, row 1 is Q. Every record is scaled to unit RMS
 (mean |z|^2 = 1) inside the model, so raw generator output, ``iq_to_tensor`` output and
