@@ -23,8 +23,8 @@ from rich.table import Table
 
 from fedsb.config import apply_overrides, load_config
 from fedsb.federated.config import RunConfig
-from fedsb.federated.server import run_federated
-from fedsb.training.runs import RunDir
+from fedsb.federated.engines import run_federated
+from fedsb.runs import RunDir
 
 CACHE = Path(".cache/fedsb")
 

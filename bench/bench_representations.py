@@ -18,14 +18,14 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from fedsb.data_config import DataConfig
+from fedsb.data.config import DataConfig
+from fedsb.data.imageset import ImageSet, images_from_records
 from fedsb.images import STACKS, ImageConfig
 from fedsb.models.backbones import build_backbone
 from fedsb.models.config import ModelConfig
 from fedsb.models.iq_cnn import IQCNN, iq_to_tensor
 from fedsb.signals import generate
 from fedsb.training.config import TARGET_GENERATOR, TrainConfig
-from fedsb.training.imageset import ImageSet, images_from_records
 from fedsb.training.loop import evaluate, fit, predict
 
 

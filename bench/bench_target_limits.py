@@ -22,12 +22,13 @@ from rich.table import Table
 
 from fedsb.cli.progress import RichReporter
 from fedsb.config import apply_overrides, load_config, save_config
+from fedsb.data.splits import build_splits
+from fedsb.models.checkpoint import backbone_from_checkpoint, load_checkpoint
+from fedsb.reporter import SilentReporter
+from fedsb.runs import MODEL_FILE
 from fedsb.training.config import FinetuneConfig, PretrainConfig
-from fedsb.training.finetune import backbone_from_checkpoint, finetune
+from fedsb.training.finetune import finetune
 from fedsb.training.loop import predict
-from fedsb.training.pretrain import build_splits
-from fedsb.training.reporter import SilentReporter
-from fedsb.training.runs import MODEL_FILE, load_checkpoint
 
 LEVERS = {
     "base": [],

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fedsb.config import apply_overrides, config_hash, from_dict, load_config, save_config, to_dict
-from fedsb.data_config import DataConfig
+from fedsb.data.config import DataConfig
 from fedsb.errors import ConfigError
 from fedsb.signals.config import GeneratorConfig
 
@@ -370,3 +370,51 @@ def test_unreadable_config_files_are_one_line_errors_naming_the_file(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00seed = 1")
     with pytest.raises(ConfigError, match=r"binary\.toml: invalid TOML"):
         load_config(DataConfig, binary)
+
+
+# ------------------------------------------------------------- presets shipped in the package
+@pytest.mark.parametrize("name", ["data", "pretrain", "finetune", "run"])
+def test_configs_dir_holds_exact_copies_of_the_packaged_presets(name):
+    from fedsb.config import preset_path
+
+    assert (REPO / "configs" / f"{name}.toml").read_bytes() == preset_path(name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "cls"),
+    [
+        ("data", "fedsb.data.config", "DataConfig"),
+        ("pretrain", "fedsb.training.config", "PretrainConfig"),
+        ("finetune", "fedsb.training.config", "FinetuneConfig"),
+        ("run", "fedsb.federated.config", "RunConfig"),
+    ],
+)
+def test_a_preset_loads_by_name_from_any_directory(name, module, cls, tmp_path, monkeypatch):
+    import importlib
+
+    from fedsb.config import preset_path
+
+    config_cls = getattr(importlib.import_module(module), cls)
+    monkeypatch.chdir(tmp_path)
+    loaded = load_config(config_cls, name)
+    if hasattr(loaded, "pretrained"):  # resolved beside the preset, inside the package
+        assert loaded.pretrained == str(preset_path("pretrain").resolve())
+        loaded = dataclasses.replace(loaded, pretrained=config_cls().pretrained)
+    assert loaded == config_cls()
+
+
+def test_an_unknown_preset_name_is_a_missing_file(tmp_path, monkeypatch):
+    from fedsb.config import preset_path
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="nosuch: no such config file"):
+        load_config(DataConfig, "nosuch")
+    with pytest.raises(ConfigError, match="config: no preset 'nosuch' .presets: data, pretrain"):
+        preset_path("nosuch")
+
+
+def test_finetuning_refuses_an_empty_adapter_method():
+    from fedsb.training.config import FinetuneConfig
+
+    with pytest.raises(ConfigError, match=r"adapter.method: name the adapter to fine-tune"):
+        apply_overrides(FinetuneConfig(), ["adapter.method=''"])

@@ -88,11 +88,29 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(sorted(names))})")
+    data = dict(data)
+    for key in getattr(cls, "FOLLOWERS", {}):  # a follower left out follows its leader
+        _set_key(data, key, "", missing_only=True)
     kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
     try:
         return cls(**kwargs)
     except (ValueError, TypeError, ConfigError) as exc:  # a check in cls.__post_init__
         raise ConfigError(_scoped(str(exc), prefix, names)) from exc
+
+
+def _set_key(data: dict[str, Any], key: str, value: Any, missing_only: bool = False) -> None:
+    """Set dotted ``key`` in nested ``data``, copying the tables on the way (the caller's stay
+    as they were); a table that is no table is left for ``_coerce`` to report."""
+    *tables, last = key.split(".")
+    node = data
+    for table in tables:
+        sub = node.get(table, {})
+        if not isinstance(sub, Mapping):
+            return
+        node[table] = dict(sub)
+        node = node[table]
+    if not (missing_only and last in node):
+        node[last] = value
 
 
 def _scoped(message: str, prefix: str, names: set[str]) -> str:
@@ -162,8 +180,13 @@ def _parse_value(text: str) -> Any:
 
 
 def apply_overrides(config: T, overrides: Iterable[str]) -> T:
-    """Apply ``a.b=value`` overrides (value in TOML syntax: ``3``, ``[-10, 20]``, ``"x"``)."""
+    """Apply ``a.b=value`` overrides (value in TOML syntax: ``3``, ``[-10, 20]``, ``"x"``).
+
+    A class's ``FOLLOWERS`` (dotted key -> the key it follows, "" meaning "follow") follow
+    again when their leader is overridden and they are not: ``method=fedit`` retrains with
+    fedit's adapter instead of conflicting with the one the old method implied."""
     data = to_dict(config)
+    given = set()
     for item in overrides:
         key, sep, text = item.partition("=")
         key = key.strip()
@@ -178,6 +201,10 @@ def apply_overrides(config: T, overrides: Iterable[str]) -> T:
         if parts[-1] not in node:
             raise ConfigError(f"{key}: unknown key")
         node[parts[-1]] = _parse_value(text.strip())
+        given.add(key)
+    for follower, leader in getattr(type(config), "FOLLOWERS", {}).items():
+        if leader in given and follower not in given:
+            _set_key(data, follower, "")
     return from_dict(type(config), data)
 
 
@@ -205,11 +232,28 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML (nests too deep to read)") from None
 
 
+#: The presets shipped inside the package: ``--config run`` loads ``presets/run.toml``.
+PRESETS = ("data", "pretrain", "finetune", "run")
+
+
+def preset_path(name: str) -> Path:
+    """The shipped preset ``name``; it lives in the package, so it works after a pip install."""
+    if name not in PRESETS:
+        raise ConfigError(f"config: no preset {name!r} (presets: {', '.join(PRESETS)})")
+    return Path(__file__).with_name("presets") / f"{name}.toml"
+
+
+def config_file(spec: str | Path) -> Path:
+    """A config named by a preset (``run``: a bare name) or by a TOML file's path."""
+    return preset_path(str(spec)) if str(spec) in PRESETS else Path(spec)
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterable[str] = ()) -> T:
-    """Load ``cls`` from a TOML file (or defaults when ``path`` is None), then apply overrides."""
+    """Load ``cls`` from a preset name or a TOML file (defaults when ``path`` is None), then
+    apply overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
+        path = config_file(path)
         data = resolve_config_paths(cls, read_toml(path), path)  # paths: relative to the file
         try:
             config = from_dict(cls, data)

@@ -17,12 +17,13 @@ from pathlib import Path
 from .config import apply_overrides
 from .errors import ConfigError
 from .federated.config import FED_METHODS, RunConfig
-from .federated.server import STATE_FILE, run_federated
+from .federated.engines import run_federated
+from .federated.methods import METHODS, is_pooled
 from .report.figures import pareto_figure
-from .training.reporter import Reporter, SilentReporter
-from .training.runs import RunDir, check_sub_runs, make_dir, write_json
+from .reporter import Reporter, SilentReporter
+from .runs import STATE_FILE, RunDir, check_sub_runs, make_dir, write_json
 
-RANKLESS = ("fedavg", "head-only")
+RANKLESS = tuple(name for name, m in METHODS.items() if not m.ranked)  # adapter.rank unused
 SWEEP_FILE = "sweep.json"
 
 
@@ -105,7 +106,7 @@ def run_sweep(
             )
         results.append(summary(path, cell))
         write_json(out / SWEEP_FILE, results)
-    points = [{**r, "rank": r["rank"] or 0} for r in results if r["method"] != "centralized"]
+    points = [{**r, "rank": r["rank"] or 0} for r in results if not is_pooled(r["method"])]
     if points:
         pareto_figure(points, out / "figures" / "pareto.png")
     return results

@@ -678,7 +678,7 @@ def _mutate_runs(d: Path, run: Path) -> None:
 
 def _broken_models(d: Path, run: Path) -> None:
     """A merged model with a NaN weight, and one whose tensors are not the architecture's."""
-    from fedsb.training.runs import load_checkpoint, save_checkpoint
+    from fedsb.models.checkpoint import load_checkpoint, save_checkpoint
 
     state, meta = load_checkpoint(run / "model.safetensors")
     for name, new in (

@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 import torch
 
+from fedsb.data.imageset import images_from_records
 from fedsb.errors import DataError
 from fedsb.evaluation.evaluate_run import evaluate_run, windows
 from fedsb.federated.task import build_task, load_basis
 from fedsb.io import write_sigmf
 from fedsb.io.load import save_records
 from fedsb.models.adapters import load_adapter_state
+from fedsb.models.checkpoint import load_checkpoint
+from fedsb.reporter import SilentReporter
 from fedsb.signals import generate
 from fedsb.signals.config import GeneratorConfig
 from fedsb.signals.recordset import RecordSet
-from fedsb.training.imageset import images_from_records
 from fedsb.training.loop import predict
-from fedsb.training.reporter import SilentReporter
-from fedsb.training.runs import load_checkpoint
 
 from ..cli.test_data_cli import run as cli
 from ..federated.conftest import workspace  # noqa: F401  (the tiny pretrained backbone)

@@ -13,7 +13,7 @@ import torch
 from fedsb.errors import DataError
 from fedsb.evaluation.evaluate_run import evaluate_run, load_run_model
 from fedsb.io.load import save_records
-from fedsb.training.runs import load_checkpoint, save_checkpoint
+from fedsb.models.checkpoint import load_checkpoint, save_checkpoint
 
 from ..cli.test_data_cli import run as cli
 from ..federated.conftest import workspace  # noqa: F401  (the tiny pretrained backbone)

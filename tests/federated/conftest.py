@@ -16,11 +16,12 @@ import pytest
 from fedsb.config import apply_overrides
 from fedsb.federated.config import RunConfig
 from fedsb.federated.engine_local import LocalEngine
-from fedsb.federated.server import RunResult, run_federated
+from fedsb.federated.engines import run_federated
+from fedsb.federated.server import RunResult
 from fedsb.federated.task import Task, build_task, init_basis, initial_state
+from fedsb.reporter import SilentReporter
 from fedsb.training.config import PretrainConfig
 from fedsb.training.pretrain import pretrain
-from fedsb.training.reporter import SilentReporter
 
 TINY_IMAGES = [
     "data.classes='bpsk,qpsk,gfsk'",

@@ -107,8 +107,8 @@ def test_the_head_and_the_adapters_take_their_own_rates(workspace, method, adapt
     client.lr in every method, so methods differ only in what the adapters do."""
     from fedsb.federated.client import param_groups
     from fedsb.federated.task import adapted_model
-    from fedsb.training.finetune import resolve_pretrained
-    from fedsb.training.reporter import SilentReporter
+    from fedsb.reporter import SilentReporter
+    from fedsb.training.pretrain import resolve_pretrained
 
     cfg = workspace.config(f"method='{method}'", "client.lora_lr=0.003", "client.full_lr=0.002")
     model, _ = adapted_model(cfg, resolve_pretrained(cfg.pretrained, None, SilentReporter()))
@@ -191,8 +191,8 @@ def test_prox_mu_and_logit_adjust_with_dp_are_refused(workspace):
 def test_an_adapted_head_trains_at_the_adapter_rate(workspace):
     from fedsb.federated.client import param_groups
     from fedsb.federated.task import adapted_model
-    from fedsb.training.finetune import resolve_pretrained
-    from fedsb.training.reporter import SilentReporter
+    from fedsb.reporter import SilentReporter
+    from fedsb.training.pretrain import resolve_pretrained
 
     cfg = workspace.config("method='fedit'", "adapter.head='adapt'", "client.lora_lr=0.003")
     model, _ = adapted_model(cfg, resolve_pretrained(cfg.pretrained, None, SilentReporter()))

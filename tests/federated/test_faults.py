@@ -14,8 +14,9 @@ import torch
 
 import fedsb.federated.engine_local as engine_local
 from fedsb.federated.aggregate import deserialize, serialize
-from fedsb.federated.server import ADAPTER_FILE, STATE_FILE, FederatedError, sample_clients
-from fedsb.training.runs import load_checkpoint
+from fedsb.federated.server import FederatedError, sample_clients
+from fedsb.models.checkpoint import load_checkpoint
+from fedsb.runs import ADAPTER_FILE, STATE_FILE
 
 from .conftest import read_rows
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import torch
 
-from fedsb.federated.server import ADAPTER_FILE, STATE_FILE
-from fedsb.training.runs import load_checkpoint
+from fedsb.models.checkpoint import load_checkpoint
+from fedsb.runs import ADAPTER_FILE, STATE_FILE
 
 from .conftest import Workspace, read_rows
 

@@ -23,8 +23,10 @@ import torch
 from fedsb.config import load_config, save_config
 from fedsb.errors import DataError
 from fedsb.federated.config import RunConfig
-from fedsb.federated.server import ADAPTER_FILE, STATE_FILE, FederatedError, run_federated
-from fedsb.training.runs import load_checkpoint
+from fedsb.federated.engines import run_federated
+from fedsb.federated.server import FederatedError
+from fedsb.models.checkpoint import load_checkpoint
+from fedsb.runs import ADAPTER_FILE, STATE_FILE
 
 from .conftest import read_rows
 

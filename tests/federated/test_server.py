@@ -10,18 +10,12 @@ import pytest
 import torch
 
 import fedsb.federated.engine_local as engine_local
-import fedsb.training.runs as runs
+import fedsb.models.checkpoint as checkpoint
 from fedsb.federated.aggregate import parameter_count, payload_bytes
-from fedsb.federated.server import (
-    ADAPTER_FILE,
-    STATE_FILE,
-    FederatedError,
-    _checkpoint,
-    prepare,
-    run_federated,
-)
-from fedsb.federated.task import BASIS_FILE
-from fedsb.training.runs import RunDir, load_checkpoint
+from fedsb.federated.engines import run_federated
+from fedsb.federated.server import FederatedError, _checkpoint, prepare
+from fedsb.models.checkpoint import load_checkpoint
+from fedsb.runs import ADAPTER_FILE, BASIS_FILE, STATE_FILE, RunDir
 
 from .conftest import read_rows
 
@@ -219,7 +213,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch)
         Path(filename).write_bytes(b"\x00" * 10)  # a torn write: then the disk fills up
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(runs, "save_file", broken)
+    monkeypatch.setattr(checkpoint, "save_file", broken)
     with pytest.raises(OSError, match="No space left"):
         _checkpoint(run, {"head.bias": torch.zeros(3)}, {}, 2, {"bytes": 20.0})
     state, meta = load_checkpoint(run.path / STATE_FILE)

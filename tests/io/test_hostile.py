@@ -1,6 +1,6 @@
 """Hostile .npz caches, RadioML 2018 HDF5 files and checkpoints: one-line errors, no allocation.
 
-(The checkpoint cases test ``fedsb.training.runs.load_checkpoint``, hardened with the readers.)
+(The checkpoint cases test ``fedsb.models.checkpoint.load_checkpoint``, hardened with the readers.)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from fedsb.io.cache import load_npz, read_npz_members, save_npz
 from fedsb.io.radioml import read_rml2018
-from fedsb.training.runs import load_checkpoint, save_checkpoint
+from fedsb.models.checkpoint import load_checkpoint, save_checkpoint
 
 
 # ------------------------------------------------------------------------------------- npz

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from fedsb.data.imageset import ImageSet
 from fedsb.training.config import TrainConfig
-from fedsb.training.imageset import ImageSet
 from fedsb.training.loop import evaluate, fit, make_optimizer, predict
 
 

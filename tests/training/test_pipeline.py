@@ -8,11 +8,12 @@ import pytest
 
 from fedsb.config import apply_overrides, save_config
 from fedsb.errors import ConfigError
+from fedsb.models.checkpoint import load_backbone, load_checkpoint
+from fedsb.reporter import SilentReporter
+from fedsb.runs import ADAPTER_FILE, MODEL_FILE
 from fedsb.training.config import FinetuneConfig, PretrainConfig
-from fedsb.training.finetune import ADAPTER_FILE, finetune, load_backbone, resolve_pretrained
-from fedsb.training.pretrain import pretrain
-from fedsb.training.reporter import SilentReporter
-from fedsb.training.runs import MODEL_FILE, load_checkpoint
+from fedsb.training.finetune import finetune
+from fedsb.training.pretrain import pretrain, resolve_pretrained
 
 TINY_DATA = [
     "data.classes='bpsk,qpsk,gfsk'",

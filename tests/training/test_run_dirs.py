@@ -14,13 +14,12 @@ from fedsb.errors import ConfigError, DataError
 from fedsb.federated.config import RunConfig
 from fedsb.federated.server import FederatedError, check_sub_run_dirs
 from fedsb.paths import resolve_config_paths
-from fedsb.runfiles import check_file_out, check_sub_runs, read_rows
+from fedsb.reporter import SilentReporter
+from fedsb.runs import MODEL_FILE, RunDir, check_file_out, check_sub_runs, read_rows, write_json
 from fedsb.sweep import run_sweep
 from fedsb.training.config import FinetuneConfig, PretrainConfig
-from fedsb.training.finetune import finetune, resolve_pretrained
-from fedsb.training.pretrain import pretrain
-from fedsb.training.reporter import SilentReporter
-from fedsb.training.runs import MODEL_FILE, RunDir, write_json
+from fedsb.training.finetune import finetune
+from fedsb.training.pretrain import pretrain, resolve_pretrained
 
 REPO = Path(__file__).resolve().parents[2]
 

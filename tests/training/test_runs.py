@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fedsb.errors import DataError
-from fedsb.training.runs import RunDir, load_checkpoint, save_checkpoint
+from fedsb.models.checkpoint import load_checkpoint, save_checkpoint
+from fedsb.runs import RunDir
 
 
 def test_metrics_rows_append_and_nan_becomes_null(tmp_path):

@@ -6,6 +6,7 @@ import sys
 import traceback
 
 from ..errors import FedsbError
+from . import data, federated, model, report, train  # noqa: F401  (registers the commands)
 from .app import app, err_console, safe, state
 
 __all__ = ["app", "main"]

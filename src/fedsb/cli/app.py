@@ -56,6 +56,3 @@ def root(
 ) -> None:
     """Federated LoRA-SB fine-tuning over radio-signal images."""
     state.debug = debug
-
-
-from . import data, federated, model, report, train  # noqa: E402,F401  (registers the commands)

@@ -97,7 +97,7 @@ def generate(
     whatever --workers is.
     """
     from ..config import load_config
-    from ..data_config import DataConfig
+    from ..data.config import DataConfig
     from ..io import save_records
     from ..io.budget import check_budget
     from ..signals.generator import generate as run_generator
@@ -167,7 +167,7 @@ def preview(
     Each row shows the class's highest-SNR record.
     """
     from ..config import load_config
-    from ..data_config import DataConfig
+    from ..data.config import DataConfig
     from ..images import to_images
     from ..io import load_records
     from ..report.preview import pick_examples, preview_grid

@@ -12,13 +12,13 @@ from rich.table import Table
 from .app import app, console, plain_console, safe
 from .data import SetOpt
 from .progress import RichReporter
-from .train import DEFAULT_CACHE, CacheOpt, _pct, _snr_table
+from .train import DEFAULT_CACHE, CacheOpt, fmt_pct, snr_table
 
 RunConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="A run config TOML (default configs/run.toml)."),
+    typer.Option("--config", "-c", help="A run config TOML or a preset name (default: run)."),
 ]
-DEFAULT_CONFIG = Path("configs/run.toml")
+DEFAULT_CONFIG = "run"  # the preset shipped in the package (fedsb/presets/run.toml)
 
 
 def _kb(n: float) -> str:
@@ -32,7 +32,7 @@ def print_wide(table: Table) -> None:
 
 def partition_table(cfg) -> Table:
     """Clients x classes (training records), with each client's SNR window and channel."""
-    from ..federated.partition import plan_partition
+    from ..data.partition import plan_partition
     from ..signals import resolve_classes
 
     plans = plan_partition(cfg.partition, cfg.data)
@@ -68,8 +68,10 @@ def rounds_table(result_rows: list[dict]) -> Table:
         agreement = r.get("update_agreement")
         table.add_row(
             str(r["round"]),
-            _pct(r["test_acc"] if r["test_acc"] is not None else float("nan")),
-            _pct(r["test_acc_snr_ge_10"] if r["test_acc_snr_ge_10"] is not None else float("nan")),
+            fmt_pct(r["test_acc"] if r["test_acc"] is not None else float("nan")),
+            fmt_pct(
+                r["test_acc_snr_ge_10"] if r["test_acc_snr_ge_10"] is not None else float("nan")
+            ),
             _kb(r["bytes_up_per_client"]),
             _kb(r["bytes_down_per_client"]),
             f"{r['cumulative_bytes'] / 1e6:,.2f}",
@@ -93,8 +95,8 @@ def methods_table(results: dict) -> Table:
     for name, r in results.items():
         table.add_row(
             safe(name),
-            _pct(r.test.accuracy),
-            _pct(r.test.accuracy_high_snr),
+            fmt_pct(r.test.accuracy),
+            fmt_pct(r.test.accuracy_high_snr),
             f"{r.trained_parameters:,}",
             _kb(r.bytes_per_round),
             f"{r.total_bytes / 1e6:,.2f}",
@@ -134,14 +136,15 @@ def run_cmd(
 ) -> None:
     """Federated fine-tuning: clients train adapters on their own data, the server aggregates.
 
-    Default config: configs/run.toml (10 clients, Dirichlet 0.5 label skew plus SNR and channel
+    Default config: the run preset (10 clients, Dirichlet 0.5 label skew plus SNR and channel
     skew, fedsb at r = 16, 20 rounds). Writes config.toml, partition.json, metrics.jsonl,
     state.safetensors (after every round), adapter.safetensors and model.safetensors.
     """
     from ..config import apply_overrides, load_config
     from ..errors import ConfigError
     from ..federated.config import RunConfig
-    from ..federated.server import check_sub_run_dirs, run_federated
+    from ..federated.engines import run_federated
+    from ..federated.server import check_sub_run_dirs
 
     if resume is not None:
         if dry_run or method or overrides or config:
@@ -149,7 +152,7 @@ def run_cmd(
         result = run_federated(None, resume, cache, RichReporter(), resume=True)
         _print_run(result)
         return
-    path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    path = config if config is not None else DEFAULT_CONFIG
     sets = list(overrides or [])
     for key, value in (
         ("adapter.rank", rank),
@@ -181,17 +184,17 @@ def run_cmd(
         if len(methods) == 1:
             _print_run(results[name])
     if len(methods) > 1:
-        print_wide(_snr_table("accuracy % per SNR", {k: r.test for k, r in results.items()}))
+        print_wide(snr_table("accuracy % per SNR", {k: r.test for k, r in results.items()}))
         print_wide(methods_table(results))
         console.print(f"wrote [bold]{safe(out)}[/]")
 
 
 def _print_run(result) -> None:
-    from ..training.runs import RunDir
+    from ..runs import RunDir
 
     rows = [r for r in RunDir(result.run).rows() if r.get("stage") in ("init", "round")]
     print_wide(rounds_table(rows))
-    print_wide(_snr_table("accuracy % per SNR", {result.method: result.test}))
+    print_wide(snr_table("accuracy % per SNR", {result.method: result.test}))
     print_wide(methods_table({result.method: result}))
     console.print(f"wrote [bold]{safe(result.run)}[/]")
 
@@ -223,7 +226,7 @@ def sweep_cmd(
         rank_list = [int(r) for r in ranks.split(",") if r.strip()]
     except ValueError:
         raise ConfigError(f"--ranks: comma list of integers expected, got {ranks!r}") from None
-    path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    path = config if config is not None else DEFAULT_CONFIG
     sets = list(overrides or []) + ([f"rounds={rounds}"] if rounds else [])
     base = load_config(RunConfig, path, sets)
     method_list = [m.strip() for m in methods.split(",") if m.strip()]

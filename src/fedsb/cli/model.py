@@ -19,14 +19,14 @@ app.add_typer(model_app, name="model")
 
 def _configs(path: Path | None, overrides: list[str]):
     """(PretrainConfig, AdapterConfig, data config) from a pretrain or a finetune TOML."""
-    from ..config import apply_overrides, load_config, read_toml
+    from ..config import apply_overrides, config_file, load_config, read_toml
     from ..models.config import AdapterConfig
     from ..training.config import FinetuneConfig, PretrainConfig
 
     if path is None:  # the built-in defaults; --set addresses the fine-tuning config's keys
         fine = apply_overrides(FinetuneConfig(), overrides)
         return PretrainConfig(), fine.adapter, fine.data
-    raw = read_toml(path)
+    raw = read_toml(config_file(path))
     if "model" in raw:
         pre = load_config(PretrainConfig, path, overrides)
         return pre, AdapterConfig(), pre.data

@@ -66,7 +66,7 @@ def evaluate_cmd(
 
     from ..evaluation.evaluate_run import evaluate_run
     from ..report.tables import num, pct
-    from ..training.runs import check_file_out, write_json
+    from ..runs import check_file_out, write_json
 
     target = check_file_out(out or Path(run) / "eval.json")
     result, _ = evaluate_run(run, data, drop_unknown)

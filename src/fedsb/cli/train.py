@@ -19,23 +19,24 @@ CacheOpt = Annotated[
 DEFAULT_CACHE = Path(".cache/fedsb")
 
 
-def _pct(x: float) -> str:
+def fmt_pct(x: float) -> str:
+    """A fraction as a percentage with one decimal; NaN (no score) is "n/a"."""
     return "n/a" if x != x else f"{100 * x:.1f}"
 
 
-def _snr_table(title: str, evaluations: dict[str, object]) -> Table:
+def snr_table(title: str, evaluations: dict[str, object]) -> Table:
     """Rows = overall, SNR >= 10 dB and each SNR bin; columns = runs (accuracy in %)."""
     table = Table(title=safe(title))
     table.add_column("SNR (dB)")
     for name in evaluations:
         table.add_column(safe(name), justify="right")
     first = next(iter(evaluations.values()))
-    table.add_row("all", *(_pct(ev.accuracy) for ev in evaluations.values()))
+    table.add_row("all", *(fmt_pct(ev.accuracy) for ev in evaluations.values()))
     table.add_row(
-        ">= 10", *(_pct(ev.accuracy_high_snr) for ev in evaluations.values()), end_section=True
+        ">= 10", *(fmt_pct(ev.accuracy_high_snr) for ev in evaluations.values()), end_section=True
     )
     for j, label in enumerate(first.snr_labels):
-        table.add_row(safe(label), *(_pct(ev.snr_accuracy[j]) for ev in evaluations.values()))
+        table.add_row(safe(label), *(fmt_pct(ev.snr_accuracy[j]) for ev in evaluations.values()))
     return table
 
 
@@ -50,7 +51,7 @@ def pretrain_cmd(
 
     cfg = load_config(PretrainConfig, config, overrides or [])
     result = pretrain(cfg, out, cache, RichReporter())
-    console.print(_snr_table("source-domain test accuracy (%)", {cfg.model.arch: result.test}))
+    console.print(snr_table("source-domain test accuracy (%)", {cfg.model.arch: result.test}))
     console.print(f"wrote [bold]{safe(result.checkpoint)}[/] ({result.parameters:,} parameters)")
 
 
@@ -78,9 +79,9 @@ def finetune_cmd(
     values, one sub-run per method and a comparison table.
     """
     from ..config import apply_overrides, load_config
+    from ..runs import check_sub_runs
     from ..training.config import FinetuneConfig
     from ..training.finetune import finetune
-    from ..training.runs import check_sub_runs
 
     base = load_config(FinetuneConfig, config, overrides or [])
     sets = [] if rank is None else [f"adapter.rank={rank}"]
@@ -96,7 +97,7 @@ def finetune_cmd(
         results[name] = finetune(cfg, run_dir, cache, RichReporter())
     first = next(iter(results.values()))
     console.print(
-        _snr_table(
+        snr_table(
             "target-domain test accuracy (%)",
             {"frozen": first.frozen, **{k: r.test for k, r in results.items()}},
         )
@@ -117,7 +118,7 @@ def finetune_cmd(
             str(r.rank),
             f"{r.trainable:,}",
             f"{100 * r.trainable / r.parameters:.2f}",
-            _pct(r.test.accuracy),
+            fmt_pct(r.test.accuracy),
             recovered,
         )
     console.print(summary)

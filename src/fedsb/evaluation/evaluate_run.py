@@ -19,14 +19,14 @@ import torch
 from torch import nn
 
 from ..config import from_dict
+from ..data.imageset import ImageSet, quantised_images
 from ..errors import ConfigError, DataError
 from ..images.config import ImageConfig
 from ..io.load import load_records, source_format
+from ..models.checkpoint import backbone_from_checkpoint, load_checkpoint
+from ..runs import CONFIG_FILE, MODEL_FILE
 from ..signals.recordset import RecordSet
-from ..training.finetune import backbone_from_checkpoint
-from ..training.imageset import ImageSet, quantised_images
 from ..training.loop import predict
-from ..training.runs import CONFIG_FILE, MODEL_FILE, load_checkpoint
 from .scoring import Predictions, score
 
 

@@ -121,8 +121,6 @@ def score(pred: Predictions, temperature: float = 1.0) -> dict:
 
 _ARRAYS = ("logits", "labels", "snr_db", "class_names")
 _HEADERS = {(1, 0): npformat.read_array_header_1_0, (2, 0): npformat.read_array_header_2_0}
-PREDICTIONS_FILE = "predictions.npz"  # test-set logits of a run, for figures and re-scoring
-EVALUATION_FILE = "evaluation.json"  # score() of the test set and the calibration fit
 
 
 def save_predictions(pred: Predictions, path) -> None:

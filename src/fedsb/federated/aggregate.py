@@ -20,18 +20,12 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..models.adapters import AdapterStateError, check_state
+from .methods import METHODS, method
 
 State = dict[str, torch.Tensor]
 
-#: Key patterns each method may send (besides the head, which trains in every method).
-METHOD_KEYS = {
-    "fedsb": ("*.lora_R.weight",),
-    "fedit": ("*.lora_A.weight", "*.lora_B.weight"),
-    "ffa": ("*.lora_B.weight",),
-    "fedavg": ("*",),
-    "head-only": (),
-    "centralized": ("*.lora_R.weight",),
-}
+#: Key patterns each method may send (besides the head): ``FedMethod.sent`` of the registry.
+METHOD_KEYS = {name: m.sent for name, m in METHODS.items()}
 
 
 def serialize(state: Mapping[str, torch.Tensor]) -> bytes:
@@ -55,9 +49,9 @@ def parameter_count(state: Mapping[str, torch.Tensor]) -> int:
     return sum(v.numel() for v in state.values())
 
 
-def method_keys_ok(method: str, keys: Sequence[str]) -> list[str]:
-    """Keys that ``method`` must not send (empty when all are allowed)."""
-    allowed = (*METHOD_KEYS[method], "head.*")
+def method_keys_ok(name: str, keys: Sequence[str]) -> list[str]:
+    """Keys that method ``name`` must not send (empty when all are allowed)."""
+    allowed = (*method(name).sent, "head.*")
     return [k for k in keys if not any(fnmatch(k, p) for p in allowed)]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.imageset import ImageSet
 from ..evaluation.calibration import (
     TemperatureFit,
     TemperatureStats,
@@ -22,7 +23,6 @@ from ..evaluation.calibration import (
 from ..evaluation.metrics import calibration_summary, softmax
 from ..evaluation.scoring import Predictions, score
 from ..models.adapters import load_adapter_state
-from ..training.imageset import ImageSet
 from ..training.loop import predict
 from .aggregate import payload_bytes
 from .task import Task

@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.imageset import ImageSet
 from ..models.adapters import adapter_state, load_adapter_state
 from ..models.lora_sb_init import estimate_weight_gradients
-from ..training.imageset import ImageSet
 from . import dp as dpacc
 from .config import RunConfig
+from .methods import method
 
 State = dict[str, torch.Tensor]
 
@@ -28,11 +29,7 @@ def round_lr(cfg: RunConfig, server_round: int, head: bool = False) -> float:
     last rounds take small steps, as a centralized cosine schedule would. The head always takes
     ``client.lr``; the adapter tensors take the rate of their kind (LoRA factors diverge at
     fedsb's rate, full weights need a ~10x smaller one)."""
-    base = cfg.client.lr
-    if not head and cfg.method == "fedavg":
-        base = cfg.client.full_lr
-    elif not head and cfg.method in ("fedit", "ffa"):
-        base = cfg.client.lora_lr
+    base = cfg.client.lr if head else getattr(cfg.client, method(cfg.method).lr_key)
     progress = (server_round - 1) / max(1, cfg.rounds)
     return base * 0.5 * (1 + math.cos(math.pi * progress))
 

@@ -3,54 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from ..config import check_number
-from ..data_config import DataConfig
+from ..data.config import CHANNEL_PROFILES, DataConfig, PartitionConfig  # noqa: F401 (re-exported)
+from ..errors import ConfigError
 from ..models.config import AdapterConfig
 from ..training.config import TARGET_GENERATOR
+from .methods import METHODS, method
 
-#: Federated method -> the adapter each client trains. ``centralized`` is the reference: LoRA-SB
-#: trained on the union of every client's training data (same rounds x local epochs, no server).
-ADAPTER_OF = {
-    "fedsb": "lora-sb",
-    "fedit": "lora",
-    "ffa": "ffa-lora",
-    "fedavg": "full",
-    "head-only": "head-only",
-    "centralized": "lora-sb",
-}
-FED_METHODS = tuple(ADAPTER_OF)
+#: Federated method -> the adapter each client trains (from the registry, ``methods.METHODS``).
+ADAPTER_OF = {name: m.adapter for name, m in METHODS.items()}
+FED_METHODS = tuple(METHODS)
 AGGREGATIONS = ("mean", "median", "trimmed-mean")
 SERVER_OPTIMIZERS = ("avg", "fedavgm", "fedadam")
-CHANNEL_PROFILES = ("multipath", "cfo", "iq-imbalance", "flat", "phase-noise")
 ATTACKS = ("none", "scale", "nan", "sign-flip", "noise", "raise", "sleep", "wrong-keys")
-
-
-@dataclass(frozen=True)
-class PartitionConfig:
-    """How client data differ. The skews combine; all off gives IID clients."""
-
-    clients: int = 10
-    records_per_client: int = 1000  # training records per client (mean when quantity-skewed)
-    val_per_class: int = 10  # per client, class-balanced, from the client's own conditions
-    test_per_class: int = 30  # per client; the global test set is the union of these
-    dirichlet_alpha: float = 0.5  # label skew: class shares ~ Dirichlet(alpha); 0 = balanced
-    quantity_sigma: float = 0.0  # quantity skew: sizes ~ lognormal(0, sigma); 0 = equal
-    snr_skew: bool = True  # each client draws SNR from its own window of the SNR range
-    snr_window_db: float = 15.0  # width of each client's SNR window
-    channel_skew: bool = True  # each client gets one impairment profile (CHANNEL_PROFILES)
-    min_records: int = 32  # no client gets fewer training records than this
-    seed: int = 0  # partition draws (shares, sizes, windows, profiles)
-
-    def __post_init__(self) -> None:
-        for key in ("clients", "records_per_client", "val_per_class", "test_per_class"):
-            check_number(key, getattr(self, key), 1)
-        check_number("min_records", self.min_records, 1)
-        check_number("dirichlet_alpha", self.dirichlet_alpha, 0)
-        check_number("quantity_sigma", self.quantity_sigma, 0)
-        # inf: one window as wide as the whole SNR range (the window is clipped to the range)
-        check_number("snr_window_db", self.snr_window_db, 0, open_low=True, allow_inf=True)
-        check_number("seed", self.seed, 0)
 
 
 @dataclass(frozen=True)
@@ -171,15 +138,17 @@ class RunConfig:
         default_factory=lambda: DataConfig(per_class=1, seed=1, generator=TARGET_GENERATOR)
     )
     partition: PartitionConfig = field(default_factory=PartitionConfig)
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)  # adapter.method follows method
+    # adapter.method "" (the default) follows method; an explicit one must agree with it
+    adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(method=""))
     client: ClientConfig = field(default_factory=ClientConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     dp: DPConfig = field(default_factory=DPConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
 
+    FOLLOWERS: ClassVar[dict[str, str]] = {"adapter.method": "method"}  # see config.from_dict
+
     def __post_init__(self) -> None:
-        if self.method not in FED_METHODS:
-            raise ValueError(f"method {self.method!r} is not one of {', '.join(FED_METHODS)}")
+        fed = method(self.method)
         check_number("rounds", self.rounds, 1)
         check_number("seed", self.seed, 0)
         if self.init_source not in ("proxy", "clients"):
@@ -198,7 +167,7 @@ class RunConfig:
             raise ValueError(
                 f"attack.clients {bad} are not client ids 0..{self.partition.clients - 1}"
             )
-        if self.dp.enabled and self.method not in ("fedsb", "ffa", "fedit", "head-only"):
+        if self.dp.enabled and not fed.dp:
             raise ValueError(f"dp: method {self.method!r} is not supported (adapter methods only)")
         if self.dp.enabled and self.client.prox_mu > 0:
             raise ValueError(
@@ -209,6 +178,15 @@ class RunConfig:
                 "client.logit_adjust cannot be combined with dp (the class prior it uses is "
                 "computed from the private labels, outside the privacy accounting)"
             )
-        wanted = ADAPTER_OF[self.method]
-        if self.adapter.method != wanted:  # one knob: adapter.method follows method
+        self._follow(fed.adapter)
+
+    def _follow(self, wanted: str) -> None:
+        """adapter.method "" becomes the method's adapter (what config.toml then keeps, as
+        before); an explicit one that is not it is refused, not silently replaced."""
+        if self.adapter.method == "":
             object.__setattr__(self, "adapter", replace(self.adapter, method=wanted))
+        elif self.adapter.method != wanted:
+            raise ConfigError(
+                f"adapter.method: {self.adapter.method!r} conflicts with method "
+                f"{self.method!r} (which trains {wanted!r}); leave adapter.method out"
+            )

@@ -12,7 +12,6 @@ the same final state as an uninterrupted run, because every random draw is a fun
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,25 +21,30 @@ import numpy as np
 import torch
 
 from ..config import load_config, to_dict
+from ..data.imageset import ImageSet
+from ..data.partition import partition_rows
 from ..errors import ConfigError, FedsbError
-from ..evaluation.scoring import EVALUATION_FILE, PREDICTIONS_FILE, save_predictions
+from ..evaluation.scoring import save_predictions
 from ..io.cache import atomic_file
 from ..models.adapters import adapter_state, load_adapter_state, merge
-from ..training.imageset import ImageSet
-from ..training.loop import Evaluation, evaluate, predict
-from ..training.reporter import Reporter, SilentReporter
-from ..training.runs import (
+from ..models.checkpoint import load_checkpoint, save_checkpoint
+from ..reporter import Reporter
+from ..runs import (
+    ADAPTER_FILE,
     CONFIG_FILE,
+    EVALUATION_FILE,
     METRICS_FILE,
     MODEL_FILE,
+    PARTITION_FILE,
+    PREDICTIONS_FILE,
+    STATE_FILE,
     RunDir,
     check_out,
     check_sub_runs,
-    load_checkpoint,
     read_rows,
-    save_checkpoint,
     write_json,
 )
+from ..training.loop import Evaluation, evaluate, predict
 from . import dp as dpacc
 from .aggregate import (
     aggregate,
@@ -53,12 +57,8 @@ from .aggregate import (
 from .calibrate import final_evaluation, fit_global_temperature
 from .config import RunConfig
 from .faults import ClientResult
-from .partition import partition_rows
-from .task import Task, build_task, init_basis, load_basis, save_basis
-
-STATE_FILE = "state.safetensors"
-ADAPTER_FILE = "adapter.safetensors"
-PARTITION_FILE = "partition.json"
+from .methods import method
+from .task import Task, init_basis, load_basis, save_basis
 
 
 class FederatedError(FedsbError):
@@ -148,35 +148,6 @@ def _restart(run: RunDir, reporter: Reporter) -> None:
     (run.path / METRICS_FILE).unlink(missing_ok=True)
 
 
-def run_federated(
-    cfg: RunConfig | None,
-    out: str | Path,
-    cache_dir: Path | None = None,
-    reporter: Reporter | None = None,
-    resume: bool = False,
-    on_round: Callable[[dict], None] | None = None,
-) -> RunResult:
-    """Run (or resume) a federated run into ``out``; returns the final global evaluation.
-
-    ``cfg`` is ignored when resuming (the run directory's config is used).
-    """
-    reporter = reporter or SilentReporter()
-    cfg, run = prepare(Path(out), cfg, resume)
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-    task = build_task(cfg, cache_dir, reporter)
-    if cfg.engine == "flower":
-        from .flower.simulation import run_simulation_engine
-
-        return run_simulation_engine(task, cfg, run, cache_dir, reporter, resume, on_round)
-    from .engine_local import LocalEngine
-
-    engine = LocalEngine(task, cfg)
-    try:
-        return federate(task, cfg, run, engine, cache_dir, reporter, resume, on_round)
-    finally:
-        engine.close()
-
-
 def federate(
     task: Task,
     cfg: RunConfig,
@@ -208,12 +179,12 @@ def federate(
         plans = partition_rows([c.plan for c in task.clients])
         write_json(run.path / PARTITION_FILE, plans)
         init = {"bytes_up": 0.0, "bytes_down": 0.0}
-        if cfg.method in ("fedsb", "centralized"):
+        if method(cfg.method).needs_basis:
             init = init_basis(task, cfg, cache_dir, engine.init_gradients)
         save_basis(task.model, run.path)
         global_state, opt_state, done = adapter_state(task.model), {}, 0
         frozen = evaluate_state(task, global_state, task.test)
-        central = cfg.method == "centralized"  # pooled data: nothing is sent
+        central = method(cfg.method).pooled  # pooled data: nothing is sent
         per_client = 0.0 if central else init["bytes_up"] + init["bytes_down"]
         totals = {"bytes": per_client * len(task.units), "dp_steps": [0] * len(task.units)}
         run.log(
@@ -287,7 +258,7 @@ def run_round(
     )
     val = evaluate_state(task, new_global, task.val)  # for model and hyper-parameter choice
     test = evaluate_state(task, new_global, task.test)
-    central = cfg.method == "centralized"  # one training unit on pooled data: nothing is sent
+    central = method(cfg.method).pooled  # one training unit on pooled data: nothing is sent
     down = 0 if central else payload_bytes(global_state)
     ups = [0 if central else r.bytes_up for r in results if r.bytes_up]
     round_bytes = down * len(ids) + sum(ups)
@@ -335,7 +306,7 @@ def finish(
     """Federated temperature scaling, final evaluation (global and per client, before and after
     scaling), predictions, model and adapter files, the summary row."""
     fit, calibration_bytes = fit_global_temperature(engine, len(task.units), global_state)
-    if cfg.method == "centralized":
+    if method(cfg.method).pooled:
         calibration_bytes = 0.0  # pooled validation data: nothing is sent
     totals["bytes"] += calibration_bytes * len(task.units)
     pred, evaluation = final_evaluation(task, global_state, fit)
@@ -381,4 +352,4 @@ def finish(
     )
 
 
-__all__ = ["ConfigError", "FederatedError", "RunResult", "run_federated", "sample_clients"]
+__all__ = ["ConfigError", "FederatedError", "RunResult", "federate", "prepare", "sample_clients"]

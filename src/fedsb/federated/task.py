@@ -18,25 +18,26 @@ import torch
 from torch import nn
 
 from ..config import load_config
+from ..data.imageset import ImageSet, load_or_build, split_config
+from ..data.partition import ClientData, build_client_data, concat, plan_partition
 from ..errors import ConfigError
 from ..models.adapters import adapted_layers, adapter_state, apply_adapters
+from ..models.checkpoint import load_backbone, load_checkpoint, save_checkpoint
 from ..models.lora_sb_init import (
     init_lora_sb,
     initialize_lora_sb,
     load_lora_sb_basis,
     lora_sb_basis,
 )
+from ..reporter import Reporter
+from ..runs import BASIS_FILE, CONFIG_FILE
 from ..signals import resolve_classes
 from ..training.config import PretrainConfig
-from ..training.finetune import init_batches, load_backbone, resolve_pretrained
-from ..training.imageset import ImageSet, load_or_build, split_config
-from ..training.reporter import Reporter
-from ..training.runs import CONFIG_FILE, load_checkpoint, save_checkpoint
+from ..training.loop import init_batches
+from ..training.pretrain import resolve_pretrained
 from .aggregate import payload_bytes
 from .config import RunConfig
-from .partition import ClientData, build_client_data, concat, plan_partition
-
-BASIS_FILE = "basis.safetensors"
+from .methods import method
 
 
 @dataclass
@@ -118,7 +119,7 @@ def build_task(cfg: RunConfig, cache_dir: Path | None, reporter: Reporter) -> Ta
     test = concat([c.test for c in clients])
     val = concat([c.val for c in clients])
     units = [c.train for c in clients]
-    if cfg.method == "centralized":
+    if method(cfg.method).pooled:
         units = [concat(units)]
     return Task(model, meta, checkpoint, clients, test, val, units)
 

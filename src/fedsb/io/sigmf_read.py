@@ -77,7 +77,8 @@ def _too_deep(path: Path) -> DataError:
     )
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An exception as one line of text (its message with the whitespace folded)."""
     text = exc.message if isinstance(exc, ValidationError) else str(exc)
     return " ".join(text.split()) or type(exc).__name__
 
@@ -111,7 +112,7 @@ def _read_meta_json(meta_path: Path) -> Any:
     except RecursionError:
         raise _too_deep(meta_path) from None
     except (OSError, ValueError) as exc:  # not UTF-8; an integer of 5,000 digits
-        raise DataError(meta_path, f"cannot read metadata: {_one_line(exc)}") from exc
+        raise DataError(meta_path, f"cannot read metadata: {one_line(exc)}") from exc
 
 
 def _open(path: Path) -> tuple[sigmffile.SigMFFile, Path, Path]:
@@ -122,7 +123,7 @@ def _open(path: Path) -> tuple[sigmffile.SigMFFile, Path, Path]:
         try:
             check_archive(path)
         except SCAN_ERRORS as exc:
-            raise DataError(path, f"cannot read SigMF recording: {_one_line(exc)}") from exc
+            raise DataError(path, f"cannot read SigMF recording: {one_line(exc)}") from exc
     elif path.name.lower().endswith((".sigmf-meta", ".sigmf-data")):
         meta_path, data_path = path.with_suffix(".sigmf-meta"), path.with_suffix(".sigmf-data")
         if not meta_path.is_file():
@@ -137,7 +138,7 @@ def _open(path: Path) -> tuple[sigmffile.SigMFFile, Path, Path]:
     except RecursionError:
         raise _too_deep(meta_path) from None
     except _SIGMF_ERRORS as exc:
-        raise DataError(meta_path, f"cannot read SigMF recording: {_one_line(exc)}") from exc
+        raise DataError(meta_path, f"cannot read SigMF recording: {one_line(exc)}") from exc
     if sf.data_file is None and sf.data_buffer is None:
         raise DataError(meta_path, f"no data file: expected {data_path.name} next to it")
     return sf, meta_path, Path(sf.data_file) if sf.data_file is not None else data_path
@@ -198,7 +199,7 @@ def _read_spans(
         else:
             chunks = [_windows(_samples(sf, s, k), length, hop) for s, k in spans]
     except _SIGMF_ERRORS as exc:
-        raise DataError(data_path, f"cannot read samples: {_one_line(exc)}") from exc
+        raise DataError(data_path, f"cannot read samples: {one_line(exc)}") from exc
     return np.concatenate(chunks)
 
 

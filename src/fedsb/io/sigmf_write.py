@@ -24,7 +24,7 @@ from sigmf.validate import validate as sigmf_validate
 from ..errors import DataError
 from ..signals.recordset import RecordSet
 from .cache import atomic_file, discard, temp_path
-from .sigmf_read import EXTENSION, _one_line, is_archive
+from .sigmf_read import EXTENSION, is_archive, one_line
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def write_sigmf(records: RecordSet, path: str | Path) -> Path:
         os.replace(tmp_meta, meta_path)
         return meta_path
     except (SigMFError, ValidationError) as exc:
-        raise DataError(path, f"cannot write SigMF: {_one_line(exc)}") from exc
+        raise DataError(path, f"cannot write SigMF: {one_line(exc)}") from exc
     except OSError as exc:
         raise DataError(path, f"cannot write: {exc.strerror or exc}") from exc
     finally:

@@ -42,10 +42,9 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from ..errors import ConfigError, FedsbError
-from .config import METHODS, AdapterConfig
+from .config import ADAPTED_METHODS, METHODS, AdapterConfig
 
 HEAD = "head"
-ADAPTED_METHODS = ("lora-sb", "lora", "ffa-lora")
 # Exact types: subclasses such as MultiheadAttention's out_proj are read by weight, not called.
 _BASE_TYPES = (nn.Linear, nn.Conv2d)
 

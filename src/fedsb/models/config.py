@@ -7,7 +7,8 @@ from typing import Literal
 
 from ..config import check_number
 
-METHODS = ("lora-sb", "lora", "ffa-lora", "full", "head-only")
+ADAPTED_METHODS = ("lora-sb", "lora", "ffa-lora")  # the methods that wrap layers
+METHODS = (*ADAPTED_METHODS, "full", "head-only")
 HEAD_MODES = ("train", "frozen", "adapt")
 
 
@@ -54,7 +55,8 @@ class ModelConfig:
 class AdapterConfig:
     """Which layers to adapt, how, and how LoRA-SB initialises its fixed B and A."""
 
-    method: Literal["lora-sb", "lora", "ffa-lora", "full", "head-only"] = "lora-sb"
+    # "" (a run's config only): chosen by the enclosing config (a federated run: by its method)
+    method: Literal["", "lora-sb", "lora", "ffa-lora", "full", "head-only"] = "lora-sb"
     rank: int = 16
     # fnmatch patterns over module names (Linear and Conv2d); the classifier head never
     # matches (what it does is `head` below)
@@ -69,7 +71,7 @@ class AdapterConfig:
     head: Literal["train", "frozen", "adapt"] = "train"
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
+        if self.method not in ("", *METHODS):
             raise ValueError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
         check_number("rank", self.rank, 1)
         check_number("alpha", self.alpha, 0, open_low=True)

@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import DataError
+from ..federated.methods import POOLED, is_pooled
 from ..io.cache import atomic_file
+from ..runs import REPORT_FILE
 from . import figures as fig
 from .html import render, versions
 from .latex import build_pdf, macro_name, write_tex
 from .study import RunRecord, Study, load_study
 from .tables import count, kilobytes, megabytes, num, pct, study_tables
-
-REPORT_FILE = "report.html"
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def make_figures(study: Study, out: Path) -> dict[Path, str]:
     averaged = {
         m: r.rows
         for m, r in methods.items()
-        if m != "centralized" and any("update_agreement" in row for row in r.rows)
+        if not is_pooled(m) and any("update_agreement" in row for row in r.rows)
     }
     if averaged:
         made[fig.agreement_figure(averaged, out / "agreement.png")] = (
@@ -63,7 +63,7 @@ def make_figures(study: Study, out: Path) -> dict[Path, str]:
         }
         for r in study.runs
         if r.finished
-        and r.method != "centralized"
+        and not is_pooled(r.method)
         and r.final.get("total_bytes")
         and r.final.get("test_acc") is not None
     ]
@@ -142,8 +142,8 @@ def numbers(study: Study) -> dict[str, str]:
         f = run.final or {}
         out[macro_name("acc", method)] = pct(f.get("test_acc"))
         out[macro_name("kb round", method)] = kilobytes(f.get("bytes_per_round_per_client"))
-    own, central = (_final(methods, m, "test_acc") for m in (primary.method, "centralized"))
-    if primary.method != "centralized" and None not in (own, central):
+    own, central = (_final(methods, m, "test_acc") for m in (primary.method, *POOLED[:1]))
+    if not is_pooled(primary.method) and None not in (own, central):
         out["GapCentralized"] = f"{100 * (central - own):.1f}"
     own, fedit = (
         _final(methods, m, "bytes_per_round_per_client") for m in (primary.method, "fedit")

@@ -14,21 +14,15 @@ import numpy as np
 
 from ..evaluation import metrics as m
 from ..evaluation.scoring import Predictions
+from ..federated.methods import METHODS, OTHER_STYLE
 from .savefig import plt, save_figure
 
 PAPER = (".pdf",)
-STYLE = {  # method -> (colour, marker)
-    "fedsb": ("#1f77b4", "o"),
-    "fedit": ("#d62728", "s"),
-    "ffa": ("#2ca02c", "^"),
-    "fedavg": ("#9467bd", "D"),
-    "head-only": ("#8c564b", "v"),
-    "centralized": ("#7f7f7f", "*"),
-}
+STYLE = {name: fed.style for name, fed in METHODS.items()}  # method -> (colour, marker)
 
 
 def style(method: str) -> dict[str, Any]:
-    colour, marker = STYLE.get(method, ("#17becf", "x"))
+    colour, marker = STYLE.get(method, OTHER_STYLE)
     return {"color": colour, "marker": marker}
 
 

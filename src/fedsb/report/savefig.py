@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib
 
 from ..errors import DataError
-from ..runfiles import check_file_out
+from ..runs import check_file_out
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)

@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..evaluation.scoring import (
+from ..evaluation.scoring import Predictions, load_predictions
+from ..runs import (
+    CONFIG_FILE,
     EVALUATION_FILE,
+    METRICS_FILE,
+    PARTITION_FILE,
     PREDICTIONS_FILE,
-    Predictions,
-    load_predictions,
+    read_json,
+    read_rows,
 )
-from ..runfiles import CONFIG_FILE, METRICS_FILE, read_json, read_rows
 from .checks import CONFIG, check, check_evaluation, check_partition, check_rows
-
-PARTITION_FILE = "partition.json"
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..federated.methods import METHODS, is_pooled
 from .study import RunRecord, Study
 
 DASH = "–"
@@ -53,11 +54,13 @@ def methods_table(runs: Sequence[RunRecord]) -> Table:
     for run in runs:
         final = run.final or {}
         before, after = _calibration(run, "before"), _calibration(run, "after")
-        central = run.method == "centralized"
+        central = is_pooled(run.method)
+        fed = METHODS.get(run.method)
+        ranked = run.rank is not None and (fed is None or fed.ranked)
         rows.append(
             (
                 run.method,
-                str(run.rank) if run.rank is not None and run.method != "fedavg" else DASH,
+                str(run.rank) if ranked else DASH,
                 pct(final.get("test_acc")),
                 pct(final.get("test_acc_snr_ge_10")),
                 pct(before.get("ece")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import check_number
-from ..data_config import DataConfig
+from ..data.config import DataConfig
 from ..models.config import AdapterConfig, ModelConfig
 from ..signals.config import FadingConfig, GeneratorConfig, ImpairmentsConfig, PulseConfig
 
@@ -97,3 +97,5 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         _check_splits(self)
         check_number("full_lr", self.full_lr, 0, open_low=True)
+        if not self.adapter.method:  # "" means "follow the federated method": none here
+            raise ValueError("adapter.method: name the adapter to fine-tune (e.g. 'lora-sb')")

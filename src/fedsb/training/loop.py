@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.imageset import ImageSet
 from ..signals.summary import snr_bins
 from .config import TrainConfig
-from .imageset import ImageSet
 
 EVAL_BATCH = 512
 
@@ -144,3 +144,10 @@ def fit(
         if on_epoch:
             on_epoch(row)
     return history
+
+
+def init_batches(data: ImageSet, n: int, batch_size: int, seed: int):
+    """The first ``n`` samples of a seeded order, in batches (the LoRA-SB gradient estimate)."""
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    for start in range(0, len(order), batch_size):
+        yield data.batch(order[start : start + batch_size])

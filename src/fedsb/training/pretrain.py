@@ -8,39 +8,21 @@ from pathlib import Path
 
 import torch
 
-from ..config import config_hash, to_dict
-from ..data_config import DataConfig
+from ..config import config_hash, load_config, to_dict
+from ..data.splits import build_splits
+from ..errors import ConfigError
 from ..models.backbones import build_backbone, count_parameters
+from ..models.checkpoint import save_checkpoint
 from ..report.curves import training_curve
-from ..signals import resolve_classes
+from ..reporter import Reporter, SilentReporter
+from ..runs import MODEL_FILE, RunDir
 from .config import PretrainConfig, TrainConfig
-from .imageset import ImageSet, load_or_build, split_config
 from .loop import Evaluation, evaluate, fit, predict
-from .reporter import Reporter, SilentReporter
-from .runs import MODEL_FILE, RunDir, save_checkpoint
 
 
 def set_threads(cfg: TrainConfig) -> None:
     """Use ``cfg.threads`` torch threads (0: one per core)."""
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-
-
-def build_splits(
-    data: DataConfig,
-    val_per_class: int,
-    test_per_class: int,
-    cache_dir: Path | None,
-    reporter: Reporter,
-) -> dict[str, ImageSet]:
-    """Train/val/test ImageSets, each from its own seed (cached by config hash)."""
-    sizes = {"train": data.per_class, "val": val_per_class, "test": test_per_class}
-    splits = {}
-    for name, per_class in sizes.items():
-        cfg = split_config(data, name, per_class)
-        total = per_class * len(resolve_classes(data.classes))
-        with reporter.task(f"{name} split", total) as advance:
-            splits[name] = load_or_build(cfg, cache_dir, progress=advance)
-    return splits
 
 
 @dataclass(frozen=True)
@@ -98,3 +80,26 @@ def pretrain(
         title=f"pretraining ({cfg.model.arch}, source domain)",
     )
     return PretrainResult(run.path, checkpoint, n_params, test)
+
+
+def resolve_pretrained(spec: str, cache_dir: Path | None, reporter: Reporter) -> Path:
+    """Checkpoint path for ``spec``: a run dir, a .safetensors file, or a pretrain config whose
+    checkpoint is cached under ``cache_dir/pretrain/<config hash>`` (trained when missing)."""
+    path = Path(spec)
+    if path.is_dir():
+        return path / MODEL_FILE
+    if path.suffix == ".safetensors":
+        return path
+    if path.suffix == ".toml":
+        cfg = load_config(PretrainConfig, path)
+        if cache_dir is None:
+            raise ConfigError(f"pretrained = {spec!r}: a pretrain config needs a cache directory")
+        run = Path(cache_dir) / "pretrain" / config_hash(cfg)
+        if (run / MODEL_FILE).exists():
+            reporter.info(f"reusing pretrained backbone {run} (config hash matches)")
+            return run / MODEL_FILE
+        reporter.info(f"no cached backbone for {path}: pretraining into {run}")
+        return pretrain(cfg, run, cache_dir, reporter).checkpoint
+    raise ConfigError(
+        f"pretrained = {spec!r}: expected a run directory, a .safetensors file or a pretrain .toml"
+    )

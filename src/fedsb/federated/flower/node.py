@@ -21,16 +21,17 @@ import torch
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from torch import nn
 
+from ...data.imageset import ImageSet
+from ...data.partition import build_client_data, concat, plan_partition
 from ...errors import ConfigError
 from ...models.adapters import load_adapter_state
 from ...models.lora_sb_init import load_lora_sb_basis
-from ...training.finetune import resolve_pretrained
-from ...training.imageset import ImageSet
+from ...reporter import SilentReporter
 from ...training.loop import predict
-from ...training.reporter import SilentReporter
+from ...training.pretrain import resolve_pretrained
 from ..config import RunConfig
 from ..engine_local import client_init_step, client_step
-from ..partition import build_client_data, concat, plan_partition
+from ..methods import method
 from ..task import adapted_model, has_lora_sb
 from . import messages as m
 
@@ -47,7 +48,7 @@ def _client_data(cfg: RunConfig, pid: int, cache_dir: Path | None) -> tuple[Imag
     """This node's (training, validation) data; for ``centralized`` the union of every client's
     (as ``task.units`` and ``calibrate.val_units`` on the server)."""
     plans = plan_partition(cfg.partition, cfg.data)
-    ids = range(len(plans)) if cfg.method == "centralized" else [pid]
+    ids = range(len(plans)) if method(cfg.method).pooled else [pid]
     sets = [build_client_data(plans[i], cfg.partition, cfg.data, cache_dir) for i in ids]
     if len(sets) == 1:
         return sets[0].train, sets[0].val

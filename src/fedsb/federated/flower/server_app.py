@@ -27,8 +27,8 @@ from flwr.serverapp import Grid, ServerApp
 
 from ...config import load_config
 from ...errors import FedsbError
-from ...training.reporter import Reporter
-from ...training.runs import RunDir
+from ...reporter import Reporter
+from ...runs import RunDir
 from ..config import RunConfig
 from ..server import RunResult, federate, prepare
 from ..task import Task, build_task

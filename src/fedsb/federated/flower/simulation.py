@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ...errors import FedsbError
-from ...training.reporter import Reporter
-from ...training.runs import RunDir
+from ...reporter import Reporter
+from ...runs import RunDir
 from ..config import RunConfig
 from ..server import FederatedError, RunResult
 from ..task import Task

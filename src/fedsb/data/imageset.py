@@ -19,11 +19,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..config import config_hash
-from ..data_config import DataConfig
 from ..images import to_images
 from ..images.config import ImageConfig
 from ..io.cache import temp_path
 from ..signals import RecordSet, generate
+from .config import DataConfig
 
 log = logging.getLogger(__name__)
 

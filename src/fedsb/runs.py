@@ -1,20 +1,34 @@
-"""Checks and readers shared by everything that writes or reads run directories (no torch here,
-so ``fedsb report`` stays light): is an ``--out`` usable, does it hold a run, the rows of a
-``metrics.jsonl``, a JSON file.
+"""Run directories: the file names of a run, ``RunDir`` (config, metrics.jsonl, figures/),
+atomic JSON writes, and the checks and readers shared by everything that writes or reads runs:
+is an ``--out`` usable, does it hold a run, the rows of a ``metrics.jsonl``, a JSON file.
+
+No torch here, so ``fedsb report`` stays light: checkpoints live in ``models/checkpoint.py``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from pathlib import Path
 from typing import Any
 
+from .config import save_config
 from .errors import ConfigError, DataError
+from .io.cache import atomic_file
 
-CONFIG_FILE = "config.toml"
-METRICS_FILE = "metrics.jsonl"
+# The files of a run directory (and of the report built from runs).
+CONFIG_FILE = "config.toml"  # the resolved config
+METRICS_FILE = "metrics.jsonl"  # one JSON row per epoch / round / stage
+MODEL_FILE = "model.safetensors"  # the backbone, or the adapted / merged model
+ADAPTER_FILE = "adapter.safetensors"  # the adapter tensors only
+STATE_FILE = "state.safetensors"  # a federated run's resume checkpoint
+BASIS_FILE = "basis.safetensors"  # the LoRA-SB basis shared by every client
+PARTITION_FILE = "partition.json"  # the client plans of a federated run
+PREDICTIONS_FILE = "predictions.npz"  # test-set logits of a run, for figures and re-scoring
+EVALUATION_FILE = "evaluation.json"  # score() of the test set and the calibration fit
+REPORT_FILE = "report.html"  # ``fedsb report``
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +147,47 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
         raise DataError(path, f"not readable JSON ({type(exc).__name__})") from None
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe value: NaN/inf become None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+class RunDir:
+    """One run's folder: ``config.toml``, ``metrics.jsonl``, checkpoints and ``figures/``."""
+
+    def __init__(self, path: str | Path):
+        """Create the folder, or a one-line error when ``path`` cannot be a run directory
+        (a file, below a file, not writable)."""
+        self.path = make_dir(path)
+        make_dir(self.path / "figures")
+
+    def save_config(self, config: Any) -> None:
+        save_config(config, self.path / CONFIG_FILE)
+
+    def log(self, **row: Any) -> None:
+        """Append one JSON line to metrics.jsonl (flushed at once: a killed run keeps its rows)."""
+        with open(self.path / METRICS_FILE, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(json_safe(row), sort_keys=True) + "\n")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The metrics rows; a row torn by a kill mid-write (the last line) is left out."""
+        return read_rows(self.path / METRICS_FILE)
+
+    def figure(self, name: str) -> Path:
+        return self.path / "figures" / name
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """``data`` as indented JSON, written atomically; NaN is refused (JSON has none)."""
+    path = check_file_out(path)
+    with atomic_file(path) as handle:
+        handle.write(json.dumps(data, indent=1, allow_nan=False).encode())
+    return path

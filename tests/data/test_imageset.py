@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from fedsb.config import apply_overrides
-from fedsb.data_config import DataConfig
+from fedsb.data.config import DataConfig
+from fedsb.data.imageset import SPLIT_SEEDS, load_or_build, split_config
 from fedsb.images import to_images
 from fedsb.signals import generate
-from fedsb.training.imageset import SPLIT_SEEDS, load_or_build, split_config
 
 SMALL = apply_overrides(
     DataConfig(),

@@ -9,18 +9,18 @@ import pytest
 import torch
 
 from fedsb.config import apply_overrides, to_dict
-from fedsb.data_config import DataConfig
-from fedsb.federated.config import CHANNEL_PROFILES, PartitionConfig, RunConfig
-from fedsb.federated.partition import (
+from fedsb.data.config import CHANNEL_PROFILES, DataConfig, PartitionConfig
+from fedsb.data.partition import (
     build_client_data,
     channel_profile,
     concat,
     partition_rows,
     plan_partition,
 )
+from fedsb.federated.config import RunConfig
 from fedsb.training.config import TARGET_GENERATOR
 
-from .conftest import TINY_IMAGES
+from ..federated.conftest import TINY_IMAGES
 
 DATA = DataConfig(classes="rml2016", per_class=1, seed=1, generator=TARGET_GENERATOR)
 K = 11  # rml2016 classes

@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data_config import DataConfig
 from ..signals import resolve_classes
 from ..signals.config import GeneratorConfig
-from ..training.imageset import SPLIT_SEEDS, ImageSet, load_or_build
-from .config import CHANNEL_PROFILES, PartitionConfig
+from .config import CHANNEL_PROFILES, DataConfig, PartitionConfig
+from .imageset import SPLIT_SEEDS, ImageSet, load_or_build
 
 CLIENT_SEED_STRIDE = 7919  # client i's data seed = data.seed + stride * (i + 1) + split offset
 

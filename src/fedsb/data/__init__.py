@@ -1,0 +1,1 @@
+"""Data sets: what to generate (DataConfig), cached image sets, splits, client partitions."""

@@ -1,0 +1,83 @@
+"""The federated methods, one registry entry each: adding a method is one ``FedMethod`` here.
+
+Everything the server, the clients, the engines, the CLI and the report need to know about a
+method is a field of its entry, so no other module compares ``cfg.method`` to a name. The layers
+below ``federated`` (``models``, ``training``) never import this: they get the facts they need
+(the adapter method string) passed in.
+
+Every method aggregates the same way (``aggregate.aggregate``: each sent key on its own); what
+differs is what the clients send (``sent``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..models.config import ADAPTED_METHODS
+
+
+@dataclass(frozen=True)
+class FedMethod:
+    """One federated method: the adapter its clients train and how the server treats it."""
+
+    name: str
+    adapter: str  # the models/ adapter method the clients train (adapter.method)
+    # fnmatch patterns of the adapter-state keys the clients send each round, besides the head
+    # (``head.*``, sent whenever the head trains)
+    sent: tuple[str, ...]
+    lr_key: str  # the ClientConfig learning-rate field of the adapter tensors (the head: lr)
+    style: tuple[str, str]  # plot (colour, marker), the same in every figure
+    needs_basis: bool = False  # LoRA-SB's B and A from a round-0 gradient estimate
+    pooled: bool = False  # one training unit on the union of the clients' data: nothing sent
+    dp: bool = True  # DP-SGD supported (adapter methods; not every weight, not pooled data)
+
+    @property
+    def ranked(self) -> bool:
+        """Whether ``adapter.rank`` means anything (a low-rank adapter)."""
+        return self.adapter in ADAPTED_METHODS
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+_ENTRIES = (
+    FedMethod("fedsb", "lora-sb", ("*.lora_R.weight",), "lr", ("#1f77b4", "o"), needs_basis=True),
+    FedMethod("fedit", "lora", ("*.lora_A.weight", "*.lora_B.weight"), "lora_lr", ("#d62728", "s")),
+    FedMethod("ffa", "ffa-lora", ("*.lora_B.weight",), "lora_lr", ("#2ca02c", "^")),
+    FedMethod("fedavg", "full", ("*",), "full_lr", ("#9467bd", "D"), dp=False),
+    FedMethod("head-only", "head-only", (), "lr", ("#8c564b", "v")),
+    # the reference: LoRA-SB on the union of every client's training data (same rounds x local
+    # epochs, no server); what the one unit trains is fedsb's R
+    FedMethod(
+        "centralized",
+        "lora-sb",
+        ("*.lora_R.weight",),
+        "lr",
+        ("#7f7f7f", "*"),
+        needs_basis=True,
+        pooled=True,
+        dp=False,
+    ),
+)
+METHODS: dict[str, FedMethod] = {m.name: m for m in _ENTRIES}
+#: The methods that train on pooled data (the centralized reference), for report look-ups.
+POOLED = tuple(m.name for m in _ENTRIES if m.pooled)
+OTHER_STYLE = ("#17becf", "x")  # a method the registry does not know (an old run directory)
+
+
+def method(name: str, key: str = "method") -> FedMethod:
+    """The entry of ``name``; ConfigError naming ``key`` for an unknown one."""
+    try:
+        return METHODS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"{key} {name!r} is not one of {', '.join(METHODS)}") from None
+
+
+def is_pooled(name: str) -> bool:
+    """Whether run records of method ``name`` are the pooled reference (unknown: no)."""
+    return name in POOLED
+
+
+__all__ = ["METHODS", "POOLED", "FedMethod", "is_pooled", "method"]

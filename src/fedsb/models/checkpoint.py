@@ -1,0 +1,136 @@
+"""Checkpoints (safetensors + JSON metadata) and the pretrained backbone they hold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from ..config import from_dict, to_dict
+from ..errors import ConfigError, DataError
+from ..io.budget import check_budget
+from ..io.cache import temp_path
+from ..runs import json_safe
+from .backbones import build_backbone
+from .config import ModelConfig
+
+
+def save_checkpoint(path: str | Path, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Tensors + JSON metadata in one safetensors file, written atomically."""
+    path = Path(path)
+    tmp = temp_path(path, ".safetensors")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    try:
+        save_file(
+            tensors, str(tmp), metadata={"fedsb": json.dumps(json_safe(meta), sort_keys=True)}
+        )
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (full disk) leaves no temporary file
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state dict, metadata) of a checkpoint; a one-line DataError when it is unusable.
+
+    safetensors bounds its own header (a claimed length of 10^15 bytes is an error); the
+    file size is checked against the input budget and the "fedsb" JSON must be an object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "no such checkpoint")
+    check_budget(path, path.stat().st_size, "the checkpoint", verb="is")
+    try:
+        with safe_open(str(path), "pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("fedsb", "{}"))
+            if not isinstance(meta, dict):
+                kind = type(meta).__name__
+                raise DataError(path, f"metadata 'fedsb' is not a JSON object (got {kind})")
+            state = {k: handle.get_tensor(k) for k in handle.keys()}
+    except DataError:
+        raise
+    except RecursionError:
+        raise DataError(path, "metadata 'fedsb' nests too deeply to read") from None
+    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        raise DataError(path, f"not a readable checkpoint ({type(exc).__name__})") from None
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own SafetensorError
+        problem = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(path, f"not a readable checkpoint ({problem})") from None
+    return state, meta
+
+
+def load_backbone(checkpoint: Path, cfg: Any) -> tuple[nn.Module, dict]:
+    """Rebuild the pretrained backbone; its image config must match ``cfg.data.images`` (a
+    finetune or run config)."""
+    state, meta = load_checkpoint(checkpoint)
+    if meta.get("kind") != "backbone":
+        raise ConfigError(f"{checkpoint}: not a pretrained backbone checkpoint")
+    check_model_meta(meta, checkpoint)
+    if meta["images"] != to_dict(cfg.data.images):
+        raise ConfigError(
+            f"{checkpoint}: the backbone was trained on other images "
+            f"({meta['images']}) than data.images"
+        )
+    return backbone_from_checkpoint(state, meta, checkpoint), meta
+
+
+_META_TYPES = {
+    "model": dict,
+    "in_channels": int,
+    "image_size": int,
+    "class_names": list,
+    "images": dict,
+}
+
+
+def check_model_meta(meta: dict, path: Path | None) -> ModelConfig:
+    """The ModelConfig of a checkpoint's metadata, or a DataError naming the bad entry."""
+    for key, kind in _META_TYPES.items():
+        value = meta.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise DataError(path, f"metadata {key!r} is missing or not a {kind.__name__}")
+    names = meta["class_names"]
+    if not names or not all(isinstance(c, str) for c in names):
+        raise DataError(path, "metadata 'class_names' must be a non-empty list of strings")
+    if meta["in_channels"] < 1 or meta["image_size"] < 1:
+        raise DataError(path, "metadata 'in_channels' and 'image_size' must be >= 1")
+    try:
+        return from_dict(ModelConfig, meta["model"])
+    except ConfigError as exc:
+        raise DataError(path, f"metadata 'model': {exc}") from None
+
+
+def _mismatch(want: dict[str, torch.Size], state: dict[str, torch.Tensor]) -> str | None:
+    """The first difference between an architecture's tensors and a checkpoint's."""
+    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    if missing:
+        return f"missing tensor {missing[0]!r}"
+    if extra:
+        return f"unexpected tensor {extra[0]!r}"
+    for key, shape in want.items():
+        if tuple(state[key].shape) != tuple(shape):
+            return f"{key!r} is {tuple(state[key].shape)}, the model's is {tuple(shape)}"
+    return None
+
+
+def backbone_from_checkpoint(state: dict, meta: dict, path: Path | None = None) -> nn.Module:
+    """The backbone a checkpoint's metadata describes, with its weights loaded; a DataError
+    naming ``path`` when the metadata or the tensors describe no such model."""
+    model_cfg = check_model_meta(meta, path)
+    args = (model_cfg, meta["in_channels"], len(meta["class_names"]), meta["image_size"])
+    try:
+        with torch.device("meta"):  # shapes only: nothing is allocated for what meta claims
+            want = {k: v.shape for k, v in build_backbone(*args).state_dict().items()}
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise DataError(path, f"metadata describes no buildable model ({exc})") from None
+    problem = _mismatch(want, state)
+    if problem:
+        raise DataError(path, f"tensors do not fit the model in its metadata: {problem}")
+    model = build_backbone(*args)
+    model.load_state_dict(state)
+    return model
