@@ -97,7 +97,7 @@ def test_run_writes_the_run_dir_and_refuses_to_overwrite_it(backbone, capsys):
             "partition.dirichlet_alpha: must be >= 0, got -1.0",
         ),
         (["run", "--dry-run", "--dp-epsilon", "-2"], "dp.epsilon: must be >= 0, got -2.0"),
-        (["run", "--dry-run", "--engine", "spark"], "engine 'spark'"),
+        (["run", "--dry-run", "--engine", "spark"], "engine: 'spark' is not one of"),
         (["run"], "--out is required"),
         (["run", "--resume", "nowhere"], "nothing to resume"),
         (["run", "--resume", "nowhere", "--method", "fedit"], "drop other options"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
 from ..config import check_number
 from ..data.config import CHANNEL_PROFILES, DataConfig, PartitionConfig  # noqa: F401 (re-exported)
@@ -15,9 +15,16 @@ from .methods import METHODS, method
 #: Federated method -> the adapter each client trains (from the registry, ``methods.METHODS``).
 ADAPTER_OF = {name: m.adapter for name, m in METHODS.items()}
 FED_METHODS = tuple(METHODS)
-AGGREGATIONS = ("mean", "median", "trimmed-mean")
-SERVER_OPTIMIZERS = ("avg", "fedavgm", "fedadam")
-ATTACKS = ("none", "scale", "nan", "sign-flip", "noise", "raise", "sleep", "wrong-keys")
+Aggregation = Literal["mean", "median", "trimmed-mean"]
+ServerOptimizer = Literal["avg", "fedavgm", "fedadam"]
+ClientOptimizer = Literal["adamw", "sgd"]
+Accountant = Literal["rdp", "prv", "gdp"]
+Attack = Literal["none", "scale", "nan", "sign-flip", "noise", "raise", "sleep", "wrong-keys"]
+InitSource = Literal["proxy", "clients"]
+EngineName = Literal["local", "flower"]
+AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
+SERVER_OPTIMIZERS: tuple[str, ...] = get_args(ServerOptimizer)
+ATTACKS: tuple[str, ...] = get_args(Attack)
 
 
 @dataclass(frozen=True)
@@ -33,10 +40,10 @@ class ClientConfig:
     label_smoothing: float = 0.0
     logit_adjust: float = 0.0  # tau > 0: train on logits + tau*log(local class prior) (label skew)
     prox_mu: float = 0.0  # mu > 0: FedProx term mu/2 * ||w - w_global||^2 on trained tensors
-    optimizer: str = "adamw"  # adamw | sgd (momentum 0.9; the lr keys then are SGD steps)
+    optimizer: ClientOptimizer = "adamw"  # sgd: momentum 0.9; the lr keys then are SGD steps
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("adamw", "sgd"):
+        if self.optimizer not in get_args(ClientOptimizer):
             raise ValueError(f"optimizer {self.optimizer!r} is not adamw or sgd")
         for key in ("logit_adjust", "prox_mu", "weight_decay"):
             check_number(key, getattr(self, key), 0)
@@ -53,12 +60,12 @@ class ServerConfig:
 
     fraction: float = 1.0  # share of clients sampled per round
     min_clients: int = 2  # fewer valid updates than this fails the round
-    aggregation: str = "mean"  # mean | median | trimmed-mean (coordinate-wise)
+    aggregation: Aggregation = "mean"  # mean | median | trimmed-mean (coordinate-wise)
     trim: float = 0.2  # trimmed-mean: share cut at each end
     norm_bound: float = 0.0  # > 0: drop updates whose L2 norm of (state - global) exceeds it
     timeout: float = 0.0  # > 0: drop clients slower than this many seconds
-    optimizer: str = "avg"  # avg: global = aggregate; fedavgm: momentum; fedadam: Adam (on the
-    # aggregated delta)
+    # avg: global = aggregate; fedavgm: momentum; fedadam: Adam (on the aggregated delta)
+    optimizer: ServerOptimizer = "avg"
     lr: float = 1e-2  # server learning rate of fedavgm (try 1.0) and fedadam
     beta1: float = 0.9  # fedavgm momentum; fedadam first moment
     beta2: float = 0.99
@@ -88,13 +95,13 @@ class DPConfig:
     epsilon: float = 0.0  # target epsilon after all rounds, per client
     delta: float = 1e-5
     clip: float = 1.0  # per-sample gradient norm bound
-    accountant: str = "rdp"
+    accountant: Accountant = "rdp"
 
     def __post_init__(self) -> None:
         check_number("epsilon", self.epsilon, 0)
         check_number("delta", self.delta, 0, 1, open_low=True, open_high=True)
         check_number("clip", self.clip, 0, open_low=True)
-        if self.accountant not in ("rdp", "prv", "gdp"):
+        if self.accountant not in get_args(Accountant):
             raise ValueError(f"accountant {self.accountant!r} is not rdp, prv or gdp")
 
     @property
@@ -106,7 +113,7 @@ class DPConfig:
 class AttackConfig:
     """Simulated misbehaving clients, for robustness studies (none by default)."""
 
-    kind: str = "none"  # see ATTACKS
+    kind: Attack = "none"
     clients: tuple[int, ...] = ()  # client ids that misbehave every round they are sampled
     factor: float = 100.0  # scale: multiply the update; noise: its standard deviation
     sleep: float = 0.0  # sleep: seconds the client stalls before answering
@@ -130,8 +137,8 @@ class RunConfig:
     # LoRA-SB's B and A: "proxy" = the server's own data (a slice of the pretraining set, drawn
     # with its generator), "clients" = federated round 0 (each client sends its summed
     # gradients once; counted in the communication totals)
-    init_source: str = "clients"
-    engine: str = "local"  # local | flower (Flower simulation engine)
+    init_source: InitSource = "clients"
+    engine: EngineName = "local"  # local | flower (Flower simulation engine)
     workers: int = 1  # local engine: client processes (1 = sequential in this process)
     threads: int = 0  # torch threads per process (0 = one per core / worker)
     data: DataConfig = field(
@@ -151,9 +158,9 @@ class RunConfig:
         fed = method(self.method)
         check_number("rounds", self.rounds, 1)
         check_number("seed", self.seed, 0)
-        if self.init_source not in ("proxy", "clients"):
+        if self.init_source not in get_args(InitSource):
             raise ValueError(f"init_source {self.init_source!r} is not proxy or clients")
-        if self.engine not in ("local", "flower"):
+        if self.engine not in get_args(EngineName):
             raise ValueError(f"engine {self.engine!r} is not local or flower")
         check_number("workers", self.workers, 1)
         check_number("threads", self.threads, 0)
