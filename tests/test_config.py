@@ -118,11 +118,13 @@ def test_saved_config_is_compact_toml_that_loads_back(tmp_path):
 
 def assert_equals_the_defaults(loaded, default) -> None:
     """Equal to the defaults; ``pretrained`` is written relative to the config file (configs/),
-    so it loads as the absolute path of the same file the default names from the repo root."""
+    so it loads as the absolute path of configs/pretrain.toml, a copy of the preset the default
+    names."""
     if not hasattr(default, "pretrained"):
         assert loaded == default
         return
-    assert loaded.pretrained == str((REPO / default.pretrained).resolve())
+    assert default.pretrained == "pretrain"  # the packaged preset, the same file as configs/'s
+    assert loaded.pretrained == str((REPO / "configs" / "pretrain.toml").resolve())
     assert dataclasses.replace(loaded, pretrained=default.pretrained) == default
 
 

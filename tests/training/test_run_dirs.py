@@ -209,7 +209,8 @@ def test_shipped_configs_name_the_pretrain_config_next_to_them(name, cls, tmp_pa
 
 def test_the_spelling_of_pretrained_does_not_change_the_backbone_cache_key(tmp_path, monkeypatch):
     """The backbone is cached by its PretrainConfig's hash: relative, absolute and
-    config-relative spellings of configs/pretrain.toml find the same cached checkpoint."""
+    config-relative spellings of configs/pretrain.toml, and the preset's name (the default),
+    find the same cached checkpoint."""
     monkeypatch.chdir(REPO)
     key = config_hash(load_config(PretrainConfig, "configs/pretrain.toml"))
     assert config_hash(load_config(PretrainConfig, REPO / "configs" / "pretrain.toml")) == key
@@ -217,5 +218,6 @@ def test_the_spelling_of_pretrained_does_not_change_the_backbone_cache_key(tmp_p
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"")  # resolve_pretrained only looks for it
     fine = load_config(FinetuneConfig, REPO / "configs" / "finetune.toml").pretrained
-    for spec in ("configs/pretrain.toml", str(REPO / "configs" / "pretrain.toml"), fine):
+    absolute = str(REPO / "configs" / "pretrain.toml")
+    for spec in ("configs/pretrain.toml", absolute, fine, "pretrain"):
         assert resolve_pretrained(spec, tmp_path, SilentReporter()) == cached

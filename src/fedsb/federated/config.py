@@ -133,7 +133,7 @@ class RunConfig:
     rounds: int = 20
     seed: int = 0  # client sampling, batch order, local training
     # a pretrain config (cached by hash), a pretrain run directory or a .safetensors file
-    pretrained: str = "configs/pretrain.toml"
+    pretrained: str = "pretrain"  # the preset
     # LoRA-SB's B and A: "proxy" = the server's own data (a slice of the pretraining set, drawn
     # with its generator), "clients" = federated round 0 (each client sends its summed
     # gradients once; counted in the communication totals)

@@ -85,7 +85,7 @@ class FinetuneConfig:
     test_per_class: int = 300
     # a pretrain config (its checkpoint is cached by config hash, trained when missing),
     # a run directory holding model.safetensors, or a .safetensors file
-    pretrained: str = "configs/pretrain.toml"
+    pretrained: str = "pretrain"  # the preset
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     # adapters and the head take train.lr; full fine-tuning of every weight needs a ~10x
     # smaller step (measured: 3e-3 vs 3e-2 for lora-sb, README "Pretraining and fine-tuning")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import config_hash, load_config, to_dict
+from ..config import config_file, config_hash, load_config, to_dict
 from ..data.splits import build_splits
 from ..errors import ConfigError
 from ..models.backbones import build_backbone, count_parameters
@@ -84,8 +84,9 @@ def pretrain(
 
 def resolve_pretrained(spec: str, cache_dir: Path | None, reporter: Reporter) -> Path:
     """Checkpoint path for ``spec``: a run dir, a .safetensors file, or a pretrain config whose
-    checkpoint is cached under ``cache_dir/pretrain/<config hash>`` (trained when missing)."""
-    path = Path(spec)
+    checkpoint is cached under ``cache_dir/pretrain/<config hash>`` (trained when missing); a
+    preset name (``pretrain``) is the pretrain config shipped in the package."""
+    path = Path(spec) if Path(spec).is_dir() else config_file(spec)
     if path.is_dir():
         return path / MODEL_FILE
     if path.suffix == ".safetensors":
