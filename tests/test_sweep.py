@@ -7,7 +7,8 @@ import json
 import pytest
 
 from fedsb.errors import ConfigError
-from fedsb.sweep import plan_cells, run_sweep
+from fedsb.federated.sweep import pareto_points, plan_cells, run_sweep
+from fedsb.report.figures import pareto_figure
 
 from .cli.test_data_cli import run as cli
 from .federated.conftest import (
@@ -30,7 +31,21 @@ def sweep(workspace, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("sweep")
     base = workspace.config("rounds=1")
     results = run_sweep(base, out, ["fedsb", "fedit", "fedavg"], [2, 4], workspace.cache)
+    assert not (out / "figures").exists()  # drawing is the caller's (the report layer's)
+    pareto_figure(pareto_points(results), out / "figures" / "pareto.png")  # as `fedsb sweep` does
     return out, base, workspace, results
+
+
+def test_pareto_points_leave_out_pooled_runs_and_put_rankless_cells_at_rank_0():
+    results = [
+        {"cell": "fedsb-r4", "method": "fedsb", "rank": 4},
+        {"cell": "fedavg", "method": "fedavg", "rank": None},
+        {"cell": "centralized", "method": "centralized", "rank": None},
+    ]
+    assert pareto_points(results) == [
+        {"cell": "fedsb-r4", "method": "fedsb", "rank": 4},
+        {"cell": "fedavg", "method": "fedavg", "rank": 0},
+    ]
 
 
 def test_sweep_writes_every_cell_the_table_and_the_figure(sweep):
@@ -82,3 +97,16 @@ def test_cli_bad_ranks_and_methods_exit_2(tmp_path, capsys):
     assert code == 2 and "--ranks" in err
     code, _, err = cli(["sweep", "--out", str(tmp_path / "s"), "--methods", "fedsb,nope"], capsys)
     assert code == 2 and "unknown 'nope'" in err
+
+
+def test_cli_keeps_done_cells_and_draws_the_pareto_figure(sweep, capsys):
+    out, _, ws, results = sweep
+    figure = out / "figures" / "pareto.png"
+    figure.unlink()
+    args = ["sweep", "--out", str(out), "--methods", "fedsb,fedit,fedavg", "--ranks", "2,4"]
+    args += ["--config", str(out / "fedsb-r2" / "config.toml"), "--cache", str(ws.cache)]
+    code, stdout, _ = cli(args, capsys)
+    assert code == 0
+    assert figure.exists()
+    for r in results:
+        assert f"{r['cell']}: done, kept" in stdout

@@ -99,8 +99,11 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
 
 
 def _set_key(data: dict[str, Any], key: str, value: Any, missing_only: bool = False) -> None:
-    """Set dotted ``key`` in nested ``data``, copying the tables on the way (the caller's stay
-    as they were); a table that is no table is left for ``_coerce`` to report."""
+    """Set dotted ``key`` in nested ``data``, copying the tables on the way.
+
+    The caller's tables stay as they were; a table that is no table is left for ``_coerce`` to
+    report.
+    """
     *tables, last = key.split(".")
     node = data
     for table in tables:
@@ -137,8 +140,11 @@ def check_number(
     open_high: bool = False,
     allow_inf: bool = False,
 ) -> None:
-    """Raise ValueError ``key: must be ..., got value`` unless low <= value <= high (NaN never
-    passes; inf only with ``allow_inf``). ``open_low``/``open_high`` make a bound strict."""
+    """Raise ValueError ``key: must be ..., got value`` unless low <= value <= high.
+
+    NaN never passes; inf only with ``allow_inf``. ``open_low``/``open_high`` make a bound
+    strict.
+    """
     ok = value == value
     if low is not None:
         ok = ok and (value > low if open_low else value >= low)
@@ -184,7 +190,8 @@ def apply_overrides(config: T, overrides: Iterable[str]) -> T:
 
     A class's ``FOLLOWERS`` (dotted key -> the key it follows, "" meaning "follow") follow
     again when their leader is overridden and they are not: ``method=fedit`` retrains with
-    fedit's adapter instead of conflicting with the one the old method implied."""
+    fedit's adapter instead of conflicting with the one the old method implied.
+    """
     data = to_dict(config)
     given = set()
     for item in overrides:
@@ -249,8 +256,10 @@ def config_file(spec: str | Path) -> Path:
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterable[str] = ()) -> T:
-    """Load ``cls`` from a preset name or a TOML file (defaults when ``path`` is None), then
-    apply overrides."""
+    """Load ``cls`` from a preset name or a TOML file, then apply overrides.
+
+    When ``path`` is None, start from the defaults.
+    """
     data: dict[str, Any] = {}
     if path is not None:
         path = config_file(path)

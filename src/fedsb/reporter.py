@@ -24,7 +24,9 @@ class SilentReporter:
 
     @contextmanager
     def task(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        """Yield an ``advance(n)`` that does nothing."""
         yield lambda n: None
 
     def info(self, message: str) -> None:
+        """Drop the message."""
         return None

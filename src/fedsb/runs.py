@@ -1,6 +1,8 @@
-"""Run directories: the file names of a run, ``RunDir`` (config, metrics.jsonl, figures/),
-atomic JSON writes, and the checks and readers shared by everything that writes or reads runs:
-is an ``--out`` usable, does it hold a run, the rows of a ``metrics.jsonl``, a JSON file.
+"""Run directories: a run's file names, ``RunDir``, atomic JSON writes, shared checks, readers.
+
+``RunDir`` holds config, metrics.jsonl and figures/. The checks and readers serve everything
+that writes or reads runs: is an ``--out`` usable, does it hold a run, the rows of a
+``metrics.jsonl``, a JSON file.
 
 No torch here, so ``fedsb report`` stays light: checkpoints live in ``models/checkpoint.py``.
 """
@@ -34,9 +36,11 @@ log = logging.getLogger(__name__)
 
 
 def check_writable(directory: str | Path, name: str | Path | None = None) -> None:
-    """DataError ``<name>: cannot write here (<reason>)`` unless files can be made in
-    ``directory`` (existing, or creatable below its nearest existing ancestor). A file is
-    created and removed to find out: permission bits do not stop root, a read-only mount does."""
+    """DataError ``<name>: cannot write here (<reason>)`` unless files can be made in ``directory``.
+
+    ``directory`` may exist or be creatable below its nearest existing ancestor. A file is
+    created and removed to find out: permission bits do not stop root, a read-only mount does.
+    """
     directory = Path(directory)
     name = directory if name is None else name
     existing = directory
@@ -87,8 +91,10 @@ def holds_run(path: str | Path) -> bool:
 
 
 def check_sub_runs(out: str | Path, names: list[str]) -> list[Path]:
-    """``--method a,b``: sub-runs go to ``OUT/<name>``, so ``OUT`` must not be a run itself
-    (its files would be mixed with the sub-runs'). Checked before anything is trained."""
+    """``--method a,b``: sub-runs go to ``OUT/<name>``, so ``OUT`` must not be a run itself.
+
+    Its files would be mixed with the sub-runs'. Checked before anything is trained.
+    """
     out = check_out(out)
     if holds_run(out):
         raise ConfigError(
@@ -164,12 +170,15 @@ class RunDir:
     """One run's folder: ``config.toml``, ``metrics.jsonl``, checkpoints and ``figures/``."""
 
     def __init__(self, path: str | Path):
-        """Create the folder, or a one-line error when ``path`` cannot be a run directory
-        (a file, below a file, not writable)."""
+        """Create the folder, or a one-line error when ``path`` cannot be a run directory.
+
+        It cannot when it is a file, below a file, or not writable.
+        """
         self.path = make_dir(path)
         make_dir(self.path / "figures")
 
     def save_config(self, config: Any) -> None:
+        """Write ``config`` as the run's ``config.toml``."""
         save_config(config, self.path / CONFIG_FILE)
 
     def log(self, **row: Any) -> None:
@@ -182,6 +191,7 @@ class RunDir:
         return read_rows(self.path / METRICS_FILE)
 
     def figure(self, name: str) -> Path:
+        """The path of figure ``name`` in the run's ``figures/`` folder."""
         return self.path / "figures" / name
 
 

@@ -107,3 +107,53 @@ def test_run_with_dp_reports_epsilon_per_round(workspace, tmp_path):
 def test_dp_is_refused_for_full_fine_tuning(workspace):
     with pytest.raises(ConfigError, match="dp: method 'fedavg' is not supported"):
         workspace.config("method='fedavg'", "dp.epsilon=1.0")
+
+
+def test_poisson_batches_are_seeded_and_sample_each_record_at_rate_q():
+    def draw(n, q, steps, seed):
+        return list(dpacc.poisson_batches(n, q, steps, torch.Generator().manual_seed(seed)))
+
+    a, b, c = draw(400, 0.25, 50, 3), draw(400, 0.25, 50, 3), draw(400, 0.25, 50, 4)
+    assert len(a) == 50 and all(torch.equal(x, y) for x, y in zip(a, b))
+    assert any(not torch.equal(x, y) for x, y in zip(a, c))
+    assert all(bool((x.diff() > 0).all()) and x.max() < 400 for x in a)  # distinct records
+    share = sum(len(x) for x in a) / (400 * 50)
+    assert 0.24 < share < 0.26  # binomial: std 0.003
+    assert any(len(x) == 0 for x in draw(4, 0.05, 20, 0))  # an empty batch can happen
+
+
+def _linear_step(private: bool, clip: float) -> torch.Tensor:
+    """One full-batch step (q = 1) of a linear model through the training loop."""
+    import torch.nn.functional as F
+
+    from fedsb.data.imageset import ImageSet
+    from fedsb.training.loop import run_epoch
+
+    g = torch.Generator().manual_seed(0)
+    data = ImageSet(
+        torch.randint(0, 255, (12, 1, 4, 4), generator=g, dtype=torch.uint8),
+        torch.randint(0, 3, (12,), generator=g),
+        torch.zeros(12),
+        ("a", "b", "c"),
+    )
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    start = model[1].weight.detach().clone()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    batches, loss = [torch.arange(12)], lambda z, y: F.cross_entropy(z, y)
+    if not private:
+        run_epoch(model, data, opt, batches, loss)
+    else:
+        with dpacc.private(model, opt, 0.0, clip, 1.0, 12, g) as (gsm, dp_opt):
+            run_epoch(gsm, data, dp_opt, batches, loss)
+    assert not any(hasattr(p, "grad_sample") for p in model.parameters())
+    return model[1].weight.detach() - start
+
+
+def test_private_wraps_the_same_loop_clipping_per_sample_gradients():
+    """Without noise and with a clip no gradient reaches, the private step is the plain one;
+    with a small clip each record moves the weights by at most lr * clip / batch."""
+    plain = _linear_step(private=False, clip=0.0)
+    assert torch.allclose(_linear_step(private=True, clip=1e6), plain, atol=1e-6)
+    clipped = _linear_step(private=True, clip=1e-3)
+    assert float(clipped.norm()) <= 0.5 * 1e-3 + 1e-9 < float(plain.norm())

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import fedsb.federated.engine_local as engine_local
+import fedsb.federated.faults as faults
 from fedsb.federated.aggregate import deserialize, serialize
 from fedsb.federated.server import FederatedError, sample_clients
 from fedsb.models.checkpoint import load_checkpoint
@@ -28,7 +28,7 @@ SLEEP = 1.6  # how long the slow client stalls
 
 def _corrupting(change):
     """A ``misbehave`` that sends ``change(state)`` from client BAD (faults no attack kind has)."""
-    real = engine_local.misbehave
+    real = faults.misbehave
 
     def misbehave(state, global_state, attack, client, seed):
         out = real(state, global_state, attack, client, seed)
@@ -81,7 +81,7 @@ FAULTS = {
 def _run(workspace, out: Path, overrides, misbehave=None) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         if misbehave is not None:
-            mp.setattr(engine_local, "misbehave", misbehave)
+            mp.setattr(faults, "misbehave", misbehave)
         workspace.run(out, *overrides)
     return out
 

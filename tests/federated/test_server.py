@@ -13,7 +13,8 @@ import fedsb.federated.engine_local as engine_local
 import fedsb.models.checkpoint as checkpoint
 from fedsb.federated.aggregate import parameter_count, payload_bytes
 from fedsb.federated.engines import run_federated
-from fedsb.federated.server import FederatedError, _checkpoint, prepare
+from fedsb.federated.progress import Progress, Totals, save_progress, split_prefixed
+from fedsb.federated.server import FederatedError, prepare
 from fedsb.models.checkpoint import load_checkpoint
 from fedsb.runs import ADAPTER_FILE, BASIS_FILE, STATE_FILE, RunDir
 
@@ -24,7 +25,7 @@ RANK = 4
 
 def _global(path: Path) -> dict[str, torch.Tensor]:
     state, _ = load_checkpoint(path / STATE_FILE)
-    return {k[7:]: v for k, v in state.items() if k.startswith("global.")}
+    return split_prefixed(state, "global.")
 
 
 def _adapter(path: Path) -> dict[str, torch.Tensor]:
@@ -194,7 +195,7 @@ def test_checkpoint_after_each_round_is_complete_and_leaves_no_temp_files(small)
             snap["meta"]["totals"]["bytes"]
             == read_rows(small.path)[snap["row"]]["cumulative_bytes"]
         )
-        keys = {k[7:] for k in snap["state"] if k.startswith("global.")}
+        keys = set(split_prefixed(snap["state"], "global."))
         assert keys == set(_adapter(small.path))
     # the global state moved from round 1 to round 2, and the last checkpoint is the adapter
     first, last = (s["state"] for s in small.after_round)
@@ -207,7 +208,7 @@ def test_checkpoint_after_each_round_is_complete_and_leaves_no_temp_files(small)
 def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     run = RunDir(tmp_path / "run")
     glob = {"head.bias": torch.arange(3.0)}
-    _checkpoint(run, glob, {}, 1, {"bytes": 10.0})
+    save_progress(run.path / STATE_FILE, Progress(glob, {}, 1, Totals(10.0, (0,))))
 
     def broken(tensors, filename, metadata=None):
         Path(filename).write_bytes(b"\x00" * 10)  # a torn write: then the disk fills up
@@ -215,7 +216,8 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch)
 
     monkeypatch.setattr(checkpoint, "save_file", broken)
     with pytest.raises(OSError, match="No space left"):
-        _checkpoint(run, {"head.bias": torch.zeros(3)}, {}, 2, {"bytes": 20.0})
+        later = Progress({"head.bias": torch.zeros(3)}, {}, 2, Totals(20.0, (0,)))
+        save_progress(run.path / STATE_FILE, later)
     state, meta = load_checkpoint(run.path / STATE_FILE)
     assert meta["round"] == 1 and torch.equal(state["global.head.bias"], torch.arange(3.0))
 
@@ -264,7 +266,7 @@ def test_fedadam_runs_keeps_its_state_and_differs_from_avg(workspace, small, tmp
     assert [r["stage"] for r in rows] == ["init", "round", "round", "final"]
     assert all(math.isfinite(r["test_loss"]) for r in rows)
     (s1, s2) = (s["state"] for s in rec.after_round)
-    keys = [k[7:] for k in s2 if k.startswith("global.")]
+    keys = list(split_prefixed(s2, "global."))
     assert set(s2) == {f"{p}.{k}" for k in keys for p in ("global", "opt.m", "opt.v")}
     # round 2 applied Adam with the stored moments: x2 = x1 + lr m2 / (sqrt(v2) + tau)
     for k in keys:

@@ -6,11 +6,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fedsb.data.imageset import ImageSet
 from fedsb.training.config import TrainConfig
-from fedsb.training.loop import evaluate, fit, make_optimizer, predict
+from fedsb.training.loop import evaluate, fit, make_optimizer, predict, run_epoch, shuffled_batches
 
 
 def toy_set(n: int, seed: int) -> ImageSet:
@@ -69,3 +70,61 @@ def test_fit_learns_a_separable_task_and_is_reproducible():
     assert history[-1]["val_acc"] == 1.0 and history[-1]["train_loss"] < history[0]["train_loss"]
     again, logits_again = run()
     assert torch.equal(logits, logits_again)  # same seeds, same numbers
+
+
+def test_shuffled_batches_cover_every_record_once_per_epoch():
+    batches = list(shuffled_batches(10, 4, torch.Generator().manual_seed(7), epochs=2))
+    assert [len(b) for b in batches] == [4, 4, 2, 4, 4, 2]
+    g = torch.Generator().manual_seed(7)  # the same draws as two plain randperms
+    want = [torch.randperm(10, generator=g), torch.randperm(10, generator=g)]
+    assert torch.equal(torch.cat(batches[:3]), want[0]) and torch.equal(
+        torch.cat(batches[3:]), want[1]
+    )
+    assert not torch.equal(want[0], want[1])
+
+
+def test_run_epoch_is_plain_minibatch_sgd():
+    """Against a hand-written loop: the same batches, one SGD step each, the scheduler stepped
+    once per batch, the loss and accuracy tallied per record, on_step told each batch size."""
+    data = toy_set(40, 3)
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    weight, bias = (p.detach().clone() for p in model.parameters())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 / (step + 1))
+    batches = list(shuffled_batches(len(data), 16, torch.Generator().manual_seed(2)))
+    steps: list[int] = []
+    tally = run_epoch(
+        model, data, opt, batches, lambda z, y: F.cross_entropy(z, y), sched, steps.append
+    )
+    loss_sum, correct = 0.0, 0
+    for k, index in enumerate(batches):
+        x, y = data.batch(index)
+        w, b = weight.requires_grad_(), bias.requires_grad_()
+        logits = x.flatten(1) @ w.T + b
+        loss = F.cross_entropy(logits, y)
+        gw, gb = torch.autograd.grad(loss, (w, b))
+        weight, bias = w.detach() - 0.1 / (k + 1) * gw, b.detach() - 0.1 / (k + 1) * gb
+        loss_sum += float(loss.detach()) * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+    assert torch.allclose(model[1].weight, weight, atol=1e-6)
+    assert torch.allclose(model[1].bias, bias, atol=1e-6)
+    assert steps == [16, 16, 8] and sched.last_epoch == 3
+    assert (tally.seen, tally.correct) == (40, correct)
+    assert tally.loss_sum == pytest.approx(loss_sum, rel=1e-5)
+    assert tally.metrics() == {"train_loss": tally.loss_sum / 40, "train_acc": correct / 40}
+
+
+def test_run_epoch_skips_an_empty_batch_but_clears_the_gradients():
+    """A Poisson batch may be empty: no step, nothing tallied, no stale gradient left over."""
+    data = toy_set(8, 4)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    before = [p.detach().clone() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    empty = torch.zeros(0, dtype=torch.long)
+    tally = run_epoch(model, data, opt, [empty], lambda z, y: F.cross_entropy(z, y))
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+    assert tally.seen == 0 and tally.metrics() == {"train_loss": 0.0, "train_acc": 0.0}

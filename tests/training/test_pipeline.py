@@ -9,6 +9,7 @@ import pytest
 from fedsb.config import apply_overrides, save_config
 from fedsb.errors import ConfigError
 from fedsb.models.checkpoint import load_backbone, load_checkpoint
+from fedsb.report.curves import training_curve
 from fedsb.reporter import SilentReporter
 from fedsb.runs import ADAPTER_FILE, MODEL_FILE
 from fedsb.training.config import FinetuneConfig, PretrainConfig
@@ -35,7 +36,7 @@ TINY_PRE = apply_overrides(
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    result = pretrain(TINY_PRE, root / "pre", cache_dir=root / "cache")
+    result = pretrain(TINY_PRE, root / "pre", cache_dir=root / "cache", on_history=training_curve)
     return root, result
 
 
@@ -57,8 +58,14 @@ def test_finetune_lora_sb_trains_only_r_and_head_and_reloads(pretrained, tmp_pat
         FinetuneConfig(),
         [*TINY_DATA, f"pretrained='{root / 'pre'}'", "adapter.rank=4", "adapter.init_samples=16"],
     )
-    out = finetune(cfg, tmp_path / "ft", cache_dir=root / "cache")
+    drawn = []
+    out = finetune(cfg, tmp_path / "ft", cache_dir=root / "cache", on_history=_record(drawn))
     assert out.method == "lora-sb" and 0 < out.trainable < out.parameters
+    # the caller draws: the rows it gets are the run's, the figure goes into its figures/
+    ((rows, path, title),) = drawn
+    assert path == tmp_path / "ft" / "figures" / "training_curve.png"
+    assert title == "fine-tuning (lora-sb, r=4, target)"
+    assert [r["stage"] for r in rows] == ["frozen", "finetune", "test"]
     adapters, _ = load_checkpoint(tmp_path / "ft" / ADAPTER_FILE)
     assert all(k.endswith("lora_R.weight") or k.startswith("head.") for k in adapters)
     # the frozen baseline is the pretrained model on the same target test split
@@ -67,15 +74,26 @@ def test_finetune_lora_sb_trains_only_r_and_head_and_reloads(pretrained, tmp_pat
     assert rows[-1]["trainable"] == out.trainable
 
 
+def _record(drawn: list):
+    """An ``on_history`` that records its arguments instead of drawing."""
+    return lambda rows, path, title: drawn.append((rows, path, title))
+
+
 def test_pretrain_config_spec_is_cached_by_hash(pretrained, tmp_path):
     root, result = pretrained
     spec = tmp_path / "pre.toml"
     save_config(TINY_PRE, spec)
     cache = tmp_path / "cache"
-    first = resolve_pretrained(str(spec), cache, SilentReporter())
+    drawn = []
+    first = resolve_pretrained(str(spec), cache, SilentReporter(), _record(drawn))
     stamp = first.stat().st_mtime_ns
-    again = resolve_pretrained(str(spec), cache, SilentReporter())
+    again = resolve_pretrained(str(spec), cache, SilentReporter(), _record(drawn))
     assert again == first and again.stat().st_mtime_ns == stamp  # reused, not retrained
+    # the curve of the backbone trained for the spec is drawn into its cached run, once
+    assert [(p, t) for _, p, t in drawn] == [
+        (first.parent / "figures" / "training_curve.png", "pretraining (resnet, source domain)")
+    ]
+    assert not drawn[0][1].exists()  # the recorder drew nothing itself
 
 
 def test_backbone_with_other_images_is_refused(pretrained):

@@ -13,10 +13,10 @@ from fedsb.config import config_hash, load_config, save_config
 from fedsb.errors import ConfigError, DataError
 from fedsb.federated.config import RunConfig
 from fedsb.federated.server import FederatedError, check_sub_run_dirs
+from fedsb.federated.sweep import run_sweep
 from fedsb.paths import resolve_config_paths
 from fedsb.reporter import SilentReporter
 from fedsb.runs import MODEL_FILE, RunDir, check_file_out, check_sub_runs, read_rows, write_json
-from fedsb.sweep import run_sweep
 from fedsb.training.config import FinetuneConfig, PretrainConfig
 from fedsb.training.finetune import finetune
 from fedsb.training.pretrain import pretrain, resolve_pretrained

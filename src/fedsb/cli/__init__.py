@@ -1,15 +1,52 @@
-"""The ``fedsb`` command line: one Typer app, one module per command group."""
+"""The ``fedsb`` command line: one Typer app, one module per command, all registered here.
+
+Command modules define plain functions; this module alone wires them to the app (``app.py``
+imports no command module, so nothing cycles).
+"""
 
 from __future__ import annotations
 
 import sys
 import traceback
 
+import typer
+
 from ..errors import FedsbError
-from . import data, federated, model, report, train  # noqa: F401  (registers the commands)
+from . import (
+    data_generate,
+    data_inspect,
+    data_preview,
+    evaluate,
+    finetune,
+    model,
+    paper,
+    pretrain,
+    report,
+    run,
+    sweep,
+)
 from .app import app, err_console, safe, state
 
 __all__ = ["app", "main"]
+
+data_app = typer.Typer(help="Generate, inspect and preview IQ data sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+data_app.command("generate")(data_generate.generate)
+data_app.command("inspect")(data_inspect.inspect)
+data_app.command("preview")(data_preview.preview)
+
+model_app = typer.Typer(help="Inspect backbones and adapters.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+model_app.command("info")(model.info)
+
+app.command("pretrain")(pretrain.pretrain_cmd)
+app.command("finetune")(finetune.finetune_cmd)
+app.command("run")(run.run_cmd)
+app.command("federate", help="Alias of [bold]fedsb run[/].")(run.run_cmd)
+app.command("sweep")(sweep.sweep_cmd)
+app.command("report")(report.report_cmd)
+app.command("paper")(paper.paper_cmd)
+app.command("evaluate")(evaluate.evaluate_cmd)
 
 
 def _command_index() -> str:

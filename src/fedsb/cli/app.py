@@ -27,6 +27,8 @@ def plain_console(**kwargs) -> Console:
 
 @dataclass
 class State:
+    """Options of the top-level callback that every command can read (``--debug``)."""
+
     debug: bool = False
 
 

@@ -10,11 +10,8 @@ import typer
 from rich.table import Table
 
 from ..errors import ConfigError
-from .app import app, console, safe
-from .data import SetOpt
-
-model_app = typer.Typer(help="Inspect backbones and adapters.", no_args_is_help=True)
-app.add_typer(model_app, name="model")
+from .app import console, safe
+from .options import SetOpt
 
 
 def _configs(path: Path | None, overrides: list[str]):
@@ -36,7 +33,6 @@ def _configs(path: Path | None, overrides: list[str]):
     return load_config(PretrainConfig, Path(fine.pretrained)), fine.adapter, fine.data
 
 
-@model_app.command("info")
 def info(
     config: Annotated[
         Path | None,

@@ -37,8 +37,10 @@ class RichReporter:
 
     @contextmanager
     def task(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        """Show a progress bar of ``total`` steps while the body runs; yields ``advance(n)``."""
         with progress_bar(description, total) as advance:
             yield advance
 
     def info(self, message: str) -> None:
+        """Print a dim status line on stderr."""
         err_console.print(f"[dim]{safe(message)}[/]", highlight=False)

@@ -1,5 +1,8 @@
-"""DataConfig: what to generate (classes, counts, seed, generator ranges) and how to image it;
-PartitionConfig: how the data differ between federated clients."""
+"""Data configs: what to generate and how to image it, and how clients' data differ.
+
+DataConfig: what to generate (classes, counts, seed, generator ranges) and how to image it;
+PartitionConfig: how the data differ between federated clients.
+"""
 
 from __future__ import annotations
 

@@ -58,6 +58,7 @@ class ImageSet:
         return (x.float().div_(255.0) if x.dtype == torch.uint8 else x), self.labels[index]
 
     def subset(self, index: torch.Tensor | np.ndarray) -> ImageSet:
+        """The records at ``index``, with the same class names."""
         index = torch.as_tensor(index, dtype=torch.long)
         return ImageSet(
             self.images[index], self.labels[index], self.snr_db[index], self.class_names

@@ -67,6 +67,7 @@ class ClientPlan:
 
     @property
     def size(self) -> int:
+        """Training records of this client, all classes together."""
         return sum(self.counts)
 
 
@@ -124,6 +125,7 @@ class ClientData:
 def client_data_config(
     data: DataConfig, plan: ClientPlan, split: str, per_class: int
 ) -> DataConfig:
+    """One client's split config: its generator and a seed from data seed, client and split."""
     seed = data.seed + CLIENT_SEED_STRIDE * (plan.client + 1) + SPLIT_SEEDS[split]
     return replace(data, generator=plan.generator, seed=seed, per_class=per_class)
 

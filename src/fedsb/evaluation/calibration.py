@@ -39,10 +39,12 @@ class TemperatureStats:
         )
 
     def as_dict(self) -> dict[str, float]:
+        """The four sums as a dict keyed by field name."""
         return {"count": self.count, "nll": self.nll, "grad": self.grad, "hess": self.hess}
 
 
 def total(stats: Iterable[TemperatureStats]) -> TemperatureStats:
+    """Sum of several clients' statistics at one β (all zero when there are none)."""
     out = TemperatureStats(0.0, 0.0, 0.0, 0.0)
     for s in stats:
         out = out + s
@@ -76,6 +78,8 @@ def temperature_stats(logits, labels, beta: float) -> TemperatureStats:
 
 @dataclass(frozen=True)
 class TemperatureFit:
+    """A fitted temperature with the steps used, mean NLL before and after, and its history."""
+
     temperature: float
     steps: int  # statistics rounds used (one per evaluated β)
     nll_before: float  # mean validation NLL at T = 1
@@ -86,8 +90,11 @@ class TemperatureFit:
 def fit_temperature(
     stats_at: Callable[[float], TemperatureStats], max_steps: int = 30, tol: float = 1e-7
 ) -> TemperatureFit:
-    """Minimise the validation NLL over T ∈ [T_MIN, T_MAX]; ``stats_at(β)`` returns the summed
-    statistics at β (a local computation, or one federated round)."""
+    """Minimise the validation NLL over T ∈ [T_MIN, T_MAX].
+
+    ``stats_at(β)`` returns the summed statistics at β (a local computation, or one federated
+    round).
+    """
     lo, hi = 1.0 / T_MAX, 1.0 / T_MIN  # bracket in β
     beta, history = 1.0, []
     first = None

@@ -32,6 +32,8 @@ from .scoring import Predictions, score
 
 @dataclass(frozen=True)
 class RunModel:
+    """A run's merged model and what scoring needs: classes, image setup, length, temperature."""
+
     model: nn.Module
     class_names: tuple[str, ...]
     images: ImageConfig
@@ -58,8 +60,10 @@ def _record_length(run: Path) -> int:
 
 
 def load_run_model(run: Path) -> RunModel:
-    """The merged model of a finished run, with what is needed to feed it; a one-line
-    DataError when any of it is unusable (metadata, tensors, weights, config)."""
+    """The merged model of a finished run, with what is needed to feed it.
+
+    A one-line DataError when any of it is unusable (metadata, tensors, weights, config).
+    """
     run = Path(run)
     if not run.is_dir():
         raise DataError(run, "no such run directory")
@@ -84,8 +88,10 @@ def load_run_model(run: Path) -> RunModel:
 
 
 def windows(records: RecordSet, length: int, path: Path) -> RecordSet:
-    """Records of exactly ``length`` samples: longer ones cut into whole windows, shorter
-    ones refused."""
+    """Records of exactly ``length`` samples: longer ones cut into whole windows.
+
+    Shorter ones are refused.
+    """
     have = records.length
     if have == length:
         return records

@@ -43,6 +43,7 @@ def softmax(logits, temperature: float = 1.0) -> np.ndarray:
 
 
 def accuracy(probs, labels) -> float:
+    """Top-1 accuracy of ``probs`` (N, K) against ``labels`` (N,); NaN when empty."""
     p, y = _checked(probs, labels)
     return float((p.argmax(1) == y).mean()) if y.size else float("nan")
 
@@ -59,7 +60,8 @@ def confusion_matrix(labels, predicted, n_classes: int) -> np.ndarray:
 def precision_recall(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-class precision, recall and F1 from a confusion matrix.
 
-    Precision is NaN for a class never predicted, recall for a class absent from the labels."""
+    Precision is NaN for a class never predicted, recall for a class absent from the labels.
+    """
     c = np.asarray(confusion, dtype=np.float64)
     tp = np.diag(c)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -73,7 +75,8 @@ def pr_curve(scores, positive) -> tuple[np.ndarray, np.ndarray]:
     """Precision and recall at every distinct score threshold, highest threshold first.
 
     Ties share one point, as in scikit-learn's ``precision_recall_curve`` (without its final
-    (recall 0, precision 1) point)."""
+    (recall 0, precision 1) point).
+    """
     s = np.asarray(scores, dtype=np.float64)
     pos = np.asarray(positive, dtype=bool)
     order = np.argsort(-s, kind="stable")
@@ -105,11 +108,13 @@ class Reliability:
 
     @property
     def ece(self) -> float:
+        """Expected calibration error: count-weighted mean |accuracy - confidence| of the bins."""
         n = self.count.sum()
         return float(np.sum(self.count * np.abs(self.accuracy - self.confidence)) / n) if n else 0.0
 
     @property
     def mce(self) -> float:
+        """Maximum calibration error: the largest |accuracy - confidence| of a non-empty bin."""
         seen = self.count > 0
         return float(np.abs(self.accuracy - self.confidence)[seen].max()) if seen.any() else 0.0
 
@@ -135,26 +140,31 @@ def top_label(probs, labels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ece(probs, labels, bins: int = ECE_BINS) -> float:
+    """Top-label expected calibration error of ``probs`` against ``labels``."""
     return reliability(*top_label(probs, labels), bins).ece
 
 
 def mce(probs, labels, bins: int = ECE_BINS) -> float:
+    """Top-label maximum calibration error of ``probs`` against ``labels``."""
     return reliability(*top_label(probs, labels), bins).mce
 
 
 def classwise_ece(probs, labels, bins: int = ECE_BINS) -> float:
+    """Mean over classes of the one-vs-rest ECE of each class's probability column."""
     p, y = _checked(probs, labels)
     per_class = [reliability(p[:, k], y == k, bins).ece for k in range(p.shape[1])]
     return float(np.mean(per_class))
 
 
 def brier(probs, labels) -> float:
+    """Multi-class Brier score: mean squared distance to the one-hot labels; NaN when empty."""
     p, y = _checked(probs, labels)
     onehot = np.eye(p.shape[1])[y]
     return float(np.mean(np.sum((p - onehot) ** 2, axis=1))) if y.size else float("nan")
 
 
 def nll(probs, labels) -> float:
+    """Mean negative log-probability of the true class (clipped at ``EPS``); NaN when empty."""
     p, y = _checked(probs, labels)
     if not y.size:
         return float("nan")

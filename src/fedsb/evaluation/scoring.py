@@ -20,7 +20,7 @@ from numpy.lib import format as npformat
 from ..errors import DataError
 from ..io.budget import check_budget
 from ..io.cache import atomic_file
-from ..signals.summary import snr_bins
+from ..signals.summary import accuracy_by_snr
 from . import metrics as m
 
 HIGH_SNR_DB = 10.0
@@ -46,9 +46,11 @@ class Predictions:
             raise ValueError(f"{k} logit columns for {len(self.class_names)} class names")
 
     def probs(self, temperature: float = 1.0) -> np.ndarray:
+        """Softmax of the logits at ``temperature``."""
         return m.softmax(self.logits, temperature)
 
     def subset(self, mask: np.ndarray) -> Predictions:
+        """The predictions where ``mask`` is true."""
         return Predictions(
             self.logits[mask], self.labels[mask], self.snr_db[mask], self.class_names
         )
@@ -56,24 +58,17 @@ class Predictions:
 
 def per_snr(correct: np.ndarray, snr_db: np.ndarray, width: float = 5.0) -> list[dict]:
     """Accuracy per SNR bin (a bin per value on a grid such as RadioML's, else ``width`` dB)."""
-    snr = np.asarray(snr_db, dtype=np.float64)
-    edges, names = snr_bins(snr, width)
-    rows = []
-    finite = np.isfinite(snr)
-    index = np.clip(np.searchsorted(edges, snr, side="right") - 1, 0, max(len(names) - 1, 0))
-    for j, name in enumerate(names):
-        inside = finite & (index == j)
-        n = int(inside.sum())
-        rows.append(
-            {
-                "snr": name,
-                "low_db": float(edges[j]),
-                "high_db": float(edges[j + 1]),
-                "count": n,
-                "accuracy": float(correct[inside].mean()) if n else None,
-            }
-        )
-    return rows
+    bins = accuracy_by_snr(correct, snr_db, width)
+    return [
+        {
+            "snr": name,
+            "low_db": float(bins.edges[j]),
+            "high_db": float(bins.edges[j + 1]),
+            "count": n,
+            "accuracy": acc if n else None,
+        }
+        for j, (name, n, acc) in enumerate(zip(bins.labels, bins.counts, bins.accuracy))
+    ]
 
 
 def _mean_or_none(values: np.ndarray) -> float | None:
@@ -136,8 +131,10 @@ def save_predictions(pred: Predictions, path) -> None:
 
 
 def _npz_array(archive: zipfile.ZipFile, path: Path, name: str) -> np.ndarray:
-    """One member of an npz, its header checked before anything is allocated: no pickled
-    objects, and no more bytes than the member holds (a header can claim any shape)."""
+    """One member of an npz, its header checked before anything is allocated.
+
+    No pickled objects, and no more bytes than the member holds (a header can claim any shape).
+    """
     try:
         info = archive.getinfo(f"{name}.npy")
     except KeyError:

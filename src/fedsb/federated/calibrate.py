@@ -2,12 +2,15 @@
 
 ``client_calibration_stats`` is what a client computes per Newton step (four sums on its own
 validation split at the server's β); ``fit_global_temperature`` drives the steps over any
-engine with ``calibration_stats(ids, global_state, beta)``. No logits or labels leave a client.
+``engines.Engine`` (its ``calibration_stats(ids, global_state, beta)``). No logits or labels
+leave a client.
 ``final_evaluation`` then scores the global test set and every client's test split before and
 after scaling (the server-side evaluation of the simulation, as for accuracy).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,7 +28,11 @@ from ..evaluation.scoring import Predictions, score
 from ..models.adapters import load_adapter_state
 from ..training.loop import predict
 from .aggregate import payload_bytes
+from .progress import State
 from .task import Task
+
+if TYPE_CHECKING:  # engines.run_federated imports the server loop: typing only, no cycle
+    from .engines import Engine
 
 #: Bytes of one calibration step per client: β down (8 B); count, NLL, grad, hess up (32 B);
 #: before the first step the final global state goes down once (its payload).
@@ -44,7 +51,9 @@ def client_calibration_stats(logits: torch.Tensor, data: ImageSet, beta: float) 
     return temperature_stats(logits.double().numpy(), data.labels.numpy(), beta).as_dict()
 
 
-def fit_global_temperature(engine, n_units: int, global_state) -> tuple[TemperatureFit, float]:
+def fit_global_temperature(
+    engine: Engine, n_units: int, global_state: State
+) -> tuple[TemperatureFit, float]:
     """Federated temperature scaling: (fit, bytes per unit: the final state down, then 40 B
     per Newton step)."""
     ids = list(range(n_units))

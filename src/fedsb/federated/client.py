@@ -17,6 +17,7 @@ from torch import nn
 from ..data.imageset import ImageSet
 from ..models.adapters import adapter_state, load_adapter_state
 from ..models.lora_sb_init import estimate_weight_gradients
+from ..training.loop import LossFn, Tally, run_epoch, shuffled_batches
 from . import dp as dpacc
 from .config import RunConfig
 from .methods import method
@@ -81,67 +82,37 @@ def local_optimizer(groups: list[dict], cfg: RunConfig) -> torch.optim.Optimizer
     return torch.optim.AdamW(groups, weight_decay=cfg.client.weight_decay)
 
 
-def _plain_epochs(model, groups, data, cfg, generator) -> tuple[float, int, int]:
-    opt = local_optimizer(groups, cfg)
+def _loss_fn(groups: list[dict], data: ImageSet, cfg: RunConfig) -> LossFn:
+    """The client's loss: cross-entropy, logit-adjusted by ``client.logit_adjust``, plus the
+    FedProx term to the global state when ``client.prox_mu`` > 0."""
     shift = None
     if cfg.client.logit_adjust > 0:
         shift = cfg.client.logit_adjust * log_prior(data.labels, len(data.class_names))
+    if cfg.client.prox_mu <= 0:
+        return lambda logits, y: local_loss(logits, y, cfg, shift)
     params = [p for g in groups for p in g["params"]]
-    anchors = [p.detach().clone() for p in params] if cfg.client.prox_mu > 0 else None
-    loss_sum, correct, seen = 0.0, 0, 0
-    for _ in range(cfg.client.local_epochs):
-        order = torch.randperm(len(data), generator=generator)
-        for start in range(0, len(data), cfg.client.batch_size):
-            x, y = data.batch(order[start : start + cfg.client.batch_size])
-            logits = model(x)
-            loss = local_loss(logits, y, cfg, shift)
-            if anchors is not None:
-                loss = loss + proximal(params, anchors, cfg.client.prox_mu)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-    return loss_sum, correct, seen
-
-
-def _private_epochs(model, groups, data, cfg, generator) -> tuple[float, int, int, dict]:
-    """DP-SGD: Poisson batches, per-sample clipping and seeded Gaussian noise (Opacus)."""
-    from opacus import GradSampleModule
-    from opacus.optimizers import DPOptimizer
-
-    n, bs = len(data), cfg.client.batch_size
-    q = dpacc.sample_rate(bs, n)
-    steps = dpacc.steps_per_round(bs, n, cfg.client.local_epochs)
-    sigma = dpacc.noise_multiplier(cfg.dp, q, steps * cfg.rounds)
-    gsm = GradSampleModule(model)
-    opt = DPOptimizer(
-        local_optimizer(groups, cfg),
-        noise_multiplier=sigma,
-        max_grad_norm=cfg.dp.clip,
-        expected_batch_size=max(1, round(q * n)),  # = min(bs, n): Opacus averages by it
-        generator=generator,
+    anchors = [p.detach().clone() for p in params]
+    return lambda logits, y: (
+        local_loss(logits, y, cfg, shift) + proximal(params, anchors, cfg.client.prox_mu)
     )
-    loss_sum, correct, seen = 0.0, 0, 0
-    try:
-        for _ in range(steps):
-            index = torch.nonzero(torch.rand(n, generator=generator) < q).flatten()
-            opt.zero_grad(set_to_none=True)
-            if len(index) == 0:  # an empty Poisson batch: nothing to learn, the step is counted
-                continue
-            x, y = data.batch(index)
-            logits = gsm(x)
-            loss = local_loss(logits, y, cfg, None)  # config refuses logit_adjust/prox_mu with dp
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-    finally:
-        opt.zero_grad(set_to_none=True)
-        gsm._close()  # remove hooks and grad_sample attributes: the model is plain again
-    return loss_sum, correct, seen, {"dp_sigma": sigma, "dp_sample_rate": q, "dp_steps": steps}
+
+
+def _train(model, groups, data, cfg: RunConfig, generator) -> tuple[Tally, dict[str, float]]:
+    """The client's local epochs through the training loop; with DP, the same loop on Poisson
+    batches with the model and optimiser made private (the config refuses logit_adjust and
+    prox_mu with dp, so the loss is plain cross-entropy there)."""
+    loss_fn = _loss_fn(groups, data, cfg)
+    opt = local_optimizer(groups, cfg)
+    n, bs, epochs = len(data), cfg.client.batch_size, cfg.client.local_epochs
+    if not cfg.dp.enabled:
+        return run_epoch(model, data, opt, shuffled_batches(n, bs, generator, epochs), loss_fn), {}
+    q = dpacc.sample_rate(bs, n)
+    steps = dpacc.steps_per_round(bs, n, epochs)
+    sigma = dpacc.noise_multiplier(cfg.dp, q, steps * cfg.rounds)
+    with dpacc.private(model, opt, sigma, cfg.dp.clip, q, n, generator) as (gsm, dp_opt):
+        batches = dpacc.poisson_batches(n, q, steps, generator)
+        tally = run_epoch(gsm, data, dp_opt, batches, loss_fn)
+    return tally, {"dp_sigma": sigma, "dp_sample_rate": q, "dp_steps": steps}
 
 
 def client_update(
@@ -164,15 +135,10 @@ def client_update(
     groups = param_groups(model, cfg, server_round)
     generator = torch.Generator().manual_seed(seed)
     lr = groups[0]["lr"]
-    extra: dict[str, float] = {}
-    if cfg.dp.enabled:
-        loss_sum, correct, seen, extra = _private_epochs(model, groups, data, cfg, generator)
-    else:
-        loss_sum, correct, seen = _plain_epochs(model, groups, data, cfg, generator)
+    tally, extra = _train(model, groups, data, cfg, generator)
     metrics = {
         "num-examples": float(len(data)),
-        "train_loss": loss_sum / max(seen, 1),
-        "train_acc": correct / max(seen, 1),
+        **tally.metrics(),
         "lr": lr,
         "seconds": time.perf_counter() - start,
         **extra,
@@ -190,3 +156,24 @@ def client_init_gradients(
     batches = (data.batch(order[s : s + batch_size]) for s in range(0, len(order), batch_size))
     model.train()
     return estimate_weight_gradients(model, batches)
+
+
+def client_init_step(model, data, cfg: RunConfig, client: int, samples: int) -> State:
+    """LoRA-SB round 0 of one client; every engine calls this, so all give the same basis."""
+    seed = client_seed(cfg.adapter.init_seed, 0, client)
+    return client_init_gradients(model, data, samples, cfg.client.batch_size, seed)
+
+
+def client_step(model, data, cfg: RunConfig, server_round: int, client: int, global_state):
+    """Train one client and apply its (simulated) behaviour: (state sent, metrics).
+
+    Every engine calls this. The global torch RNG (dropout) is seeded per (round, client) and
+    restored afterwards, so results do not depend on which process ran which client before.
+    """
+    from .faults import misbehave  # looked up per call: tests replace it to forge bad answers
+
+    seed = client_seed(cfg.seed, server_round, client)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        state, metrics = client_update(model, global_state, data, cfg, server_round, seed)
+    return misbehave(state, global_state, cfg.attack, client, seed), metrics

@@ -2,11 +2,12 @@
 
 Each client trains with Poisson-sampled batches (rate q = batch_size / n), per-sample gradients
 clipped to ``clip`` and Gaussian noise of std ``sigma * clip`` (Opacus ``GradSampleModule`` +
-``DPOptimizer``). sigma is chosen so that a client taking part in *every* round reaches the
-target epsilon after the last one; a client sampled less often ends below it. The accountant of
-client i is a pure function of (sigma_i, q_i, steps taken so far), so the server can report each
-client's epsilon after every round without holding any client state, and a resumed run gets
-the same numbers.
+``DPOptimizer``, made by ``private`` around the model and optimiser the training loop then
+runs as usual, on ``poisson_batches``). sigma is chosen so that a client taking part in *every*
+round reaches the target epsilon after the last one; a client sampled less often ends below it.
+The accountant of client i is a pure function of (sigma_i, q_i, steps taken so far), so the
+server can report each client's epsilon after every round without holding any client state, and
+a resumed run gets the same numbers.
 
 Only R (and the head) train under fedsb, so noise enters the update linearly: B (R + xi) A =
 B R A + B xi A (Fed-SB). The LoRA-SB init gradient is computed without DP, as in the reference.
@@ -15,7 +16,12 @@ B R A + B xi A (Fed-SB). The LoRA-SB init gradient is computed without DP, as in
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
+
+import torch
+from torch import nn
 
 from .config import DPConfig
 
@@ -54,3 +60,42 @@ def epsilon(dp: DPConfig, sigma: float, q: float, steps: int) -> float:
     accountant = create_accountant(dp.accountant)
     accountant.history = [(sigma, q, steps)]
     return float(accountant.get_epsilon(delta=dp.delta))
+
+
+def poisson_batches(
+    n: int, q: float, steps: int, generator: torch.Generator
+) -> Iterator[torch.Tensor]:
+    """``steps`` Poisson-sampled index batches: each record is in a batch with probability q
+    (a batch may be empty; the step still counts for the accountant)."""
+    for _ in range(steps):
+        yield torch.nonzero(torch.rand(n, generator=generator) < q).flatten()
+
+
+@contextmanager
+def private(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sigma: float,
+    clip: float,
+    q: float,
+    n: int,
+    generator: torch.Generator,
+) -> Iterator[tuple[nn.Module, torch.optim.Optimizer]]:
+    """The model with per-sample gradients and the optimiser that clips them and adds seeded
+    noise, for the same training loop; afterwards the model is plain again."""
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
+    gsm = GradSampleModule(model)
+    dp_opt = DPOptimizer(
+        opt,
+        noise_multiplier=sigma,
+        max_grad_norm=clip,
+        expected_batch_size=max(1, round(q * n)),  # = min(batch_size, n): Opacus averages by it
+        generator=generator,
+    )
+    try:
+        yield gsm, dp_opt
+    finally:
+        dp_opt.zero_grad(set_to_none=True)
+        gsm._close()  # remove hooks and grad_sample attributes

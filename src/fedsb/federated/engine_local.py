@@ -1,7 +1,8 @@
 """The embedded engine: clients run in this process, one after another, or in worker processes.
 
 Workers are forked after the task is built, so each inherits the model and the client data
-(copy-on-write) and receives only (round, client, global state) per job; it returns the client's
+(copy-on-write: they get them as the pool's initializer arguments, which a fork does not
+pickle) and receives only (round, client, global state) per job; it returns the client's
 serialized state. Sequential and pooled runs give identical numbers: every client's randomness
 comes from ``client_seed(seed, round, client)``.
 """
@@ -13,7 +14,6 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
 
 import torch
 
@@ -21,39 +21,31 @@ from ..models.adapters import load_adapter_state
 from ..training.loop import predict
 from .aggregate import deserialize, serialize
 from .calibrate import client_calibration_stats, val_units
-from .client import client_init_gradients, client_seed, client_update
+from .client import client_init_step, client_step
 from .config import RunConfig
-from .faults import ClientResult, misbehave
+from .faults import ClientResult
 from .task import Task
 
 State = dict[str, torch.Tensor]
 
 _START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
-_WORKER: dict[str, Any] = {}  # set in the parent before forking; read by the workers
+
+
+class _WorkerState:
+    """What a pool worker process holds: the task and config handed to it at start-up (with
+    fork, inherited rather than pickled). Set once in each worker by ``_worker_init``; the
+    parent process never sets it."""
+
+    task: Task
+    cfg: RunConfig
+
+
+_WORKER = _WorkerState()
 
 
 def init_samples(cfg: RunConfig, n_clients: int) -> int:
     """Round-0 samples per client: ``adapter.init_samples`` split over the clients."""
     return max(1, -(-cfg.adapter.init_samples // n_clients))
-
-
-def client_init_step(model, data, cfg: RunConfig, client: int, samples: int) -> State:
-    """LoRA-SB round 0 of one client; every engine calls this, so all give the same basis."""
-    seed = client_seed(cfg.adapter.init_seed, 0, client)
-    return client_init_gradients(model, data, samples, cfg.client.batch_size, seed)
-
-
-def client_step(model, data, cfg: RunConfig, server_round: int, client: int, global_state):
-    """Train one client and apply its (simulated) behaviour: (state sent, metrics).
-
-    Every engine calls this. The global torch RNG (dropout) is seeded per (round, client) and
-    restored afterwards, so results do not depend on which process ran which client before.
-    """
-    seed = client_seed(cfg.seed, server_round, client)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        state, metrics = client_update(model, global_state, data, cfg, server_round, seed)
-    return misbehave(state, global_state, cfg.attack, client, seed), metrics
 
 
 def run_client(task: Task, cfg: RunConfig, server_round: int, client: int, global_blob: bytes):
@@ -74,16 +66,18 @@ def attempt(task: Task, cfg: RunConfig, server_round: int, client: int, blob: by
     return outcome, error, time.perf_counter() - start
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, task: Task, cfg: RunConfig) -> None:
     torch.set_num_threads(threads)
+    _WORKER.task, _WORKER.cfg = task, cfg
 
 
 def _worker_job(job: tuple[int, int, bytes]):
-    return attempt(_WORKER["task"], _WORKER["cfg"], *job)
+    return attempt(_WORKER.task, _WORKER.cfg, *job)
 
 
 class LocalEngine:
-    """Runs client updates for the server loop (``train``) and LoRA-SB's round 0."""
+    """The embedded ``engines.Engine``: client updates for the server loop (``train``),
+    LoRA-SB's round 0 and the temperature-scaling steps, here or in forked workers."""
 
     def __init__(self, task: Task, cfg: RunConfig):
         self.task, self.cfg = task, cfg
@@ -91,18 +85,18 @@ class LocalEngine:
         self._val_logits: tuple[dict, list[torch.Tensor]] | None = None  # (state, per unit)
         workers = min(cfg.workers, len(task.units))
         if workers > 1:
-            _WORKER.update(task=task, cfg=cfg)
             threads = max(1, (cfg.threads or os.cpu_count() or 1) // workers)
             ctx = multiprocessing.get_context(_START_METHOD)
-            self.pool = ProcessPoolExecutor(workers, ctx, _worker_init, (threads,))
+            init_args = (threads, task, cfg)
+            self.pool = ProcessPoolExecutor(workers, ctx, _worker_init, init_args)
 
-    def init_gradients(self, ids: list[int]) -> list[dict[str, torch.Tensor]]:
+    def init_gradients(self, ids: list[int]) -> list[State]:
         samples = init_samples(self.cfg, len(ids))
         return [
             client_init_step(self.task.model, self.task.units[i], self.cfg, i, samples) for i in ids
         ]
 
-    def train(self, server_round: int, ids: list[int], global_state) -> list[ClientResult]:
+    def train(self, server_round: int, ids: list[int], global_state: State) -> list[ClientResult]:
         blob = serialize(global_state)
         if self.pool is None:
             answers = [attempt(self.task, self.cfg, server_round, c, blob) for c in ids]
@@ -110,7 +104,7 @@ class LocalEngine:
             answers = list(self.pool.map(_worker_job, [(server_round, c, blob) for c in ids]))
         return [self._result(c, *answer) for c, answer in zip(ids, answers)]
 
-    def calibration_stats(self, ids: list[int], global_state, beta: float) -> list[dict]:
+    def calibration_stats(self, ids: list[int], global_state: State, beta: float) -> list[dict]:
         """One temperature-scaling step of every listed unit, on its own validation split
         (its logits under ``global_state`` are computed once, then reused for every β)."""
         units = val_units(self.task)
@@ -133,4 +127,3 @@ class LocalEngine:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
             self.pool = None
-            _WORKER.clear()

@@ -1,7 +1,10 @@
-"""Engine selection for ``fedsb run``: the embedded engine or Flower's Simulation Engine.
+"""The engine interface of ``server.federate`` and engine selection for ``fedsb run``.
 
-Not in server.py: the Flower apps import server.py (the rounds, ``federate``), so server.py
-must not import them back. Both engines are imported lazily (Flower is heavy).
+An engine moves states between the server loop and the clients: the embedded ``LocalEngine``
+(``engine_local``) or Flower's ``GridEngine`` (``flower.engine``, used by the Simulation Engine
+and by deployments). ``run_federated`` picks one; it imports server.py and both engines lazily,
+because the Flower apps import server.py, and Flower is heavy (server.py, rounds.py and
+calibrate.py import ``Engine`` for typing only, so there is no import cycle).
 """
 
 from __future__ import annotations
@@ -9,13 +12,40 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
 
 from ..reporter import Reporter, SilentReporter
+from ..training.pretrain import DrawHistory
 from .config import RunConfig
-from .server import RunResult, federate, prepare
+from .faults import ClientResult
+from .progress import State
 from .task import build_task
+
+if TYPE_CHECKING:
+    from .server import RunResult
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What ``federate`` and ``calibrate.fit_global_temperature`` ask of an engine."""
+
+    def init_gradients(self, ids: list[int]) -> list[State]:
+        """LoRA-SB round 0: each listed client's summed weight gradients, in ``ids`` order."""
+        ...
+
+    def train(self, server_round: int, ids: list[int], global_state: State) -> list[ClientResult]:
+        """One round of the listed clients from ``global_state``: one answer each, in order."""
+        ...
+
+    def calibration_stats(self, ids: list[int], global_state: State, beta: float) -> list[dict]:
+        """One temperature-scaling step: the clients' sums at ``beta`` (see ``calibrate``)."""
+        ...
+
+    def close(self) -> None:
+        """Release workers (idempotent)."""
+        ...
 
 
 def run_federated(
@@ -25,15 +55,19 @@ def run_federated(
     reporter: Reporter | None = None,
     resume: bool = False,
     on_round: Callable[[dict], None] | None = None,
+    on_history: DrawHistory | None = None,
 ) -> RunResult:
     """Run (or resume) a federated run into ``out``; returns the final global evaluation.
 
-    ``cfg`` is ignored when resuming (the run directory's config is used).
+    ``cfg`` is ignored when resuming (the run directory's config is used). ``on_history``
+    draws the training curve of a backbone that has to be pretrained first.
     """
+    from .server import federate, prepare
+
     reporter = reporter or SilentReporter()
     cfg, run = prepare(Path(out), cfg, resume)
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-    task = build_task(cfg, cache_dir, reporter)
+    task = build_task(cfg, cache_dir, reporter, on_history=on_history)
     if cfg.engine == "flower":
         from .flower.simulation import run_simulation_engine
 

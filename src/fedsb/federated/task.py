@@ -34,7 +34,7 @@ from ..runs import BASIS_FILE, CONFIG_FILE
 from ..signals import resolve_classes
 from ..training.config import PretrainConfig
 from ..training.loop import init_batches
-from ..training.pretrain import resolve_pretrained
+from ..training.pretrain import DrawHistory, resolve_pretrained
 from .aggregate import payload_bytes
 from .config import RunConfig
 from .methods import method
@@ -109,9 +109,15 @@ def init_basis(
     return {"bytes_up": up, "bytes_down": float(payload_bytes(lora_sb_basis(task.model)))}
 
 
-def build_task(cfg: RunConfig, cache_dir: Path | None, reporter: Reporter) -> Task:
-    """Load the backbone and the client data; the model's adapters are not initialised yet."""
-    checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter)
+def build_task(
+    cfg: RunConfig,
+    cache_dir: Path | None,
+    reporter: Reporter,
+    on_history: DrawHistory | None = None,
+) -> Task:
+    """Load the backbone (pretrained when missing, its curve drawn by ``on_history``) and the
+    client data; the model's adapters are not initialised yet."""
+    checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter, on_history)
     model, meta = adapted_model(cfg, checkpoint)
     clients = load_clients(cfg, cache_dir, reporter)
     if clients[0].train.class_names != tuple(meta["class_names"]):

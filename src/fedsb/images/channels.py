@@ -86,8 +86,11 @@ def constellation(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
 
 
 def constellation_diff(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
-    """Density of x[k] conj(x[k-lag]) turned by 22.5 degrees: cancels the carrier phase and
-    turns an offset into a small fixed rotation, so PSK orders show without any estimation."""
+    """Density of x[k] conj(x[k-lag]) turned by 22.5 degrees.
+
+    The product cancels the carrier phase and turns an offset into a small fixed rotation, so
+    PSK orders show without any estimation.
+    """
     lag = min(cfg.diff_lag, x.shape[1] - 1)
     return _density_image(unit_rms(x[:, lag:] * x[:, :-lag].conj()) * _DIFF_TURN, size, cfg)
 

@@ -23,8 +23,11 @@ _SHARED: ContextVar[dict[object, torch.Tensor] | None] = ContextVar("_SHARED", d
 
 @contextmanager
 def shared_intermediates(x: torch.Tensor) -> Iterator[None]:
-    """Within the block, channels called on this very tensor reuse intermediates (unit-RMS x,
-    x^p spectra) instead of recomputing them; results are identical either way."""
+    """Within the block, channels called on this very tensor reuse intermediates.
+
+    Intermediates such as unit-RMS x and x^p spectra are not recomputed; results are identical
+    either way.
+    """
     token = _SHARED.set({"x": x})
     try:
         yield
@@ -66,8 +69,10 @@ def raised(x: torch.Tensor, p: int) -> torch.Tensor:
 
 
 def fold(values: torch.Tensor, reduce: Callable[..., torch.Tensor]) -> torch.Tensor:
-    """Reduce the last dim (m) of (..., m) by a halving tree of elementwise ``reduce``:
-    small-dim reductions are slow in torch, elementwise ops on strided halves are not."""
+    """Reduce the last dim (m) of (..., m) by a halving tree of elementwise ``reduce``.
+
+    Small-dim reductions are slow in torch, elementwise ops on strided halves are not.
+    """
     while values.shape[-1] > 1:
         half = values.shape[-1] // 2
         folded = reduce(values[..., :half], values[..., half : 2 * half])
@@ -78,8 +83,11 @@ def fold(values: torch.Tensor, reduce: Callable[..., torch.Tensor]) -> torch.Ten
 
 
 def shifted_hann(n: int) -> torch.Tensor:
-    """Symmetric Hann times (-1)^k (complex64): the FFT of a frame times this is already
-    fftshifted, bin k <-> f = k/n - 0.5, and its phase is referred to the frame centre."""
+    """Symmetric Hann window times (-1)^k (complex64).
+
+    The FFT of a frame times this is already fftshifted, bin k <-> f = k/n - 0.5, and its phase
+    is referred to the frame centre.
+    """
     sign = 1.0 - 2.0 * (torch.arange(n) % 2).to(torch.float32)
     return (torch.hann_window(n, periodic=False, dtype=torch.float32) * sign).to(torch.complex64)
 

@@ -176,8 +176,10 @@ def _rml2018_datasets(handle: h5py.File, path: Path) -> tuple[h5py.Dataset, ...]
 def _rows(
     n: int, length: int, max_records: int | None, index: Any, path: Path
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Sorted unique rows to read and the inverse restoring the order asked for (or None),
-    once the selection's size is known to fit the input budget."""
+    """Sorted unique rows to read and the inverse restoring the order asked for (or None).
+
+    Returned only once the selection's size is known to fit the input budget.
+    """
     idx = _selection(n, max_records, index, path)
     wanted = (n if max_records is None else min(n, max_records)) if idx is None else idx.size
     count = wanted * length

@@ -160,6 +160,7 @@ class RadioMLUnpickler(pickle.Unpickler):
         super().__init__(handle, encoding="latin1")
 
     def find_class(self, module: str, name: str) -> Any:
+        """The allowed stand-in for ``module.name``; any other global is refused."""
         found = _ALLOWED.get((module, name))
         if found is None:
             shown = " ".join(f"{module}.{name}".split())[:120]
@@ -170,6 +171,7 @@ class RadioMLUnpickler(pickle.Unpickler):
         return found
 
     def persistent_load(self, pid: Any) -> Any:
+        """Refuse persistent ids: a RadioML pickle never refers to outside objects."""
         raise PickleRefused("the pickle refers to outside objects (persistent ids)")
 
 

@@ -68,8 +68,10 @@ class _Capped:
 
 
 class _Bounded:
-    """A tar file whose header reads (data is seeked over) may not claim more than it holds
-    or than the budget (Python allocates a read's size before reading)."""
+    """A tar file whose header reads may not claim more than it holds or than the budget.
+
+    Data is seeked over; Python allocates a read's size before reading.
+    """
 
     def __init__(self, raw: BinaryIO, size: int, limit: int) -> None:
         self.raw, self.size, self.limit = raw, size, limit

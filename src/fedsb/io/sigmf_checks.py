@@ -27,6 +27,7 @@ _SNR_COMMENT = re.compile(r"snr(?:_db)?\s*[=:]\s*([-+]?(?:inf|nan|[0-9.]+(?:e[-+
 
 
 def bad_count(value: Any) -> bool:
+    """Whether ``value`` is not a valid count (a non-negative int that is not a bool)."""
     return isinstance(value, bool) or not isinstance(value, int) or value < 0
 
 

@@ -143,6 +143,7 @@ class AdaptedLayer(nn.Module):
         return z.transpose(-1, -2).reshape(h.shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Base output + ``scaling`` · B(R(A x)) (R in LoRA-SB only); the base alone if bypassed."""
         out = self.base_layer(x)
         if self.bypass:
             return out
@@ -171,6 +172,7 @@ class AdaptedLayer(nn.Module):
         return layer
 
     def extra_repr(self) -> str:
+        """Method, rank and scaling in the printed module."""
         return f"method={self.method!r}, rank={self.rank}, scaling={self.scaling:g}"
 
 
@@ -371,8 +373,10 @@ def load_checked(
     strict: bool = True,
     what: str = "adapter state",
 ) -> None:
-    """``check_state``, then copy every entry in place: a bad message from a client leaves the
-    model as it was."""
+    """``check_state``, then copy every entry in place.
+
+    A bad message from a client leaves the model as it was.
+    """
     check_state(targets, state, strict, what)
     with torch.no_grad():
         for key, value in state.items():

@@ -47,6 +47,7 @@ class ConvNorm(nn.Module):
         self.norm = nn.GroupNorm(groups, c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """GroupNorm of the bias-free convolution of ``x``."""
         return self.norm(self.conv(x))
 
 
@@ -64,6 +65,7 @@ class BasicBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """ReLU of the two convs plus the shortcut (projected when the block is strided)."""
         h = F.relu(self.norm1(self.conv1(x)))  # (B, c_out, H/stride, W/stride)
         h = self.norm2(self.conv2(h))
         skip = x if self.shortcut is None else self.shortcut(x)
@@ -101,11 +103,13 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Globally average-pooled features (B, w_last) of images (B, C, S, S)."""
         h = F.relu(self.stem(x))  # (B, w0, S/2, S/2)
         h = self.stages(h)  # (B, w_last, S/2^n, S/2^n)
         return h.mean(dim=(2, 3))  # (B, w_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, num_classes) of images (B, C, S, S)."""
         return self.head(self.drop(self.features(x)))  # (B, num_classes)
 
 
@@ -121,6 +125,7 @@ class PositionEmbedding(nn.Module):
         self.weight = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, N, D) plus the learned positions."""
         return x + self.weight  # (B, N, D)
 
 
@@ -134,6 +139,7 @@ class Attention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Multi-head self-attention over tokens: (B, N, D) -> (B, N, D)."""
         B, N, D = x.shape
         h = self.heads
 
@@ -155,6 +161,7 @@ class MLP(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """fc1, GELU, fc2 and dropout over tokens (B, N, D)."""
         return self.drop(self.fc2(F.gelu(self.fc1(x))))  # (B, N, D)
 
 
@@ -169,6 +176,7 @@ class Block(nn.Module):
         self.mlp = MLP(dim, int(dim * mlp_ratio), dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens after the pre-norm attention and MLP residual steps."""
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))  # (B, N, D)
 
@@ -207,12 +215,14 @@ class ViT(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Token-mean features (B, D) of images (B, C, S, S)."""
         h = self.patch_embed(x)  # (B, D, S/p, S/p)
         h = self.pos_embed(h.flatten(2).transpose(1, 2))  # (B, N, D)
         h = self.norm(self.blocks(h))  # (B, N, D)
         return h.mean(dim=1)  # (B, D)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, num_classes) of images (B, C, S, S)."""
         return self.head(self.features(x))  # (B, num_classes)
 
 

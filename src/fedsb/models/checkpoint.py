@@ -65,8 +65,10 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 
 
 def load_backbone(checkpoint: Path, cfg: Any) -> tuple[nn.Module, dict]:
-    """Rebuild the pretrained backbone; its image config must match ``cfg.data.images`` (a
-    finetune or run config)."""
+    """Rebuild the pretrained backbone; its image config must match ``cfg.data.images``.
+
+    ``cfg`` is a finetune or run config.
+    """
     state, meta = load_checkpoint(checkpoint)
     if meta.get("kind") != "backbone":
         raise ConfigError(f"{checkpoint}: not a pretrained backbone checkpoint")
@@ -119,8 +121,10 @@ def _mismatch(want: dict[str, torch.Size], state: dict[str, torch.Tensor]) -> st
 
 
 def backbone_from_checkpoint(state: dict, meta: dict, path: Path | None = None) -> nn.Module:
-    """The backbone a checkpoint's metadata describes, with its weights loaded; a DataError
-    naming ``path`` when the metadata or the tensors describe no such model."""
+    """The backbone a checkpoint's metadata describes, with its weights loaded.
+
+    A DataError naming ``path`` when the metadata or the tensors describe no such model.
+    """
     model_cfg = check_model_meta(meta, path)
     args = (model_cfg, meta["in_channels"], len(meta["class_names"]), meta["image_size"])
     try:

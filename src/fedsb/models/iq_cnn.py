@@ -52,6 +52,7 @@ class ConvBlock1d(nn.Module):
         self.norm = nn.GroupNorm(groups, c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Conv, norm, GELU, max-pool: (B, c_in, L) -> (B, c_out, L // 2)."""
         h = F.gelu(self.norm(self.conv(x)))  # (B, c_out, L)
         return F.max_pool1d(h, 2)  # (B, c_out, L // 2)
 
@@ -81,10 +82,12 @@ class IQCNN(nn.Module):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features (B, w_last) of unit-RMS IQ (B, 2, L); ValueError for any other shape."""
         if x.ndim != 3 or x.shape[1] != 2:
             raise ValueError(f"expected IQ of shape (B, 2, L), got {tuple(x.shape)}")
         h = self.blocks(unit_rms(x))  # (B, w_last, L / 2^n)
         return h.mean(dim=2)  # (B, w_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, num_classes) of IQ (B, 2, L)."""
         return self.head(self.drop(self.features(x)))  # (B, num_classes)

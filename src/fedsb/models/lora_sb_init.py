@@ -150,8 +150,10 @@ def initialize_lora_sb(
     cfg: AdapterConfig,
     loss_fn: LossFn = F.cross_entropy,
 ) -> dict[str, torch.Tensor]:
-    """Server-side proxy-data path: estimate G on ``cfg.init_samples`` samples, then init with
-    ``cfg.init_lr``. Returns G (e.g. for ``gradient_payload_bytes``)."""
+    """Server-side proxy-data path: estimate G on ``cfg.init_samples``, init with ``cfg.init_lr``.
+
+    Returns G (e.g. for ``gradient_payload_bytes``).
+    """
     gradients = estimate_weight_gradients(model, batches, loss_fn, cfg.init_samples)
     init_lora_sb(model, gradients, cfg.init_lr)
     return gradients

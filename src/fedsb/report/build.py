@@ -24,6 +24,8 @@ from .tables import count, kilobytes, megabytes, num, pct, study_tables
 
 @dataclass(frozen=True)
 class Report:
+    """What ``build_report`` wrote: report.html, the figure files and the LaTeX files."""
+
     html: Path
     figures: tuple[Path, ...]
     tex: tuple[Path, ...]

@@ -18,16 +18,22 @@ from ..errors import DataError
 
 @dataclass(frozen=True)
 class Opt:
+    """Spec wrapper: the value may also be null."""
+
     spec: Any  # or null
 
 
 @dataclass(frozen=True)
 class Req:
+    """Spec wrapper: the key must be present (keys are optional otherwise)."""
+
     spec: Any  # the key must be there
 
 
 @dataclass(frozen=True)
 class MapOf:
+    """Spec of an object whose every value matches ``spec``, whatever its keys."""
+
     spec: Any  # an object whose every value is ``spec``
 
 

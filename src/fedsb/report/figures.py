@@ -22,6 +22,7 @@ STYLE = {name: fed.style for name, fed in METHODS.items()}  # method -> (colour,
 
 
 def style(method: str) -> dict[str, Any]:
+    """Matplotlib colour and marker keywords for ``method`` (a default for unknown methods)."""
     colour, marker = STYLE.get(method, OTHER_STYLE)
     return {"color": colour, "marker": marker}
 
@@ -164,8 +165,11 @@ def rounds_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], out: str | Pa
 
 
 def agreement_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], out: str | Path) -> Path:
-    """Update agreement per round and method (|mean update| / mean |update|): how much of each
-    client's step survives the averaging; dotted, 1/sqrt(K): K clients moving independently."""
+    """Update agreement per round and method: |mean update| / mean |update|.
+
+    How much of each client's step survives the averaging; dotted, 1/sqrt(K): K clients moving
+    independently.
+    """
     fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
     clients = 0
     for method, rows in runs.items():
@@ -200,7 +204,8 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 def pareto_figure(cells: Sequence[Mapping[str, Any]], out: str | Path) -> Path:
     """Final accuracy vs total bytes per (method, rank) cell; the Pareto front joined.
 
-    ``cells``: dicts with method, rank, total_bytes, accuracy."""
+    ``cells``: dicts with method, rank, total_bytes, accuracy.
+    """
     fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
     seen = set()
     for cell in cells:

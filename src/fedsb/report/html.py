@@ -43,6 +43,7 @@ def versions() -> dict[str, str]:
 
 
 def table_html(table: Table) -> str:
+    """A table as an HTML ``<table>`` with escaped cells, then its note if it has one."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
@@ -56,6 +57,7 @@ def table_html(table: Table) -> str:
 
 
 def figure_html(png: Path, caption: str) -> str:
+    """A PNG embedded as a base64 ``<figure>`` with its caption, so the report is one file."""
     data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
     alt = html.escape(caption)
     return (

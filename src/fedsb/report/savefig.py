@@ -28,8 +28,11 @@ def check_figure_out(out: str | Path) -> Path:
 def save_figure(
     fig: plt.Figure, out: str | Path, dpi: int = 150, also: tuple[str, ...] = ()
 ) -> Path:
-    """Save ``fig`` to ``out`` (format from the suffix: .png, .pdf, .svg) and to the same stem
-    with each suffix in ``also`` (e.g. ``(".pdf",)`` for papers); close it; return ``out``."""
+    """Save ``fig`` to ``out`` and to the same stem with each suffix in ``also``; return ``out``.
+
+    The format comes from the suffix (.png, .pdf, .svg); ``also`` is e.g. ``(".pdf",)`` for
+    papers. The figure is closed.
+    """
     out = check_figure_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     targets = [out, *(out.with_suffix(s) for s in also)]

@@ -42,27 +42,33 @@ class RunRecord:
 
     @property
     def method(self) -> str:
+        """The method from the run's config (the run's name when the config has none)."""
         return str(self.config.get("method", self.name))
 
     @property
     def rank(self) -> int | None:
+        """The adapter rank from the run's config; None when it has none."""
         rank = self.config.get("adapter", {}).get("rank")
         return int(rank) if rank is not None else None
 
     @property
     def final(self) -> dict[str, Any] | None:
+        """The last ``final`` metrics row; None when the run did not finish."""
         rows = [r for r in self.rows if r.get("stage") == "final"]
         return rows[-1] if rows else None
 
     @property
     def rounds(self) -> list[dict[str, Any]]:
+        """The metrics rows of the initialisation and of each round, in order."""
         return [r for r in self.rows if r.get("stage") in ("init", "round")]
 
     @property
     def finished(self) -> bool:
+        """Whether the run wrote its final row."""
         return self.final is not None
 
     def predictions(self) -> Predictions | None:
+        """The saved test predictions, loaded on first use; None when there are none."""
         if self._predictions is None and (self.path / PREDICTIONS_FILE).exists():
             self._predictions = load_predictions(self.path / PREDICTIONS_FILE)
         return self._predictions
@@ -86,8 +92,11 @@ def _config(path: Path) -> tuple[dict[str, Any], str]:
 
 
 def load_run(path: Path, name: str | None = None) -> RunRecord:
-    """The files of one run directory; a one-line DataError naming the file when one is
-    unreadable or holds something other than what the run wrote."""
+    """The files of one run directory, loaded and checked.
+
+    A one-line DataError naming the file when one is unreadable or holds something other than
+    what the run wrote.
+    """
     path = Path(path)
     metrics = path / METRICS_FILE
     if not metrics.is_file():
@@ -130,15 +139,18 @@ class Study:
 
     @property
     def primary(self) -> RunRecord:
+        """The fedsb run if there is one, else the first method's run (the first run if none)."""
         methods = self.by_method()
         if not methods:
             return self.runs[0]
         return methods.get("fedsb") or next(iter(methods.values()))
 
     def by_method(self) -> dict[str, RunRecord]:
-        """One finished run per method, in a stable order: the one with the most rounds (the
-        main run, not a short side run such as a benchmark's engine comparison), then the
-        first found."""
+        """One finished run per method, in a stable order.
+
+        Per method, the one with the most rounds (the main run, not a short side run such as a
+        benchmark's engine comparison), then the first found.
+        """
         out: dict[str, RunRecord] = {}
         for run in self.runs:
             if not run.finished:
@@ -150,6 +162,7 @@ class Study:
 
 
 def load_study(root: Path) -> Study:
+    """Every run below ``root``, named by its path relative to ``root``."""
     root = Path(root)
     paths = find_runs(root)
     names = [str(p.relative_to(root)) if p != root else root.name for p in paths]

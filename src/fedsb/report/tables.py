@@ -17,6 +17,8 @@ DASH = "–"
 
 @dataclass(frozen=True)
 class Table:
+    """One report table: key (file and label name), title, column heads, cell rows, a note."""
+
     key: str
     title: str
     columns: tuple[str, ...]
@@ -25,22 +27,27 @@ class Table:
 
 
 def pct(x: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage with ``digits`` decimals; a dash for None."""
     return DASH if x is None else f"{100 * x:.{digits}f}"
 
 
 def num(x: float | None, digits: int = 3) -> str:
+    """A number with ``digits`` decimals; a dash for None."""
     return DASH if x is None else f"{x:.{digits}f}"
 
 
 def count(x: float | None) -> str:
+    """A count rounded to an integer, with thousands separators; a dash for None."""
     return DASH if x is None else f"{int(round(x)):,}"
 
 
 def kilobytes(x: float | None) -> str:
+    """Bytes as kB (1000 B) with one decimal; a dash for None."""
     return DASH if x is None else f"{x / 1e3:,.1f}"
 
 
 def megabytes(x: float | None) -> str:
+    """Bytes as MB (10^6 B) with two decimals; a dash for None."""
     return DASH if x is None else f"{x / 1e6:,.2f}"
 
 
@@ -50,6 +57,7 @@ def _calibration(run: RunRecord, when: str) -> dict:
 
 
 def methods_table(runs: Sequence[RunRecord]) -> Table:
+    """Final test accuracy, calibration and communication of each method's run, a row each."""
     rows = []
     for run in runs:
         final = run.final or {}
@@ -95,6 +103,7 @@ def methods_table(runs: Sequence[RunRecord]) -> Table:
 
 
 def snr_table(runs: Sequence[RunRecord]) -> Table:
+    """Test accuracy per SNR bin (rows, lowest first) and method (columns)."""
     by_bin: dict[str, dict[str, str]] = {}
     lows: dict[str, float] = {}
     for run in runs:
@@ -111,6 +120,7 @@ def snr_table(runs: Sequence[RunRecord]) -> Table:
 
 
 def class_table(run: RunRecord) -> Table:
+    """Per-class test support, accuracy, precision, F1 and AP of one run."""
     test = (run.evaluation or {}).get("test") or {}
     rows = tuple(
         (
@@ -132,6 +142,7 @@ def class_table(run: RunRecord) -> Table:
 
 
 def client_table(run: RunRecord) -> Table:
+    """Per-client channel conditions and test results of one run (one global temperature)."""
     clients = (run.evaluation or {}).get("clients") or []
     profile = {p["client"]: p for p in run.partition or []}
     rows = []
@@ -172,6 +183,7 @@ def client_table(run: RunRecord) -> Table:
 
 
 def rounds_table(run: RunRecord) -> Table:
+    """Per-round test accuracy, loss, traffic and left-out clients of one run."""
     rows = []
     for r in run.rounds:
         dropped = r.get("dropped") or {}
@@ -195,6 +207,7 @@ def rounds_table(run: RunRecord) -> Table:
 
 
 def study_tables(study: Study) -> list[Table]:
+    """The report's tables for ``study``, leaving out any with no rows."""
     methods = list(study.by_method().values())
     primary = study.primary
     tables = [methods_table(methods), snr_table(methods), class_table(primary)]

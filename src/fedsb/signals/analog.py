@@ -81,7 +81,7 @@ def message(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
 
 
 def analytic(m: np.ndarray) -> np.ndarray:
-    """m + j*Hilbert(m): the one-sided (upper-sideband) version of a real signal."""
+    """M + j*Hilbert(m): the one-sided (upper-sideband) version of a real signal."""
     length = m.shape[1]
     spec = sp_fft.rfft(m, axis=1)  # the positive half; doubling it = zeroing negative bins
     spec[:, 1 : (length + 1) // 2] *= 2

@@ -37,8 +37,11 @@ def pulse_train(symbols, t, table, param_idx, out):  # pragma: no cover - compil
 
 @njit(cache=True, nogil=True)
 def phase_train(symbols, t, table, param_idx, out):  # pragma: no cover - compiled
-    """Like ``pulse_train`` for a phase pulse rising 0 -> 1: symbols that left the table's
-    window on the old side have fully contributed and are added by a running sum."""
+    """Like ``pulse_train``, for a phase pulse rising 0 -> 1.
+
+    Symbols that left the table's window on the old side have fully contributed and are added
+    by a running sum.
+    """
     n, length = out.shape
     taps = table.shape[2]
     span = taps // 2

@@ -114,6 +114,7 @@ def pulse_train(
         t: (N, L) symbol times from ``symbol_times`` (t >= SPAN, and t + SPAN < M).
         table: (P, OVERSAMPLE + 1, 2*SPAN) from ``pulse_table``.
         param_idx: (N,) row of the table per record.
+
     Returns:
         (N, L) float32 for real symbols, complex64 for complex ones.
     """

@@ -35,9 +35,38 @@ def snr_bins(snr_db: np.ndarray, width: float = 5.0) -> tuple[np.ndarray, list[s
     return edges, [f"[{a:g},{b:g})" for a, b in zip(edges[:-1], edges[1:])]
 
 
+@dataclass(frozen=True)
+class SnrAccuracy:
+    """Accuracy per SNR bin (``snr_bins``): training's Evaluation and the report's scores."""
+
+    edges: np.ndarray  # (B + 1,)
+    labels: tuple[str, ...]
+    counts: tuple[int, ...]
+    accuracy: tuple[float, ...]  # NaN for an empty bin
+
+
+def accuracy_by_snr(correct: np.ndarray, snr_db: np.ndarray, width: float = 5.0) -> SnrAccuracy:
+    """Mean of ``correct`` (one per record) per SNR bin; noise-free or unknown SNRs are in none.
+
+    A record on an inner edge belongs to the upper bin, one on the last edge to the last bin.
+    """
+    snr = np.asarray(snr_db, dtype=np.float64)
+    edges, labels = snr_bins(snr, width)
+    index = np.clip(np.searchsorted(edges, snr, side="right") - 1, 0, max(len(labels) - 1, 0))
+    inside = [np.isfinite(snr) & (index == j) for j in range(len(labels))]
+    return SnrAccuracy(
+        edges,
+        tuple(labels),
+        tuple(int(m.sum()) for m in inside),
+        tuple(float(correct[m].mean()) if m.any() else float("nan") for m in inside),
+    )
+
+
 def class_snr_table(records: RecordSet, width: float = 5.0) -> ClassSnrTable:
-    """Count records per (class, SNR bin); noise-free records ('clean') and unknown SNR ('n/a')
-    get their own columns."""
+    """Count records per (class, SNR bin).
+
+    Noise-free records ('clean') and unknown SNR ('n/a') get their own columns.
+    """
     snr = records.snr_db
     edges, labels = snr_bins(snr, width)
     finite = np.isfinite(snr)

@@ -11,8 +11,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ..config import to_dict
+from ..data.imageset import ImageSet
 from ..data.splits import build_splits
 from ..errors import ConfigError
 from ..models.adapters import (
@@ -25,16 +27,17 @@ from ..models.adapters import (
 from ..models.backbones import count_parameters
 from ..models.checkpoint import load_backbone, save_checkpoint
 from ..models.lora_sb_init import estimate_weight_gradients, init_lora_sb
-from ..report.curves import training_curve
 from ..reporter import Reporter, SilentReporter
 from ..runs import ADAPTER_FILE, MODEL_FILE, RunDir, check_out
 from .config import FinetuneConfig
 from .loop import Evaluation, evaluate, fit, init_batches, predict
-from .pretrain import resolve_pretrained, set_threads
+from .pretrain import DrawHistory, resolve_pretrained, set_threads
 
 
 @dataclass(frozen=True)
 class FinetuneResult:
+    """What ``finetune`` returns: run folder, method, rank, parameter counts, test results."""
+
     run: Path
     method: str
     rank: int
@@ -44,17 +47,33 @@ class FinetuneResult:
     test: Evaluation
 
 
+def adapt(model: nn.Module, cfg: FinetuneConfig, train: ImageSet) -> int:
+    """Wrap the target layers (LoRA-SB's B and A from a gradient estimate); trainable count."""
+    torch.manual_seed(cfg.train.seed)
+    apply_adapters(model, cfg.adapter)
+    if cfg.adapter.method == "lora-sb":
+        batches = init_batches(
+            train, cfg.adapter.init_samples, cfg.train.batch_size, cfg.adapter.init_seed
+        )
+        init_lora_sb(model, estimate_weight_gradients(model, batches), cfg.adapter.init_lr)
+    return count_trainable(model)
+
+
 def finetune(
     cfg: FinetuneConfig,
     out: str | Path,
     cache_dir: Path | None = None,
     reporter: Reporter | None = None,
+    on_history: DrawHistory | None = None,
 ) -> FinetuneResult:
-    """Fine-tune with ``cfg.adapter.method`` on the target domain; evaluate on its test split."""
+    """Fine-tune with ``cfg.adapter.method`` on the target domain; evaluate on its test split.
+
+    ``on_history`` draws the training curves (this run's, and a backbone's pretrained for it).
+    """
     reporter = reporter or SilentReporter()
     check_out(out)  # before a backbone is pretrained for it
     set_threads(cfg.train)
-    checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter)
+    checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter, on_history)
     model, meta = load_backbone(checkpoint, cfg)  # fail before anything is written
     expected_trainable(model, cfg.adapter)  # a bad rank or targets fail here too
     run = RunDir(out)
@@ -65,14 +84,7 @@ def finetune(
     frozen = evaluate(predict(model, splits["test"]), splits["test"])
     run.log(stage="frozen", **frozen.as_dict("test"))
     n_params = count_parameters(model)
-    torch.manual_seed(cfg.train.seed)
-    apply_adapters(model, cfg.adapter)
-    if cfg.adapter.method == "lora-sb":
-        batches = init_batches(
-            splits["train"], cfg.adapter.init_samples, cfg.train.batch_size, cfg.adapter.init_seed
-        )
-        init_lora_sb(model, estimate_weight_gradients(model, batches), cfg.adapter.init_lr)
-    trainable = count_trainable(model)
+    trainable = adapt(model, cfg, splits["train"])
     reporter.info(
         f"{cfg.adapter.method} r={cfg.adapter.rank}: {trainable:,} of {n_params:,} "
         f"parameters train ({100 * trainable / n_params:.2f} %)"
@@ -101,11 +113,9 @@ def finetune(
     meta = {**meta, "kind": "adapted", "adapter": to_dict(cfg.adapter)}
     save_checkpoint(run.path / MODEL_FILE, model.state_dict(), meta)
     save_checkpoint(run.path / ADAPTER_FILE, adapter_state(model), meta)
-    training_curve(
-        run.rows(),
-        run.figure("training_curve.png"),
-        title=f"fine-tuning ({cfg.adapter.method}, r={cfg.adapter.rank}, target)",
-    )
+    if on_history:
+        title = f"fine-tuning ({cfg.adapter.method}, r={cfg.adapter.rank}, target)"
+        on_history(run.rows(), run.figure("training_curve.png"), title)
     return FinetuneResult(
         run.path, cfg.adapter.method, cfg.adapter.rank, trainable, n_params, frozen, test
     )

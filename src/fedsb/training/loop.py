@@ -1,14 +1,15 @@
 """The training loop: plain functions over a model and ImageSets (no engine, no globals).
 
-``fit`` = epochs of ``train_epoch`` with a per-step warm-up + cosine learning rate, an
-evaluation on the validation split after every epoch, and a callback per epoch. The federated
-client update will call ``train_epoch`` on its own shard with the same code.
+``run_epoch`` is the one per-batch loop: pretraining and fine-tuning (``fit``: a per-step
+warm-up + cosine learning rate, an evaluation on the validation split after every epoch) and the
+federated client update (its own loss, no scheduler, optionally made private by
+``federated.dp``) all train through it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,9 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.imageset import ImageSet
-from ..signals.summary import snr_bins
+from ..signals.summary import accuracy_by_snr
 from .config import TrainConfig
 
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels) -> loss
 EVAL_BATCH = 512
 
 
@@ -37,33 +39,62 @@ def make_optimizer(params: Sequence[nn.Parameter], cfg: TrainConfig, total_steps
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def train_epoch(
+@dataclass
+class Tally:
+    """Running sums of a pass: loss x records, correct predictions, records seen."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+
+    def metrics(self) -> dict[str, float]:
+        """Mean training loss and accuracy over the records seen so far."""
+        seen = max(self.seen, 1)
+        return {"train_loss": self.loss_sum / seen, "train_acc": self.correct / seen}
+
+
+def shuffled_batches(
+    n: int, batch_size: int, generator: torch.Generator, epochs: int = 1
+) -> Iterator[torch.Tensor]:
+    """Index batches of ``epochs`` passes, each in a fresh seeded random order (drawn lazily)."""
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            yield order[start : start + batch_size]
+
+
+def run_epoch(
     model: nn.Module,
     data: ImageSet,
     opt: torch.optim.Optimizer,
-    sched,
-    cfg: TrainConfig,
-    generator: torch.Generator,
+    batches: Iterable[torch.Tensor],
+    loss_fn: LossFn,
+    sched: torch.optim.lr_scheduler.LRScheduler | None = None,
     on_step: Callable[[int], None] | None = None,
-) -> dict[str, float]:
-    """One pass over ``data`` in a seeded random order; returns mean loss and accuracy."""
+) -> Tally:
+    """One optimiser step per index batch of ``batches``; returns the tally of loss and accuracy.
+
+    An empty batch is skipped but still clears the gradients. The loss is ``loss_fn``'s.
+    """
     model.train()
-    order = torch.randperm(len(data), generator=generator)
-    total_loss, correct = 0.0, 0
-    for start in range(0, len(data), cfg.batch_size):
-        index = order[start : start + cfg.batch_size]
+    tally = Tally()
+    for index in batches:
+        opt.zero_grad(set_to_none=True)
+        if len(index) == 0:
+            continue
         x, y = data.batch(index)
         logits = model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(logits, y)
         loss.backward()
         opt.step()
-        sched.step()
-        total_loss += loss.item() * len(index)
-        correct += (logits.argmax(1) == y).sum().item()
+        if sched is not None:
+            sched.step()
+        tally.loss_sum += loss.item() * len(y)
+        tally.correct += int((logits.argmax(1) == y).sum())
+        tally.seen += len(y)
         if on_step:
-            on_step(len(index))
-    return {"train_loss": total_loss / len(data), "train_acc": correct / len(data)}
+            on_step(len(y))
+    return tally
 
 
 @torch.no_grad()
@@ -89,6 +120,7 @@ class Evaluation:
     snr_counts: tuple[int, ...]
 
     def as_dict(self, prefix: str) -> dict[str, object]:
+        """The evaluation as metrics-row keys ``<prefix>_loss``, ``<prefix>_acc`` and so on."""
         return {
             f"{prefix}_loss": self.loss,
             f"{prefix}_acc": self.accuracy,
@@ -103,22 +135,15 @@ def evaluate(logits: torch.Tensor, data: ImageSet) -> Evaluation:
     loss = F.cross_entropy(logits, labels).item() if len(labels) else float("nan")
     hit = (logits.argmax(1) == labels).numpy()
     snr = data.snr_db.numpy().astype(np.float64)
-    edges, names = snr_bins(snr, width=5.0)
-    accs, counts = [], []
-    for j in range(len(names)):
-        inside = (snr >= edges[j]) & (
-            (snr < edges[j + 1]) if j < len(names) - 1 else (snr <= edges[j + 1])
-        )
-        counts.append(int(inside.sum()))
-        accs.append(float(hit[inside].mean()) if inside.any() else float("nan"))
+    bins = accuracy_by_snr(hit, snr, width=5.0)
     high = snr >= 10.0
     return Evaluation(
         loss=loss,
         accuracy=float(hit.mean()) if hit.size else float("nan"),
         accuracy_high_snr=float(hit[high].mean()) if high.any() else float("nan"),
-        snr_labels=tuple(names),
-        snr_accuracy=tuple(accs),
-        snr_counts=tuple(counts),
+        snr_labels=bins.labels,
+        snr_accuracy=bins.accuracy,
+        snr_counts=bins.counts,
     )
 
 
@@ -135,10 +160,15 @@ def fit(
     steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
     opt, sched = make_optimizer(params, cfg, steps)
     generator = torch.Generator().manual_seed(cfg.seed)
+
+    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+
     history = []
     for epoch in range(1, cfg.epochs + 1):
         row: dict[str, object] = {"epoch": epoch, "lr": sched.get_last_lr()[0]}
-        row.update(train_epoch(model, train, opt, sched, cfg, generator, on_step))
+        batches = shuffled_batches(len(train), cfg.batch_size, generator)
+        row.update(run_epoch(model, train, opt, batches, loss_fn, sched, on_step).metrics())
         row.update(evaluate(predict(model, val), val).as_dict("val"))
         history.append(row)
         if on_epoch:

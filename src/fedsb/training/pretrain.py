@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -13,11 +15,14 @@ from ..data.splits import build_splits
 from ..errors import ConfigError
 from ..models.backbones import build_backbone, count_parameters
 from ..models.checkpoint import save_checkpoint
-from ..report.curves import training_curve
 from ..reporter import Reporter, SilentReporter
 from ..runs import MODEL_FILE, RunDir
 from .config import PretrainConfig, TrainConfig
 from .loop import Evaluation, evaluate, fit, predict
+
+#: Draws a run's metrics rows into a figure file with a title (the callers pass
+#: ``report.curves.training_curve``; training itself draws nothing).
+DrawHistory = Callable[[list[dict[str, Any]], Path, str], object]
 
 
 def set_threads(cfg: TrainConfig) -> None:
@@ -27,6 +32,8 @@ def set_threads(cfg: TrainConfig) -> None:
 
 @dataclass(frozen=True)
 class PretrainResult:
+    """What ``pretrain`` returns: run folder, checkpoint, parameter count, test evaluation."""
+
     run: Path
     checkpoint: Path
     parameters: int
@@ -38,8 +45,12 @@ def pretrain(
     out: str | Path,
     cache_dir: Path | None = None,
     reporter: Reporter | None = None,
+    on_history: DrawHistory | None = None,
 ) -> PretrainResult:
-    """Generate the source-domain splits, train ``cfg.model`` on them, save the checkpoint."""
+    """Generate the source-domain splits, train ``cfg.model`` on them, save the checkpoint.
+
+    ``on_history`` draws the training curve into the run's figures.
+    """
     reporter = reporter or SilentReporter()
     set_threads(cfg.train)
     run = RunDir(out)
@@ -74,18 +85,21 @@ def pretrain(
         "config_hash": config_hash(cfg),
     }
     checkpoint = save_checkpoint(run.path / MODEL_FILE, model.state_dict(), meta)
-    training_curve(
-        run.rows(),
-        run.figure("training_curve.png"),
-        title=f"pretraining ({cfg.model.arch}, source domain)",
-    )
+    if on_history:
+        title = f"pretraining ({cfg.model.arch}, source domain)"
+        on_history(run.rows(), run.figure("training_curve.png"), title)
     return PretrainResult(run.path, checkpoint, n_params, test)
 
 
-def resolve_pretrained(spec: str, cache_dir: Path | None, reporter: Reporter) -> Path:
-    """Checkpoint path for ``spec``: a run dir, a .safetensors file, or a pretrain config whose
-    checkpoint is cached under ``cache_dir/pretrain/<config hash>`` (trained when missing); a
-    preset name (``pretrain``) is the pretrain config shipped in the package."""
+def resolve_pretrained(
+    spec: str, cache_dir: Path | None, reporter: Reporter, on_history: DrawHistory | None = None
+) -> Path:
+    """Checkpoint path for ``spec``: a run dir, a .safetensors file, or a pretrain config.
+
+    A pretrain config's checkpoint is cached under ``cache_dir/pretrain/<config hash>`` (trained
+    when missing, its curve drawn by ``on_history``); a preset name (``pretrain``) is the
+    pretrain config shipped in the package.
+    """
     path = Path(spec) if Path(spec).is_dir() else config_file(spec)
     if path.is_dir():
         return path / MODEL_FILE
@@ -100,7 +114,7 @@ def resolve_pretrained(spec: str, cache_dir: Path | None, reporter: Reporter) ->
             reporter.info(f"reusing pretrained backbone {run} (config hash matches)")
             return run / MODEL_FILE
         reporter.info(f"no cached backbone for {path}: pretraining into {run}")
-        return pretrain(cfg, run, cache_dir, reporter).checkpoint
+        return pretrain(cfg, run, cache_dir, reporter, on_history).checkpoint
     raise ConfigError(
         f"pretrained = {spec!r}: expected a run directory, a .safetensors file or a pretrain .toml"
     )

@@ -1,4 +1,4 @@
-"""``GridEngine``: the engine interface of ``server.federate`` over a Flower ``Grid``.
+"""``GridEngine``: the ``engines.Engine`` of ``server.federate`` over a Flower ``Grid``.
 
 Each sampled client gets one message with only the trained tensors; the reply's tensors and
 metrics become a ``ClientResult``. A client that answers with an error, or not within
@@ -54,7 +54,8 @@ def one_line(text: str | None, limit: int = 300) -> str:
 
 
 class GridEngine:
-    """Runs client updates and LoRA-SB's round 0 on Flower nodes."""
+    """The ``engines.Engine`` on Flower nodes: client updates, LoRA-SB's round 0 and the
+    temperature-scaling steps."""
 
     def __init__(
         self,

@@ -3,18 +3,20 @@
 A node holds only its own data (``plan_partition(...)[partition-id]``, generated or loaded from
 its cache dir), the adapted backbone (``resolve_pretrained`` + ``adapted_model``) and, for
 LoRA-SB, the basis the server sent once (kept in ``context.state``). Training and round 0 are
-``engine_local.client_step`` and ``client_init_step``, exactly as in the embedded engine;
+``client.client_step`` and ``client_init_step``, exactly as in the embedded engine;
 ``calibrate`` computes the validation logits that temperature scaling's steps reuse.
 
-Built parts are cached per process: Ray actors of the simulation serve many messages, while a
-deployment SuperNode starts a fresh ClientApp process per message and rebuilds (cheap: the data
-come from the on-disk cache). ``client_app`` imports this module (and torch) only when a
-training message arrives, so a node answers the server's partition-id query quickly.
+Built parts are cached per process (``_built`` and ``_data``: pure builders behind
+``functools.lru_cache``, keyed by the run config's text, the partition id and the cache dir):
+Ray actors of the simulation serve many messages, while a deployment SuperNode starts a fresh
+ClientApp process per message and rebuilds (cheap: the data come from the on-disk cache).
+``client_app`` imports this module (and torch) only when a training message arrives, so a node
+answers the server's partition-id query quickly.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -29,14 +31,13 @@ from ...models.lora_sb_init import load_lora_sb_basis
 from ...reporter import SilentReporter
 from ...training.loop import predict
 from ...training.pretrain import resolve_pretrained
+from ..client import client_init_step, client_step
 from ..config import RunConfig
-from ..engine_local import client_init_step, client_step
 from ..methods import method
 from ..task import adapted_model, has_lora_sb
 from . import messages as m
 
 _DATA_SLOTS = 4  # client datasets kept per process (a Ray actor may serve every client)
-_CACHE: dict = {"text": None, "model": None, "data": OrderedDict()}
 
 
 def _cache_dir(context: Context, conf: ConfigRecord) -> Path | None:
@@ -55,28 +56,30 @@ def _client_data(cfg: RunConfig, pid: int, cache_dir: Path | None) -> tuple[Imag
     return concat([c.train for c in sets]), concat([c.val for c in sets])
 
 
+@lru_cache(maxsize=1)
+def _built(text: str, cache_dir: Path | None) -> tuple[RunConfig, nn.Module, tuple[str, ...]]:
+    """(config, adapted model, the backbone's class names) of a run config: one run at a time."""
+    cfg = m.parse_config(text)
+    checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, SilentReporter())
+    model, meta = adapted_model(cfg, checkpoint)
+    return cfg, model, tuple(meta["class_names"])
+
+
+@lru_cache(maxsize=_DATA_SLOTS)
+def _data(text: str, pid: int, cache_dir: Path | None) -> tuple[ImageSet, ImageSet]:
+    return _client_data(m.parse_config(text), pid, cache_dir)
+
+
 def parts(
     text: str, pid: int, cache_dir: Path | None
 ) -> tuple[RunConfig, nn.Module, tuple[ImageSet, ImageSet]]:
-    """(config, adapted model, (training, validation) data) of this node, cached while the
-    config is the same."""
-    if _CACHE["text"] != text:
-        _CACHE.update(text=text, cfg=m.parse_config(text), model=None, data=OrderedDict())
-    cfg: RunConfig = _CACHE["cfg"]
-    if _CACHE["model"] is None:
-        checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, SilentReporter())
-        _CACHE["model"], _CACHE["meta"] = adapted_model(cfg, checkpoint)
-    slots: OrderedDict = _CACHE["data"]
-    key = (pid, cache_dir)
-    if key not in slots:
-        data = _client_data(cfg, pid, cache_dir)
-        if data[0].class_names != tuple(_CACHE["meta"]["class_names"]):
-            raise ConfigError("data.classes differ from the classes the backbone was trained on")
-        slots[key] = data
-        while len(slots) > _DATA_SLOTS:
-            slots.popitem(last=False)
-    slots.move_to_end(key)
-    return cfg, _CACHE["model"], slots[key]
+    """(config, adapted model, (training, validation) data) of this node, built once per
+    config (the model) and per client (the data, the last few kept)."""
+    cfg, model, class_names = _built(text, cache_dir)
+    data = _data(text, pid, cache_dir)
+    if data[0].class_names != class_names:
+        raise ConfigError("data.classes differ from the classes the backbone was trained on")
+    return cfg, model, data
 
 
 def _load_basis(model: nn.Module, msg: Message, context: Context) -> None:

@@ -1,10 +1,11 @@
-"""``fedsb sweep``: methods x ranks on one partition, one run directory per cell, resumable.
+"""The sweep behind ``fedsb sweep``: methods x ranks on one partition, one run per cell.
 
-Cells are ``OUT/<method>-r<rank>`` (``OUT/<method>`` for methods without a rank: fedavg,
+Resumable: cells are ``OUT/<method>-r<rank>`` (``OUT/<method>`` for methods without a rank: fedavg,
 head-only, centralized). A cell with a final row is kept; one with a checkpoint is resumed; one
 that died before its first checkpoint is started again. The sweep writes ``sweep.json`` (one
-entry per cell: accuracy, ECE after scaling, bytes per round per client, total bytes) and the
-Pareto figure ``figures/pareto.png``; ``fedsb report OUT`` then reports every cell.
+entry per cell: accuracy, ECE after scaling, bytes per round per client, total bytes); the caller
+draws the Pareto figure of ``pareto_points`` (drawing is the report layer's, above this one);
+``fedsb report OUT`` then reports every cell.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import apply_overrides
-from .errors import ConfigError
-from .federated.config import FED_METHODS, RunConfig
-from .federated.engines import run_federated
-from .federated.methods import METHODS, is_pooled
-from .report.figures import pareto_figure
-from .reporter import Reporter, SilentReporter
-from .runs import STATE_FILE, RunDir, check_sub_runs, make_dir, write_json
+from ..config import apply_overrides
+from ..errors import ConfigError
+from ..reporter import Reporter, SilentReporter
+from ..runs import STATE_FILE, RunDir, check_sub_runs, make_dir, write_json
+from .config import FED_METHODS, RunConfig
+from .engines import run_federated
+from .methods import METHODS, is_pooled
 
 RANKLESS = tuple(name for name, m in METHODS.items() if not m.ranked)  # adapter.rank unused
 SWEEP_FILE = "sweep.json"
@@ -106,7 +106,10 @@ def run_sweep(
             )
         results.append(summary(path, cell))
         write_json(out / SWEEP_FILE, results)
-    points = [{**r, "rank": r["rank"] or 0} for r in results if not is_pooled(r["method"])]
-    if points:
-        pareto_figure(points, out / "figures" / "pareto.png")
     return results
+
+
+def pareto_points(results: Sequence[dict]) -> list[dict]:
+    """The cells of the Pareto figure: federated ones only (a pooled run sends no bytes), a
+    rankless cell at rank 0."""
+    return [{**r, "rank": r["rank"] or 0} for r in results if not is_pooled(r["method"])]

@@ -1,0 +1,176 @@
+"""One server round: sample, train, screen, aggregate, step, evaluate, count, the metrics row.
+
+``run_round`` takes the progress after the previous round and returns the next one (new
+records: nothing is changed in place) with the round's row. Each answer is screened
+(``check_update``: keys, shapes, dtypes, finiteness, norm bound; crashes and timeouts come from
+the engine) before the rest is aggregated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..data.imageset import ImageSet
+from ..errors import FedsbError
+from ..models.adapters import load_adapter_state
+from ..training.loop import Evaluation, evaluate, predict
+from . import dp as dpacc
+from .aggregate import (
+    aggregate,
+    check_update,
+    parameter_count,
+    payload_bytes,
+    server_step,
+    update_agreement,
+)
+from .config import RunConfig
+from .faults import ClientResult
+from .methods import method
+from .progress import Progress, State, Totals
+from .task import Task
+
+if TYPE_CHECKING:  # engines.run_federated imports the server loop: typing only, no cycle
+    from .engines import Engine
+
+
+class FederatedError(FedsbError):
+    """A round cannot go on (too few valid updates) or a run directory cannot be used."""
+
+
+def sample_clients(cfg: RunConfig, server_round: int, n_units: int) -> list[int]:
+    """Clients of ``server_round``: a seeded draw of ceil(fraction * n), at least min_clients."""
+    if n_units == 1:
+        return [0]
+    k = max(cfg.server.min_clients, int(np.ceil(cfg.server.fraction * n_units)))
+    rng = np.random.default_rng([cfg.seed, server_round, 17])
+    return sorted(int(i) for i in rng.choice(n_units, size=min(k, n_units), replace=False))
+
+
+def evaluate_state(task: Task, state: State, data: ImageSet) -> Evaluation:
+    load_adapter_state(task.model, state)
+    return evaluate(predict(task.model, data), data)
+
+
+def screen(
+    results: list[ClientResult], global_state: State, norm_bound: float
+) -> tuple[list[ClientResult], dict[str, str]]:
+    """(accepted answers, client -> why left out): engine errors and failed update checks."""
+    dropped: dict[str, str] = {}
+    accepted: list[ClientResult] = []
+    for res in results:
+        reason = res.error or check_update(res.state, global_state, norm_bound)
+        if reason is None:
+            accepted.append(res)
+        else:
+            dropped[str(res.client)] = reason
+    return accepted, dropped
+
+
+def _require_enough(
+    cfg: RunConfig, server_round: int, n_units: int, accepted: list, dropped: dict[str, str]
+) -> None:
+    if len(accepted) < min(cfg.server.min_clients, n_units):
+        detail = "; ".join(f"client {c}: {r}" for c, r in dropped.items())
+        raise FederatedError(
+            f"round {server_round}: {len(accepted)} valid updates, fewer than "
+            f"server.min_clients={cfg.server.min_clients} ({detail})"
+        )
+
+
+def _server_update(
+    cfg: RunConfig, global_state: State, opt_state: State, accepted: list[ClientResult]
+) -> tuple[State, State]:
+    """Aggregate the accepted states and take the server optimiser's step: (global, opt)."""
+    states = [r.state for r in accepted]
+    weights = [r.metrics["num-examples"] for r in accepted]
+    aggregated = aggregate(cfg.method, states, weights, cfg.server.aggregation, cfg.server.trim)
+    s = cfg.server
+    return server_step(
+        global_state, aggregated, s.optimizer, opt_state, s.lr, s.beta1, s.beta2, s.tau
+    )
+
+
+def _traffic(cfg: RunConfig, global_state: State, ids: list[int], results: list) -> dict:
+    """This round's measured bytes: the global state down to every sampled client, the sent
+    states up (nothing for pooled data: one training unit, nothing is sent)."""
+    central = method(cfg.method).pooled
+    down = 0 if central else payload_bytes(global_state)
+    ups = [0 if central else r.bytes_up for r in results if r.bytes_up]
+    return {
+        "bytes_down_per_client": down,
+        "bytes_up_per_client": float(np.mean(ups)) if ups else 0.0,
+        "round_bytes": down * len(ids) + sum(ups),
+    }
+
+
+def _privacy(cfg: RunConfig, totals: Totals, accepted: list, results: list) -> tuple[Totals, dict]:
+    """Count the accepted clients' DP-SGD steps; (new totals, the row's dp_epsilon: the worst
+    answering client's, and dp_sigma). Nothing without DP."""
+    if not cfg.dp.enabled:
+        return totals, {}
+    steps = list(totals.dp_steps)
+    for r in accepted:
+        steps[r.client] += int(r.metrics["dp_steps"])
+    eps = [
+        dpacc.epsilon(cfg.dp, r.metrics["dp_sigma"], r.metrics["dp_sample_rate"], steps[r.client])
+        for r in results
+        if r.metrics.get("dp_sigma") is not None
+    ]
+    row = {
+        "dp_epsilon": max(eps) if eps else None,
+        "dp_sigma": float(np.mean([r.metrics["dp_sigma"] for r in accepted])),
+    }
+    return replace(totals, dp_steps=tuple(steps)), row
+
+
+def _training_row(accepted: list[ClientResult], global_state: State) -> dict:
+    """The accepted clients' example-weighted training metrics and how much their updates agree."""
+    weights = [r.metrics["num-examples"] for r in accepted]
+
+    def mean(key: str) -> float:
+        return float(np.average([r.metrics[key] for r in accepted], weights=weights))
+
+    return {
+        "params_per_client": parameter_count(global_state),
+        "train_loss": mean("train_loss"),
+        "train_acc": mean("train_acc"),
+        "lr": accepted[0].metrics.get("lr"),
+        "update_agreement": update_agreement([r.state for r in accepted], weights, global_state),
+    }
+
+
+def run_round(
+    task: Task, cfg: RunConfig, engine: Engine, server_round: int, before: Progress
+) -> tuple[Progress, dict]:
+    """One round: sample, train, screen, aggregate, step, evaluate, count; (progress, row)."""
+    start = time.perf_counter()
+    ids = sample_clients(cfg, server_round, len(task.units))
+    results = engine.train(server_round, ids, before.global_state)
+    accepted, dropped = screen(results, before.global_state, cfg.server.norm_bound)
+    _require_enough(cfg, server_round, len(task.units), accepted, dropped)
+    new_global, new_opt = _server_update(cfg, before.global_state, before.opt_state, accepted)
+    val = evaluate_state(task, new_global, task.val)  # for model and hyper-parameter choice
+    test = evaluate_state(task, new_global, task.test)
+    traffic = _traffic(cfg, before.global_state, ids, results)
+    totals = replace(before.totals, bytes=before.totals.bytes + traffic["round_bytes"])
+    totals, privacy = _privacy(cfg, totals, accepted, results)
+    row = {
+        "round": server_round,
+        "stage": "round",
+        "clients": ids,
+        "accepted": [r.client for r in accepted],
+        "dropped": dropped,
+        **traffic,
+        "cumulative_bytes": totals.bytes,
+        **_training_row(accepted, before.global_state),
+        "seconds": time.perf_counter() - start,
+        "val_acc": val.accuracy,
+        "val_loss": val.loss,
+        **test.as_dict("test"),
+        **privacy,
+    }
+    return Progress(new_global, new_opt, server_round, totals), row
