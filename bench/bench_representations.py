@@ -26,7 +26,7 @@ from fedsb.models.config import ModelConfig
 from fedsb.models.iq_cnn import IQCNN, iq_to_tensor
 from fedsb.signals import generate
 from fedsb.training.config import TARGET_GENERATOR, TrainConfig
-from fedsb.training.loop import evaluate, fit, predict
+from fedsb.training.loop import evaluate_logits, fit, predict
 
 
 def main() -> None:
@@ -54,7 +54,7 @@ def main() -> None:
         start = time.perf_counter()
         fit(model, list(model.parameters()), sets["train"], sets["val"], train_cfg)
         results[f"{stack} ({len(data.images.channels)} ch)"] = (
-            evaluate(predict(model, sets["test"]), sets["test"]),
+            evaluate_logits(predict(model, sets["test"]), sets["test"]),
             time.perf_counter() - start,
         )
         console.print(f"{stack}: done")
@@ -72,7 +72,7 @@ def main() -> None:
     start = time.perf_counter()
     fit(model, list(model.parameters()), iq["train"], iq["val"], train_cfg)
     results["raw IQ, 1-D CNN"] = (
-        evaluate(predict(model, iq["test"]), iq["test"]),
+        evaluate_logits(predict(model, iq["test"]), iq["test"]),
         time.perf_counter() - start,
     )
 

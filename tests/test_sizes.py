@@ -26,7 +26,8 @@ def function_lengths(path: Path) -> list[tuple[str, int, int]]:
 def test_the_length_measure_counts_decorators_out_and_bodies_in(tmp_path: Path) -> None:
     sample = tmp_path / "m.py"
     sample.write_text(
-        "@staticmethod\ndef f():\n    x = 1\n    return x\n\n\nclass A:\n    def g(self):\n        pass\n"
+        "@staticmethod\ndef f():\n    x = 1\n    return x\n\n\n"
+        "class A:\n    def g(self):\n        pass\n"
     )
     assert function_lengths(sample) == [("f", 2, 3), ("g", 8, 2)]
 

@@ -23,7 +23,6 @@ from fedsb.federated.aggregate import (
     update_norm,
 )
 from fedsb.models.adapters import (
-    AdapterStateError,
     adapted_layers,
     adapter_state,
     apply_adapters,
@@ -31,6 +30,7 @@ from fedsb.models.adapters import (
 )
 from fedsb.models.config import AdapterConfig
 from fedsb.models.lora_sb_init import init_lora_sb
+from fedsb.models.state import AdapterStateError
 
 R_KEY = "body.fc.lora_R.weight"
 

@@ -14,10 +14,11 @@ import time
 import zipfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from fedsb.io.safe_pickle import MAX_DEPTH
+
+from ..cli.hostile import FACTORIES
 
 SMALL = {"FEDSB_INPUT_BUDGET": "64M"}
 
@@ -93,12 +94,7 @@ def test_sigmf_gz_expanding_to_gigabytes(tmp_path: Path, capped_python) -> None:
 
 
 def test_hdf5_declaring_ten_million_records(tmp_path: Path, capped_python) -> None:
-    path = tmp_path / "bomb.h5"
-    n = 10**7
-    with h5py.File(path, "w") as handle:
-        handle.create_dataset("X", (n, 1024, 2), np.float32, chunks=(1024, 1024, 2), compression=4)
-        handle.create_dataset("Y", (n, 24), np.int64, chunks=(4096, 24), compression=4)
-        handle.create_dataset("Z", (n, 1), np.int64, chunks=(4096, 1), compression=4)
+    path = FACTORIES["bomb.h5"](tmp_path)  # the bad-input corpus's file: 10^7 declared records
     assert path.stat().st_size < 1_000_000
     result = capped_python(f"fedsb.io.load.load_records({str(path)!r})", **SMALL)
     _refused(result, "the selection claims 81.9 GB (10,240,000,000 complex64 samples)")

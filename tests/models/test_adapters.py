@@ -14,7 +14,6 @@ from torch import nn
 from fedsb.errors import ConfigError, FedsbError
 from fedsb.models.adapters import (
     AdaptedLayer,
-    AdapterStateError,
     adapted_layers,
     adapter_state,
     apply_adapters,
@@ -26,6 +25,7 @@ from fedsb.models.adapters import (
     trainable_parameters,
 )
 from fedsb.models.config import METHODS, AdapterConfig
+from fedsb.models.state import AdapterStateError
 
 ADAPTED = ("lora-sb", "lora", "ffa-lora")
 

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedsb.models.adapters import (
-    AdapterStateError,
     adapted_layers,
     adapter_state,
     apply_adapters,
@@ -29,6 +28,7 @@ from fedsb.models.lora_sb_init import (
     load_lora_sb_basis,
     lora_sb_basis,
 )
+from fedsb.models.state import AdapterStateError
 
 from .test_adapters import TOYS, ToyConv, ToyMLP, make
 

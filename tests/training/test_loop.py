@@ -11,7 +11,14 @@ from torch import nn
 
 from fedsb.data.imageset import ImageSet
 from fedsb.training.config import TrainConfig
-from fedsb.training.loop import evaluate, fit, make_optimizer, predict, run_epoch, shuffled_batches
+from fedsb.training.loop import (
+    evaluate_logits,
+    fit,
+    make_optimizer,
+    predict,
+    run_epoch,
+    shuffled_batches,
+)
 
 
 def toy_set(n: int, seed: int) -> ImageSet:
@@ -44,7 +51,7 @@ def test_evaluate_bins_by_snr_and_reports_high_snr_accuracy():
     logits = torch.zeros(12, 2)
     logits[torch.arange(12), data.labels] = 1.0  # all right...
     logits[0] = torch.tensor([0.0, 0.0]) + torch.eye(2)[1 - data.labels[0]]  # ...but record 0
-    ev = evaluate(logits, data)
+    ev = evaluate_logits(logits, data)
     assert ev.accuracy == pytest.approx(11 / 12)
     assert ev.snr_labels == ("-10", "-5", "0", "5", "10", "15")
     assert ev.snr_counts == (2, 2, 2, 2, 2, 2)

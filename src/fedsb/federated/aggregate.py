@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from ..models.adapters import AdapterStateError, check_state
+from ..models.state import AdapterStateError, check_state
 from .methods import METHODS, method
 
 State = dict[str, torch.Tensor]
@@ -35,7 +35,8 @@ def serialize(state: Mapping[str, torch.Tensor]) -> bytes:
 
 def deserialize(blob: bytes) -> State:
     """The state of a ``serialize`` blob, keys sorted: safetensors returns them in hash order,
-    which differs from call to call (and would make ``check_update``'s reason random)."""
+    which differs from call to call (and would make ``check_update``'s reason random).
+    """
     state = st_load(blob)
     return {k: state[k] for k in sorted(state)}
 
@@ -68,7 +69,8 @@ def update_agreement(
 ) -> float:
     """|weighted mean of the clients' updates| / weighted mean of their norms, in [0, 1]: 1 when
     every client moved the same way, ~1/sqrt(K) when K clients moved in unrelated directions.
-    How much of each client's step survives the averaging: the measure of client drift."""
+    How much of each client's step survives the averaging: the measure of client drift.
+    """
     w = torch.tensor([float(x) for x in weights], dtype=torch.float64)
     w = w / w.sum()
     mean = {k: sum(wi * s[k].double() for wi, s in zip(w, states)) for k in reference}

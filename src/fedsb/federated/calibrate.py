@@ -55,7 +55,8 @@ def fit_global_temperature(
     engine: Engine, n_units: int, global_state: State
 ) -> tuple[TemperatureFit, float]:
     """Federated temperature scaling: (fit, bytes per unit: the final state down, then 40 B
-    per Newton step)."""
+    per Newton step).
+    """
     ids = list(range(n_units))
 
     def stats_at(beta: float) -> TemperatureStats:

@@ -29,7 +29,8 @@ def round_lr(cfg: RunConfig, server_round: int, head: bool = False) -> float:
     """Client learning rate in ``server_round`` (1-based): cosine decay over the rounds, so the
     last rounds take small steps, as a centralized cosine schedule would. The head always takes
     ``client.lr``; the adapter tensors take the rate of their kind (LoRA factors diverge at
-    fedsb's rate, full weights need a ~10x smaller one)."""
+    fedsb's rate, full weights need a ~10x smaller one).
+    """
     base = cfg.client.lr if head else getattr(cfg.client, method(cfg.method).lr_key)
     progress = (server_round - 1) / max(1, cfg.rounds)
     return base * 0.5 * (1 + math.cos(math.pi * progress))
@@ -37,7 +38,8 @@ def round_lr(cfg: RunConfig, server_round: int, head: bool = False) -> float:
 
 def param_groups(model: nn.Module, cfg: RunConfig, server_round: int) -> list[dict]:
     """AdamW groups: the plain head at the head's rate, every other trained tensor (an adapted
-    head's factors too) at its method's."""
+    head's factors too) at its method's.
+    """
     head, rest = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -55,7 +57,7 @@ def client_seed(seed: int, server_round: int, client: int) -> int:
 
 
 def log_prior(labels: torch.Tensor, classes: int) -> torch.Tensor:
-    """log of the client's class prior, add-one smoothed so an absent class stays finite."""
+    """Log of the client's class prior, add-one smoothed so an absent class stays finite."""
     counts = torch.bincount(labels, minlength=classes).double() + 1.0
     return (counts / counts.sum()).log().float()
 
@@ -63,7 +65,8 @@ def log_prior(labels: torch.Tensor, classes: int) -> torch.Tensor:
 def local_loss(logits, y, cfg: RunConfig, shift: torch.Tensor | None) -> torch.Tensor:
     """Cross-entropy; with ``client.logit_adjust`` = tau, on logits + tau*log(prior) (logit
     adjustment, Menon et al. 2021; FedLC, Zhang et al. 2022): a client stops pushing down the
-    classes it barely holds, so its update fits p(x|y) rather than its own skewed p(y)."""
+    classes it barely holds, so its update fits p(x|y) rather than its own skewed p(y).
+    """
     if shift is not None:
         logits = logits + shift
     return F.cross_entropy(logits, y, label_smoothing=cfg.client.label_smoothing)
@@ -76,7 +79,8 @@ def proximal(params: list[torch.Tensor], anchors: list[torch.Tensor], mu: float)
 
 def local_optimizer(groups: list[dict], cfg: RunConfig) -> torch.optim.Optimizer:
     """A fresh optimiser every round: AdamW (default) or SGD with momentum (``client.optimizer``),
-    whose update is proportional to the gradients, as FedAvg's analysis assumes."""
+    whose update is proportional to the gradients, as FedAvg's analysis assumes.
+    """
     if cfg.client.optimizer == "sgd":
         return torch.optim.SGD(groups, momentum=0.9, weight_decay=cfg.client.weight_decay)
     return torch.optim.AdamW(groups, weight_decay=cfg.client.weight_decay)
@@ -84,7 +88,8 @@ def local_optimizer(groups: list[dict], cfg: RunConfig) -> torch.optim.Optimizer
 
 def _loss_fn(groups: list[dict], data: ImageSet, cfg: RunConfig) -> LossFn:
     """The client's loss: cross-entropy, logit-adjusted by ``client.logit_adjust``, plus the
-    FedProx term to the global state when ``client.prox_mu`` > 0."""
+    FedProx term to the global state when ``client.prox_mu`` > 0.
+    """
     shift = None
     if cfg.client.logit_adjust > 0:
         shift = cfg.client.logit_adjust * log_prior(data.labels, len(data.class_names))
@@ -100,7 +105,8 @@ def _loss_fn(groups: list[dict], data: ImageSet, cfg: RunConfig) -> LossFn:
 def _train(model, groups, data, cfg: RunConfig, generator) -> tuple[Tally, dict[str, float]]:
     """The client's local epochs through the training loop; with DP, the same loop on Poisson
     batches with the model and optimiser made private (the config refuses logit_adjust and
-    prox_mu with dp, so the loss is plain cross-entropy there)."""
+    prox_mu with dp, so the loss is plain cross-entropy there).
+    """
     loss_fn = _loss_fn(groups, data, cfg)
     opt = local_optimizer(groups, cfg)
     n, bs, epochs = len(data), cfg.client.batch_size, cfg.client.local_epochs
@@ -150,7 +156,8 @@ def client_init_gradients(
     model: nn.Module, data: ImageSet, samples: int, batch_size: int, seed: int
 ) -> State:
     """Federated round 0 of LoRA-SB: the sum over this client's first ``samples`` (seeded order)
-    of the batch-mean gradient of every lora-sb base weight. The server sums them over clients."""
+    of the batch-mean gradient of every lora-sb base weight. The server sums them over clients.
+    """
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     order = order[: min(samples, len(data))]
     batches = (data.batch(order[s : s + batch_size]) for s in range(0, len(order), batch_size))

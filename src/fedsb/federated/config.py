@@ -189,7 +189,8 @@ class RunConfig:
 
     def _follow(self, wanted: str) -> None:
         """adapter.method "" becomes the method's adapter (what config.toml then keeps, as
-        before); an explicit one that is not it is refused, not silently replaced."""
+        before); an explicit one that is not it is refused, not silently replaced.
+        """
         if self.adapter.method == "":
             object.__setattr__(self, "adapter", replace(self.adapter, method=wanted))
         elif self.adapter.method != wanted:

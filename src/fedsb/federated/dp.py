@@ -37,7 +37,7 @@ def steps_per_round(batch_size: int, n: int, local_epochs: int) -> int:
 
 @lru_cache(maxsize=1024)
 def noise_multiplier(dp: DPConfig, q: float, total_steps: int) -> float:
-    """sigma that reaches ``dp.epsilon`` at ``dp.delta`` after ``total_steps`` steps at rate q."""
+    """Sigma that reaches ``dp.epsilon`` at ``dp.delta`` after ``total_steps`` steps at rate q."""
     from opacus.accountants.utils import get_noise_multiplier
 
     return float(
@@ -66,7 +66,8 @@ def poisson_batches(
     n: int, q: float, steps: int, generator: torch.Generator
 ) -> Iterator[torch.Tensor]:
     """``steps`` Poisson-sampled index batches: each record is in a batch with probability q
-    (a batch may be empty; the step still counts for the accountant)."""
+    (a batch may be empty; the step still counts for the accountant).
+    """
     for _ in range(steps):
         yield torch.nonzero(torch.rand(n, generator=generator) < q).flatten()
 
@@ -82,7 +83,8 @@ def private(
     generator: torch.Generator,
 ) -> Iterator[tuple[nn.Module, torch.optim.Optimizer]]:
     """The model with per-sample gradients and the optimiser that clips them and adds seeded
-    noise, for the same training loop; afterwards the model is plain again."""
+    noise, for the same training loop; afterwards the model is plain again.
+    """
     from opacus import GradSampleModule
     from opacus.optimizers import DPOptimizer
 

@@ -34,7 +34,8 @@ _START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 class _WorkerState:
     """What a pool worker process holds: the task and config handed to it at start-up (with
     fork, inherited rather than pickled). Set once in each worker by ``_worker_init``; the
-    parent process never sets it."""
+    parent process never sets it.
+    """
 
     task: Task
     cfg: RunConfig
@@ -77,7 +78,8 @@ def _worker_job(job: tuple[int, int, bytes]):
 
 class LocalEngine:
     """The embedded ``engines.Engine``: client updates for the server loop (``train``),
-    LoRA-SB's round 0 and the temperature-scaling steps, here or in forked workers."""
+    LoRA-SB's round 0 and the temperature-scaling steps, here or in forked workers.
+    """
 
     def __init__(self, task: Task, cfg: RunConfig):
         self.task, self.cfg = task, cfg
@@ -106,7 +108,8 @@ class LocalEngine:
 
     def calibration_stats(self, ids: list[int], global_state: State, beta: float) -> list[dict]:
         """One temperature-scaling step of every listed unit, on its own validation split
-        (its logits under ``global_state`` are computed once, then reused for every β)."""
+        (its logits under ``global_state`` are computed once, then reused for every β).
+        """
         units = val_units(self.task)
         if self._val_logits is None or self._val_logits[0] is not global_state:
             load_adapter_state(self.task.model, global_state)

@@ -17,7 +17,7 @@ import numpy as np
 from ..data.imageset import ImageSet
 from ..errors import FedsbError
 from ..models.adapters import load_adapter_state
-from ..training.loop import Evaluation, evaluate, predict
+from ..training.loop import Evaluation, evaluate_logits, predict
 from . import dp as dpacc
 from .aggregate import (
     aggregate,
@@ -52,7 +52,7 @@ def sample_clients(cfg: RunConfig, server_round: int, n_units: int) -> list[int]
 
 def evaluate_state(task: Task, state: State, data: ImageSet) -> Evaluation:
     load_adapter_state(task.model, state)
-    return evaluate(predict(task.model, data), data)
+    return evaluate_logits(predict(task.model, data), data)
 
 
 def screen(
@@ -96,7 +96,8 @@ def _server_update(
 
 def _traffic(cfg: RunConfig, global_state: State, ids: list[int], results: list) -> dict:
     """This round's measured bytes: the global state down to every sampled client, the sent
-    states up (nothing for pooled data: one training unit, nothing is sent)."""
+    states up (nothing for pooled data: one training unit, nothing is sent).
+    """
     central = method(cfg.method).pooled
     down = 0 if central else payload_bytes(global_state)
     ups = [0 if central else r.bytes_up for r in results if r.bytes_up]
@@ -109,7 +110,8 @@ def _traffic(cfg: RunConfig, global_state: State, ids: list[int], results: list)
 
 def _privacy(cfg: RunConfig, totals: Totals, accepted: list, results: list) -> tuple[Totals, dict]:
     """Count the accepted clients' DP-SGD steps; (new totals, the row's dp_epsilon: the worst
-    answering client's, and dp_sigma). Nothing without DP."""
+    answering client's, and dp_sigma). Nothing without DP.
+    """
     if not cfg.dp.enabled:
         return totals, {}
     steps = list(totals.dp_steps)

@@ -42,7 +42,7 @@ from ..runs import (
     read_rows,
     write_json,
 )
-from ..training.loop import Evaluation, evaluate
+from ..training.loop import Evaluation, evaluate_logits
 from .aggregate import parameter_count
 from .calibrate import final_evaluation, fit_global_temperature
 from .config import RunConfig
@@ -78,7 +78,8 @@ def _truncate_metrics(run: RunDir, last_round: int) -> None:
 def prepare(run_path: Path, cfg: RunConfig | None, resume: bool) -> tuple[RunConfig, RunDir]:
     """Check the run directory before anything is written: a new run needs a writable
     directory that holds no run; a resumed one its config, readable rows, and either its state
-    file or rows without one (it is started again then: see ``federate``)."""
+    file or rows without one (it is started again then: see ``federate``).
+    """
     if resume:
         if not (run_path / CONFIG_FILE).is_file():
             raise FederatedError(f"{run_path}: nothing to resume (no {CONFIG_FILE})")
@@ -109,7 +110,8 @@ def check_new_run(run_path: Path) -> None:
 
 def check_sub_run_dirs(out: Path, methods: list[str]) -> list[Path]:
     """``--method a,b``: ``OUT`` is no run itself and each ``OUT/<method>`` is new (checked
-    before anything is trained)."""
+    before anything is trained).
+    """
     paths = check_sub_runs(out, methods)
     for path in paths:
         check_out(path)
@@ -119,7 +121,8 @@ def check_sub_run_dirs(out: Path, methods: list[str]) -> list[Path]:
 
 def _restart(run: RunDir, reporter: Reporter) -> None:
     """A resumed run without a state file has no progress to keep (it stopped between its
-    init row and its first checkpoint): it starts again from its config.toml, as a new run."""
+    init row and its first checkpoint): it starts again from its config.toml, as a new run.
+    """
     reporter.info(f"{run.path}: no checkpoint yet; starting the run again from its {CONFIG_FILE}")
     (run.path / METRICS_FILE).unlink(missing_ok=True)
 
@@ -200,7 +203,8 @@ def _save_models(
     task: Task, cfg: RunConfig, run: RunDir, global_state: State, temperature: float
 ) -> None:
     """The adapter file (the trained tensors) and the merged model (``task.model`` holds the
-    final global state: ``final_evaluation`` loaded it)."""
+    final global state: ``final_evaluation`` loaded it).
+    """
     meta = {
         **task.meta,
         "kind": "adapted",
@@ -226,7 +230,8 @@ def finish(
     task: Task, cfg: RunConfig, run: RunDir, global_state: State, totals: Totals, engine: Engine
 ) -> RunResult:
     """Federated temperature scaling, final evaluation (global and per client, before and after
-    scaling), predictions, model and adapter files, the summary row."""
+    scaling), predictions, model and adapter files, the summary row.
+    """
     fit, calibration_bytes = fit_global_temperature(engine, len(task.units), global_state)
     if method(cfg.method).pooled:
         calibration_bytes = 0.0  # pooled validation data: nothing is sent
@@ -234,7 +239,7 @@ def finish(
     pred, evaluation = final_evaluation(task, global_state, fit)
     save_predictions(pred, run.path / PREDICTIONS_FILE)
     write_json(run.path / EVALUATION_FILE, evaluation)
-    test = evaluate(torch.from_numpy(pred.logits).float(), task.test)  # the logits just made
+    test = evaluate_logits(torch.from_numpy(pred.logits).float(), task.test)  # the logits just made
     clients = tuple(c["accuracy"] for c in evaluation["clients"])
     _save_models(task, cfg, run, global_state, fit.temperature)
     per_round = _mean_round_bytes(run)

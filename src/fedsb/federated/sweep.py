@@ -111,5 +111,6 @@ def run_sweep(
 
 def pareto_points(results: Sequence[dict]) -> list[dict]:
     """The cells of the Pareto figure: federated ones only (a pooled run sends no bytes), a
-    rankless cell at rank 0."""
+    rankless cell at rank 0.
+    """
     return [{**r, "rank": r["rank"] or 0} for r in results if not is_pooled(r["method"])]

@@ -116,7 +116,8 @@ def build_task(
     on_history: DrawHistory | None = None,
 ) -> Task:
     """Load the backbone (pretrained when missing, its curve drawn by ``on_history``) and the
-    client data; the model's adapters are not initialised yet."""
+    client data; the model's adapters are not initialised yet.
+    """
     checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter, on_history)
     model, meta = adapted_model(cfg, checkpoint)
     clients = load_clients(cfg, cache_dir, reporter)

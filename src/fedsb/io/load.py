@@ -15,7 +15,8 @@ from ..errors import DataError
 from ..signals.recordset import RecordSet
 from .cache import load_npz, save_npz
 from .radioml import read_rml2016, read_rml2018
-from .sigmf_read import is_archive, read_sigmf
+from .sigmf_archive import is_archive
+from .sigmf_read import read_sigmf
 from .sigmf_write import write_sigmf
 
 log = logging.getLogger(__name__)

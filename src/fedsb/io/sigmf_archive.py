@@ -192,3 +192,24 @@ def check_archive(path: Path) -> None:
                 return _scan_tar(path, _Capped(unpacked, budget), streaming=True, in_memory=True)
         except _OverBudget:
             raise exceeded(path, "the archive unpacks to") from None
+
+
+#: Names of SigMF archives: a tar, or a compressed one.
+ARCHIVE_SUFFIXES: tuple[str, ...] = (".sigmf", ".sigmf.gz", ".sigmf.xz", ".sigmf.zip")
+
+
+def is_archive(path: Path) -> bool:
+    """True for ``.sigmf`` (and compressed ``.sigmf.*``) archive names."""
+    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def find_recordings(directory: Path) -> list[Path]:
+    """Every SigMF recording under ``directory`` (recursive, sorted, hidden files skipped)."""
+    found = [
+        p
+        for p in directory.rglob("*")
+        if p.is_file()
+        and (p.name.lower().endswith(".sigmf-meta") or is_archive(p))
+        and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    ]
+    return sorted(found)

@@ -40,7 +40,7 @@ from ..errors import DataError
 from ..signals.recordset import RecordSet
 from .budget import check_budget, count_text
 from .labels import canonical_label, order_classes
-from .sigmf_archive import SCAN_ERRORS, check_archive
+from .sigmf_archive import SCAN_ERRORS, check_archive, find_recordings, is_archive
 from .sigmf_checks import (
     SHORT,
     Span,
@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 
 #: Declared in ``core:extensions`` so validators accept the ``fedsb:`` keys.
 EXTENSION: dict[str, Any] = {"name": "fedsb", "version": "1.0.0", "optional": True}
-ARCHIVE_SUFFIXES: tuple[str, ...] = (".sigmf", ".sigmf.gz", ".sigmf.xz", ".sigmf.zip")
 _SIGMF_ERRORS = (
     SigMFError,
     ValidationError,
@@ -81,11 +80,6 @@ def one_line(exc: BaseException) -> str:
     """An exception as one line of text (its message with the whitespace folded)."""
     text = exc.message if isinstance(exc, ValidationError) else str(exc)
     return " ".join(text.split()) or type(exc).__name__
-
-
-def is_archive(path: Path) -> bool:
-    """True for ``.sigmf`` (and compressed ``.sigmf.*``) archive names."""
-    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
 @dataclass
@@ -357,18 +351,6 @@ def _merge(parts: list[_Part], path: Path, length: int, hop: int) -> RecordSet:
         sample_rate=rates[0],
         info=info,
     )
-
-
-def find_recordings(directory: Path) -> list[Path]:
-    """Every SigMF recording under ``directory`` (recursive, sorted, hidden files skipped)."""
-    found = [
-        p
-        for p in directory.rglob("*")
-        if p.is_file()
-        and (p.name.lower().endswith(".sigmf-meta") or is_archive(p))
-        and not any(part.startswith(".") for part in p.relative_to(directory).parts)
-    ]
-    return sorted(found)
 
 
 def read_sigmf(

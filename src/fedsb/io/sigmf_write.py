@@ -24,7 +24,8 @@ from sigmf.validate import validate as sigmf_validate
 from ..errors import DataError
 from ..signals.recordset import RecordSet
 from .cache import atomic_file, discard, temp_path
-from .sigmf_read import EXTENSION, is_archive, one_line
+from .sigmf_archive import is_archive
+from .sigmf_read import EXTENSION, one_line
 
 log = logging.getLogger(__name__)
 

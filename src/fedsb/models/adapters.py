@@ -41,16 +41,13 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
-from ..errors import ConfigError, FedsbError
+from ..errors import ConfigError
 from .config import ADAPTED_METHODS, METHODS, AdapterConfig
+from .state import AdapterStateError, load_checked, name_list
 
 HEAD = "head"
 # Exact types: subclasses such as MultiheadAttention's out_proj are read by weight, not called.
 _BASE_TYPES = (nn.Linear, nn.Conv2d)
-
-
-class AdapterStateError(FedsbError):
-    """A state dict does not fit the model; the one-line message names the key and the problem."""
 
 
 class AdapterConfigError(ConfigError, ValueError):
@@ -63,6 +60,31 @@ def matrix_shape(layer: nn.Linear | nn.Conv2d) -> tuple[int, int]:
         kh, kw = layer.kernel_size
         return layer.out_channels, layer.in_channels * kh * kw
     return layer.out_features, layer.in_features
+
+
+def _factors(
+    base: nn.Linear | nn.Conv2d, method: str, r: int
+) -> tuple[nn.Linear | nn.Conv2d, nn.Linear | nn.Conv2d, nn.Linear | None]:
+    """Uninitialised A (d_in -> r, the base's kernel for a conv), B (r -> d_out) and R (r x r)."""
+    d_out, d_in = matrix_shape(base)
+    # skip_init: no default init, so the global RNG is not consumed; every factor is set later
+    kw: dict[str, Any] = {"device": base.weight.device, "dtype": base.weight.dtype, "bias": False}
+    if isinstance(base, nn.Conv2d):
+        a = skip_init(
+            nn.Conv2d,
+            base.in_channels,
+            r,
+            base.kernel_size,
+            base.stride,
+            base.padding,
+            base.dilation,
+            padding_mode=base.padding_mode,
+            **kw,
+        )
+        b = skip_init(nn.Conv2d, r, d_out, 1, **kw)
+    else:
+        a, b = skip_init(nn.Linear, d_in, r, **kw), skip_init(nn.Linear, r, d_out, **kw)
+    return a, b, (skip_init(nn.Linear, r, r, **kw) if method == "lora-sb" else None)
 
 
 class AdaptedLayer(nn.Module):
@@ -94,33 +116,14 @@ class AdaptedLayer(nn.Module):
         self.scaling = 1.0 if method == "lora-sb" else alpha / r
         self.is_conv = isinstance(base, nn.Conv2d)
         self.bypass = False
-        # skip_init: no default init, so the global RNG is not consumed; every factor is set below
-        kw: dict[str, Any] = {
-            "device": base.weight.device,
-            "dtype": base.weight.dtype,
-            "bias": False,
-        }
-        self.lora_A: nn.Linear | nn.Conv2d
-        self.lora_B: nn.Linear | nn.Conv2d
-        if isinstance(base, nn.Conv2d):
-            self.lora_A = skip_init(
-                nn.Conv2d,
-                base.in_channels,
-                r,
-                base.kernel_size,
-                base.stride,
-                base.padding,
-                base.dilation,
-                padding_mode=base.padding_mode,
-                **kw,
-            )
-            self.lora_B = skip_init(nn.Conv2d, r, d_out, 1, **kw)
-        else:
-            self.lora_A = skip_init(nn.Linear, d_in, r, **kw)
-            self.lora_B = skip_init(nn.Linear, r, d_out, **kw)
-        self.lora_R: nn.Linear | None = (
-            skip_init(nn.Linear, r, r, **kw) if method == "lora-sb" else None
-        )
+        self.lora_A, self.lora_B, self.lora_R = _factors(base, method, r)
+        self._init_factors(generator)
+        base.requires_grad_(False)
+        self.lora_A.weight.requires_grad_(method == "lora")
+        self.lora_B.weight.requires_grad_(method != "lora-sb")
+
+    def _init_factors(self, generator: torch.Generator | None) -> None:
+        """B = 0, so the update starts at zero; LoRA's A from the seeded generator."""
         with torch.no_grad():
             self.lora_B.weight.zero_()
             if self.lora_R is not None:
@@ -130,9 +133,6 @@ class AdaptedLayer(nn.Module):
                 a = torch.empty(self.lora_A.weight.shape)
                 nn.init.kaiming_uniform_(a, a=math.sqrt(5), generator=generator)
                 self.lora_A.weight.copy_(a)
-        base.requires_grad_(False)
-        self.lora_A.weight.requires_grad_(method == "lora")
-        self.lora_B.weight.requires_grad_(method != "lora-sb")
 
     def _apply_r(self, h: torch.Tensor) -> torch.Tensor:
         """R over the rank dimension: last dim for Linear, channels (as (..., H·W, r)) for conv."""
@@ -212,7 +212,7 @@ def target_shapes(model: nn.Module, targets: Sequence[str]) -> dict[str, tuple[i
         layers = [n for n in layers if n and n.split(".")[0] != HEAD]
         raise AdapterConfigError(
             f"adapter.targets: no nn.Linear/nn.Conv2d layer matches targets {list(targets)!r} "
-            f"(head excluded; layers: {_names(layers, 8) or 'none'})"
+            f"(head excluded; layers: {name_list(layers, 8) or 'none'})"
         )
     return found
 
@@ -327,60 +327,6 @@ def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
     GradSampleModule (whose keys gain a ``_module.`` prefix).
     """
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _names(keys: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(repr(k) for k in keys[:limit])
-    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
-
-
-def check_state(
-    targets: Mapping[str, torch.Tensor],
-    state: Mapping[str, Any],
-    strict: bool = True,
-    what: str = "adapter state",
-) -> None:
-    """Raise AdapterStateError (one line naming the key) unless ``state`` fits ``targets``.
-
-    Unexpected keys always raise (they mean another method or other targets); missing keys raise
-    when ``strict``; every value must be a finite tensor of the target's shape and dtype.
-    """
-    unexpected = sorted(set(state) - set(targets))
-    if unexpected:
-        raise AdapterStateError(f"{what}: unexpected keys {_names(unexpected)}")
-    missing = sorted(set(targets) - set(state))
-    if missing and strict:
-        raise AdapterStateError(f"{what}: missing keys {_names(missing)}")
-    for key, value in state.items():
-        want = targets[key]
-        if not isinstance(value, torch.Tensor):
-            raise AdapterStateError(f"{what}: key {key!r}: not a tensor ({type(value).__name__})")
-        if value.shape != want.shape:
-            got, exp = tuple(value.shape), tuple(want.shape)
-            raise AdapterStateError(f"{what}: key {key!r}: shape {got}, expected {exp}")
-        if value.dtype != want.dtype:
-            raise AdapterStateError(
-                f"{what}: key {key!r}: dtype {value.dtype}, expected {want.dtype}"
-            )
-        if (value.is_floating_point() or value.is_complex()) and not torch.isfinite(value).all():
-            nan, inf = int(value.isnan().sum()), int(value.isinf().sum())
-            raise AdapterStateError(f"{what}: key {key!r}: {nan} NaN and {inf} Inf values")
-
-
-def load_checked(
-    targets: Mapping[str, torch.Tensor],
-    state: Mapping[str, torch.Tensor],
-    strict: bool = True,
-    what: str = "adapter state",
-) -> None:
-    """``check_state``, then copy every entry in place.
-
-    A bad message from a client leaves the model as it was.
-    """
-    check_state(targets, state, strict, what)
-    with torch.no_grad():
-        for key, value in state.items():
-            targets[key].copy_(value)
 
 
 def load_adapter_state(

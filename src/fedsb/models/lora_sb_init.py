@@ -44,8 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import AdaptedLayer, adapted_layers, load_checked, matrix_shape
+from .adapters import AdaptedLayer, adapted_layers, matrix_shape
 from .config import AdapterConfig
+from .state import load_checked
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

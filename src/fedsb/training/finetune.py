@@ -30,7 +30,7 @@ from ..models.lora_sb_init import estimate_weight_gradients, init_lora_sb
 from ..reporter import Reporter, SilentReporter
 from ..runs import ADAPTER_FILE, MODEL_FILE, RunDir, check_out
 from .config import FinetuneConfig
-from .loop import Evaluation, evaluate, fit, init_batches, predict
+from .loop import Evaluation, evaluate_logits, fit, init_batches, predict
 from .pretrain import DrawHistory, resolve_pretrained, set_threads
 
 
@@ -81,7 +81,7 @@ def finetune(
     splits = build_splits(cfg.data, cfg.val_per_class, cfg.test_per_class, cache_dir, reporter)
     if splits["train"].class_names != tuple(meta["class_names"]):
         raise ConfigError("data.classes differ from the classes the backbone was trained on")
-    frozen = evaluate(predict(model, splits["test"]), splits["test"])
+    frozen = evaluate_logits(predict(model, splits["test"]), splits["test"])
     run.log(stage="frozen", **frozen.as_dict("test"))
     n_params = count_parameters(model)
     trainable = adapt(model, cfg, splits["train"])
@@ -101,7 +101,7 @@ def finetune(
             on_epoch=lambda row: run.log(stage="finetune", **row),
             on_step=advance,
         )
-    test = evaluate(predict(model, splits["test"]), splits["test"])
+    test = evaluate_logits(predict(model, splits["test"]), splits["test"])
     run.log(
         stage="test",
         method=cfg.adapter.method,

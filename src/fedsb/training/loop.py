@@ -129,7 +129,7 @@ class Evaluation:
         }
 
 
-def evaluate(logits: torch.Tensor, data: ImageSet) -> Evaluation:
+def evaluate_logits(logits: torch.Tensor, data: ImageSet) -> Evaluation:
     """Score logits against an ImageSet: overall, SNR >= 10 dB, and per 5-dB SNR bin."""
     labels = data.labels
     loss = F.cross_entropy(logits, labels).item() if len(labels) else float("nan")
@@ -169,7 +169,7 @@ def fit(
         row: dict[str, object] = {"epoch": epoch, "lr": sched.get_last_lr()[0]}
         batches = shuffled_batches(len(train), cfg.batch_size, generator)
         row.update(run_epoch(model, train, opt, batches, loss_fn, sched, on_step).metrics())
-        row.update(evaluate(predict(model, val), val).as_dict("val"))
+        row.update(evaluate_logits(predict(model, val), val).as_dict("val"))
         history.append(row)
         if on_epoch:
             on_epoch(row)

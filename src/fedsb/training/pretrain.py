@@ -18,7 +18,7 @@ from ..models.checkpoint import save_checkpoint
 from ..reporter import Reporter, SilentReporter
 from ..runs import MODEL_FILE, RunDir
 from .config import PretrainConfig, TrainConfig
-from .loop import Evaluation, evaluate, fit, predict
+from .loop import Evaluation, evaluate_logits, fit, predict
 
 #: Draws a run's metrics rows into a figure file with a title (the callers pass
 #: ``report.curves.training_curve``; training itself draws nothing).
@@ -73,7 +73,7 @@ def pretrain(
             on_epoch=lambda row: run.log(stage="pretrain", **row),
             on_step=advance,
         )
-    test = evaluate(predict(model, splits["test"]), splits["test"])
+    test = evaluate_logits(predict(model, splits["test"]), splits["test"])
     run.log(stage="test", **test.as_dict("test"))
     meta = {
         "kind": "backbone",

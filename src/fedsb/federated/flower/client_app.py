@@ -81,7 +81,7 @@ def calibration_sums(context: Context, conf: ConfigRecord) -> MetricRecord:
 
 
 @app.evaluate()
-def evaluate(msg: Message, context: Context) -> Message:
+def evaluate_handler(msg: Message, context: Context) -> Message:
     """One temperature-scaling step; the first (it carries the global state) computes logits."""
     try:
         pid = partition_id(context)

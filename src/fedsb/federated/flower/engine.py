@@ -55,7 +55,8 @@ def one_line(text: str | None, limit: int = 300) -> str:
 
 class GridEngine:
     """The ``engines.Engine`` on Flower nodes: client updates, LoRA-SB's round 0 and the
-    temperature-scaling steps."""
+    temperature-scaling steps.
+    """
 
     def __init__(
         self,
@@ -189,7 +190,8 @@ class GridEngine:
     def calibration_stats(self, ids: list[int], global_state: State, beta: float) -> list[dict]:
         """One temperature-scaling step: each listed client's sums on its validation split at
         ``beta`` (in ``ids`` order, without the clients left out). The first step for a global
-        state sends it; the nodes keep their logits for the steps after."""
+        state sends it; the nodes keep their logits for the steps after.
+        """
         if self.calibrating is not global_state:
             self.calibrating, self.with_logits, self.left_out = global_state, set(), set()
             self.calibration_id += 1

@@ -57,7 +57,8 @@ def metric_record(metrics: Mapping[str, float]) -> MetricRecord:
 
 def config_text(cfg: RunConfig) -> str:
     """The run config as TOML, with a relative ``pretrained`` path made absolute (clients may
-    run in another working directory)."""
+    run in another working directory).
+    """
     data = to_dict(cfg)
     path = Path(cfg.pretrained)
     if not path.is_absolute() and path.exists():

@@ -47,7 +47,8 @@ def _cache_dir(context: Context, conf: ConfigRecord) -> Path | None:
 
 def _client_data(cfg: RunConfig, pid: int, cache_dir: Path | None) -> tuple[ImageSet, ImageSet]:
     """This node's (training, validation) data; for ``centralized`` the union of every client's
-    (as ``task.units`` and ``calibrate.val_units`` on the server)."""
+    (as ``task.units`` and ``calibrate.val_units`` on the server).
+    """
     plans = plan_partition(cfg.partition, cfg.data)
     ids = range(len(plans)) if method(cfg.method).pooled else [pid]
     sets = [build_client_data(plans[i], cfg.partition, cfg.data, cache_dir) for i in ids]
@@ -74,7 +75,8 @@ def parts(
     text: str, pid: int, cache_dir: Path | None
 ) -> tuple[RunConfig, nn.Module, tuple[ImageSet, ImageSet]]:
     """(config, adapted model, (training, validation) data) of this node, built once per
-    config (the model) and per client (the data, the last few kept)."""
+    config (the model) and per client (the data, the last few kept).
+    """
     cfg, model, class_names = _built(text, cache_dir)
     data = _data(text, pid, cache_dir)
     if data[0].class_names != class_names:
@@ -100,7 +102,8 @@ def _check_client(conf: ConfigRecord, pid: int) -> None:
 
 def calibrate(msg: Message, context: Context, pid: int) -> None:
     """Store this node's validation logits under the sent global state (and their labels) in
-    ``context.state``, for the temperature-scaling steps that follow."""
+    ``context.state``, for the temperature-scaling steps that follow.
+    """
     torch.set_num_threads(1)
     conf = msg.content[m.CONFIG]
     _check_client(conf, pid)

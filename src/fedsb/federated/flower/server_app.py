@@ -78,7 +78,7 @@ def _round_line(row: dict) -> None:
     )
 
 
-def load_run(run_config: dict) -> tuple[RunConfig, RunDir, Path | None, bool]:
+def open_run(run_config: dict) -> tuple[RunConfig, RunDir, Path | None, bool]:
     """(config, run dir, cache dir, resume) from the ServerApp's run config (see the top)."""
     if not str(run_config.get("run-dir", "")):
         raise FedsbError("run config: run-dir is required (--run-config \"run-dir='/abs/dir'\")")
@@ -104,7 +104,7 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     """``flwr run`` entry: one federated run into ``run-dir``; errors are logged as one line."""
     try:
-        cfg, run, cache_dir, resume = load_run(dict(context.run_config))
+        cfg, run, cache_dir, resume = open_run(dict(context.run_config))
         torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
         reporter = LogReporter()
         task = build_task(cfg, cache_dir, reporter)
