@@ -34,8 +34,10 @@ def serialize(state: Mapping[str, torch.Tensor]) -> bytes:
 
 
 def deserialize(blob: bytes) -> State:
-    """The state of a ``serialize`` blob, keys sorted: safetensors returns them in hash order,
-    which differs from call to call (and would make ``check_update``'s reason random).
+    """The state of a ``serialize`` blob, with its keys sorted.
+
+    safetensors returns them in hash order, which differs from call to call (and would make
+    ``check_update``'s reason random).
     """
     state = st_load(blob)
     return {k: state[k] for k in sorted(state)}
@@ -47,6 +49,7 @@ def payload_bytes(state: Mapping[str, torch.Tensor]) -> int:
 
 
 def parameter_count(state: Mapping[str, torch.Tensor]) -> int:
+    """Number of scalar values in ``state``: the trained-parameter count a run reports."""
     return sum(v.numel() for v in state.values())
 
 
@@ -67,9 +70,10 @@ def update_agreement(
     weights: Sequence[float],
     reference: Mapping[str, torch.Tensor],
 ) -> float:
-    """|weighted mean of the clients' updates| / weighted mean of their norms, in [0, 1]: 1 when
+    """How much of each client's step survives the averaging: the measure of client drift.
+
+    |weighted mean of the clients' updates| / weighted mean of their norms, in [0, 1]: 1 when
     every client moved the same way, ~1/sqrt(K) when K clients moved in unrelated directions.
-    How much of each client's step survives the averaging: the measure of client drift.
     """
     w = torch.tensor([float(x) for x in weights], dtype=torch.float64)
     w = w / w.sum()

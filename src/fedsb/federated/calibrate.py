@@ -54,8 +54,9 @@ def client_calibration_stats(logits: torch.Tensor, data: ImageSet, beta: float) 
 def fit_global_temperature(
     engine: Engine, n_units: int, global_state: State
 ) -> tuple[TemperatureFit, float]:
-    """Federated temperature scaling: (fit, bytes per unit: the final state down, then 40 B
-    per Newton step).
+    """Federated temperature scaling: (fit, bytes per unit).
+
+    The bytes per unit are the final state down, then 40 B per Newton step.
     """
     ids = list(range(n_units))
 
@@ -69,6 +70,7 @@ def fit_global_temperature(
 
 
 def predictions(model, data: ImageSet) -> Predictions:
+    """``model``'s logits on ``data`` (float64), with its labels, SNRs and class names."""
     logits = predict(model, data).double().numpy()
     return Predictions(
         logits, data.labels.numpy(), data.snr_db.numpy().astype(np.float64), data.class_names

@@ -26,9 +26,10 @@ State = dict[str, torch.Tensor]
 
 
 def round_lr(cfg: RunConfig, server_round: int, head: bool = False) -> float:
-    """Client learning rate in ``server_round`` (1-based): cosine decay over the rounds, so the
-    last rounds take small steps, as a centralized cosine schedule would. The head always takes
-    ``client.lr``; the adapter tensors take the rate of their kind (LoRA factors diverge at
+    """Client learning rate in ``server_round`` (1-based): cosine decay over the rounds.
+
+    The last rounds take small steps, as a centralized cosine schedule would. The head always
+    takes ``client.lr``; the adapter tensors take the rate of their kind (LoRA factors diverge at
     fedsb's rate, full weights need a ~10x smaller one).
     """
     base = cfg.client.lr if head else getattr(cfg.client, method(cfg.method).lr_key)
@@ -37,8 +38,9 @@ def round_lr(cfg: RunConfig, server_round: int, head: bool = False) -> float:
 
 
 def param_groups(model: nn.Module, cfg: RunConfig, server_round: int) -> list[dict]:
-    """AdamW groups: the plain head at the head's rate, every other trained tensor (an adapted
-    head's factors too) at its method's.
+    """AdamW parameter groups: the plain head at the head's rate, the rest at its method's.
+
+    The rest is every other trained tensor, an adapted head's factors too.
     """
     head, rest = [], []
     for name, p in model.named_parameters():
@@ -63,9 +65,10 @@ def log_prior(labels: torch.Tensor, classes: int) -> torch.Tensor:
 
 
 def local_loss(logits, y, cfg: RunConfig, shift: torch.Tensor | None) -> torch.Tensor:
-    """Cross-entropy; with ``client.logit_adjust`` = tau, on logits + tau*log(prior) (logit
-    adjustment, Menon et al. 2021; FedLC, Zhang et al. 2022): a client stops pushing down the
-    classes it barely holds, so its update fits p(x|y) rather than its own skewed p(y).
+    """Cross-entropy; with ``client.logit_adjust`` = tau, on logits + tau*log(prior).
+
+    Logit adjustment (Menon et al. 2021; FedLC, Zhang et al. 2022): a client stops pushing down
+    the classes it barely holds, so its update fits p(x|y) rather than its own skewed p(y).
     """
     if shift is not None:
         logits = logits + shift
@@ -78,8 +81,9 @@ def proximal(params: list[torch.Tensor], anchors: list[torch.Tensor], mu: float)
 
 
 def local_optimizer(groups: list[dict], cfg: RunConfig) -> torch.optim.Optimizer:
-    """A fresh optimiser every round: AdamW (default) or SGD with momentum (``client.optimizer``),
-    whose update is proportional to the gradients, as FedAvg's analysis assumes.
+    """A fresh optimiser every round: AdamW (default) or SGD with momentum (``client.optimizer``).
+
+    SGD's update is proportional to the gradients, as FedAvg's analysis assumes.
     """
     if cfg.client.optimizer == "sgd":
         return torch.optim.SGD(groups, momentum=0.9, weight_decay=cfg.client.weight_decay)
@@ -87,8 +91,9 @@ def local_optimizer(groups: list[dict], cfg: RunConfig) -> torch.optim.Optimizer
 
 
 def _loss_fn(groups: list[dict], data: ImageSet, cfg: RunConfig) -> LossFn:
-    """The client's loss: cross-entropy, logit-adjusted by ``client.logit_adjust``, plus the
-    FedProx term to the global state when ``client.prox_mu`` > 0.
+    """The client's loss: cross-entropy, logit-adjusted by ``client.logit_adjust``, and FedProx.
+
+    The FedProx term (to the global state) is added only when ``client.prox_mu`` > 0.
     """
     shift = None
     if cfg.client.logit_adjust > 0:
@@ -103,9 +108,10 @@ def _loss_fn(groups: list[dict], data: ImageSet, cfg: RunConfig) -> LossFn:
 
 
 def _train(model, groups, data, cfg: RunConfig, generator) -> tuple[Tally, dict[str, float]]:
-    """The client's local epochs through the training loop; with DP, the same loop on Poisson
-    batches with the model and optimiser made private (the config refuses logit_adjust and
-    prox_mu with dp, so the loss is plain cross-entropy there).
+    """The client's local epochs through the training loop.
+
+    With DP, the same loop on Poisson batches with the model and optimiser made private (the
+    config refuses logit_adjust and prox_mu with dp, so the loss is plain cross-entropy there).
     """
     loss_fn = _loss_fn(groups, data, cfg)
     opt = local_optimizer(groups, cfg)
@@ -155,8 +161,10 @@ def client_update(
 def client_init_gradients(
     model: nn.Module, data: ImageSet, samples: int, batch_size: int, seed: int
 ) -> State:
-    """Federated round 0 of LoRA-SB: the sum over this client's first ``samples`` (seeded order)
-    of the batch-mean gradient of every lora-sb base weight. The server sums them over clients.
+    """Federated round 0 of LoRA-SB: this client's summed gradients of every lora-sb base weight.
+
+    The sum is over the client's first ``samples`` (seeded order) of the batch-mean gradient.
+    The server sums them over clients.
     """
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     order = order[: min(samples, len(data))]

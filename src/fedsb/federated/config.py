@@ -106,6 +106,7 @@ class DPConfig:
 
     @property
     def enabled(self) -> bool:
+        """Whether DP-SGD is on: a positive target ``epsilon``."""
         return self.epsilon > 0
 
 
@@ -188,8 +189,10 @@ class RunConfig:
         self._follow(fed.adapter)
 
     def _follow(self, wanted: str) -> None:
-        """adapter.method "" becomes the method's adapter (what config.toml then keeps, as
-        before); an explicit one that is not it is refused, not silently replaced.
+        """Resolve adapter.method "" to the method's adapter; refuse an explicit other one.
+
+        The resolved value is what config.toml then keeps, as before; a conflicting one is
+        refused, not silently replaced.
         """
         if self.adapter.method == "":
             object.__setattr__(self, "adapter", replace(self.adapter, method=wanted))

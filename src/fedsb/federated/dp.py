@@ -27,6 +27,7 @@ from .config import DPConfig
 
 
 def sample_rate(batch_size: int, n: int) -> float:
+    """Poisson sampling rate q: ``batch_size`` records expected of ``n``, at most 1."""
     return min(1.0, batch_size / max(n, 1))
 
 
@@ -65,8 +66,9 @@ def epsilon(dp: DPConfig, sigma: float, q: float, steps: int) -> float:
 def poisson_batches(
     n: int, q: float, steps: int, generator: torch.Generator
 ) -> Iterator[torch.Tensor]:
-    """``steps`` Poisson-sampled index batches: each record is in a batch with probability q
-    (a batch may be empty; the step still counts for the accountant).
+    """``steps`` Poisson-sampled index batches: each record is in a batch with probability q.
+
+    A batch may be empty; the step still counts for the accountant.
     """
     for _ in range(steps):
         yield torch.nonzero(torch.rand(n, generator=generator) < q).flatten()
@@ -82,8 +84,9 @@ def private(
     n: int,
     generator: torch.Generator,
 ) -> Iterator[tuple[nn.Module, torch.optim.Optimizer]]:
-    """The model with per-sample gradients and the optimiser that clips them and adds seeded
-    noise, for the same training loop; afterwards the model is plain again.
+    """The model with per-sample gradients and an optimiser that clips them and adds noise.
+
+    The noise is seeded; both serve the same training loop; afterwards the model is plain again.
     """
     from opacus import GradSampleModule
     from opacus.optimizers import DPOptimizer

@@ -32,9 +32,10 @@ _START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 
 
 class _WorkerState:
-    """What a pool worker process holds: the task and config handed to it at start-up (with
-    fork, inherited rather than pickled). Set once in each worker by ``_worker_init``; the
-    parent process never sets it.
+    """What a pool worker process holds: the task and config handed to it at start-up.
+
+    With fork, they are inherited rather than pickled. Set once in each worker by
+    ``_worker_init``; the parent process never sets it.
     """
 
     task: Task
@@ -77,8 +78,10 @@ def _worker_job(job: tuple[int, int, bytes]):
 
 
 class LocalEngine:
-    """The embedded ``engines.Engine``: client updates for the server loop (``train``),
-    LoRA-SB's round 0 and the temperature-scaling steps, here or in forked workers.
+    """The embedded ``engines.Engine``, run here or in forked workers.
+
+    It makes the client updates for the server loop (``train``), LoRA-SB's round 0 and the
+    temperature-scaling steps.
     """
 
     def __init__(self, task: Task, cfg: RunConfig):
@@ -93,12 +96,14 @@ class LocalEngine:
             self.pool = ProcessPoolExecutor(workers, ctx, _worker_init, init_args)
 
     def init_gradients(self, ids: list[int]) -> list[State]:
+        """LoRA-SB round 0: each listed unit's summed weight gradients, computed here."""
         samples = init_samples(self.cfg, len(ids))
         return [
             client_init_step(self.task.model, self.task.units[i], self.cfg, i, samples) for i in ids
         ]
 
     def train(self, server_round: int, ids: list[int], global_state: State) -> list[ClientResult]:
+        """One round of the listed units from ``global_state``, here or in the worker pool."""
         blob = serialize(global_state)
         if self.pool is None:
             answers = [attempt(self.task, self.cfg, server_round, c, blob) for c in ids]
@@ -107,8 +112,9 @@ class LocalEngine:
         return [self._result(c, *answer) for c, answer in zip(ids, answers)]
 
     def calibration_stats(self, ids: list[int], global_state: State, beta: float) -> list[dict]:
-        """One temperature-scaling step of every listed unit, on its own validation split
-        (its logits under ``global_state`` are computed once, then reused for every β).
+        """One temperature-scaling step of every listed unit, on its own validation split.
+
+        Its logits under ``global_state`` are computed once, then reused for every β.
         """
         units = val_units(self.task)
         if self._val_logits is None or self._val_logits[0] is not global_state:
@@ -127,6 +133,7 @@ class LocalEngine:
         return ClientResult(client, deserialize(sent), metrics, None, bytes_up=len(sent))
 
     def close(self) -> None:
+        """Shut the worker pool down, cancelling pending jobs (idempotent)."""
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
             self.pool = None

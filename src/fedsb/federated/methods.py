@@ -39,6 +39,7 @@ class FedMethod:
 
     @property
     def label(self) -> str:
+        """The method's display name: its registry name."""
         return self.name
 
 

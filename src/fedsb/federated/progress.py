@@ -30,6 +30,7 @@ class Totals:
     dp_steps: tuple[int, ...]
 
     def as_meta(self) -> dict:
+        """The totals as checkpoint metadata (read back by ``from_meta``)."""
         return {"bytes": self.bytes, "dp_steps": list(self.dp_steps)}
 
     @classmethod

@@ -51,6 +51,7 @@ def sample_clients(cfg: RunConfig, server_round: int, n_units: int) -> list[int]
 
 
 def evaluate_state(task: Task, state: State, data: ImageSet) -> Evaluation:
+    """The evaluation on ``data`` of the model with ``state`` loaded."""
     load_adapter_state(task.model, state)
     return evaluate_logits(predict(task.model, data), data)
 
@@ -95,8 +96,9 @@ def _server_update(
 
 
 def _traffic(cfg: RunConfig, global_state: State, ids: list[int], results: list) -> dict:
-    """This round's measured bytes: the global state down to every sampled client, the sent
-    states up (nothing for pooled data: one training unit, nothing is sent).
+    """This round's measured bytes: the global state down to every sampled client, states up.
+
+    Nothing for pooled data: one training unit, nothing is sent.
     """
     central = method(cfg.method).pooled
     down = 0 if central else payload_bytes(global_state)
@@ -109,8 +111,10 @@ def _traffic(cfg: RunConfig, global_state: State, ids: list[int], results: list)
 
 
 def _privacy(cfg: RunConfig, totals: Totals, accepted: list, results: list) -> tuple[Totals, dict]:
-    """Count the accepted clients' DP-SGD steps; (new totals, the row's dp_epsilon: the worst
-    answering client's, and dp_sigma). Nothing without DP.
+    """Count the accepted clients' DP-SGD steps; nothing without DP.
+
+    The result is (new totals, the row's dp_epsilon: the worst answering client's, and
+    dp_sigma).
     """
     if not cfg.dp.enabled:
         return totals, {}

@@ -57,6 +57,8 @@ if TYPE_CHECKING:  # engines.run_federated imports the server loop: typing only,
 
 @dataclass(frozen=True)
 class RunResult:
+    """A finished run: its test evaluation, bytes sent, trained parameters, client accuracies."""
+
     run: Path
     method: str
     rounds: int
@@ -76,9 +78,11 @@ def _truncate_metrics(run: RunDir, last_round: int) -> None:
 
 
 def prepare(run_path: Path, cfg: RunConfig | None, resume: bool) -> tuple[RunConfig, RunDir]:
-    """Check the run directory before anything is written: a new run needs a writable
-    directory that holds no run; a resumed one its config, readable rows, and either its state
-    file or rows without one (it is started again then: see ``federate``).
+    """Check the run directory before anything is written.
+
+    A new run needs a writable directory that holds no run; a resumed one its config, readable
+    rows, and either its state file or rows without one (it is started again then: see
+    ``federate``).
     """
     if resume:
         if not (run_path / CONFIG_FILE).is_file():
@@ -109,8 +113,9 @@ def check_new_run(run_path: Path) -> None:
 
 
 def check_sub_run_dirs(out: Path, methods: list[str]) -> list[Path]:
-    """``--method a,b``: ``OUT`` is no run itself and each ``OUT/<method>`` is new (checked
-    before anything is trained).
+    """``--method a,b``: check that ``OUT`` is no run itself and each ``OUT/<method>`` is new.
+
+    Checked before anything is trained.
     """
     paths = check_sub_runs(out, methods)
     for path in paths:
@@ -120,8 +125,9 @@ def check_sub_run_dirs(out: Path, methods: list[str]) -> list[Path]:
 
 
 def _restart(run: RunDir, reporter: Reporter) -> None:
-    """A resumed run without a state file has no progress to keep (it stopped between its
-    init row and its first checkpoint): it starts again from its config.toml, as a new run.
+    """Start a resumed run without a state file again from its config.toml, as a new run.
+
+    It has no progress to keep: it stopped between its init row and its first checkpoint.
     """
     reporter.info(f"{run.path}: no checkpoint yet; starting the run again from its {CONFIG_FILE}")
     (run.path / METRICS_FILE).unlink(missing_ok=True)
@@ -202,8 +208,9 @@ def federate(
 def _save_models(
     task: Task, cfg: RunConfig, run: RunDir, global_state: State, temperature: float
 ) -> None:
-    """The adapter file (the trained tensors) and the merged model (``task.model`` holds the
-    final global state: ``final_evaluation`` loaded it).
+    """Save the adapter file (the trained tensors) and the merged model.
+
+    ``task.model`` holds the final global state: ``final_evaluation`` loaded it.
     """
     meta = {
         **task.meta,
@@ -229,8 +236,10 @@ def _mean_round_bytes(run: RunDir) -> float:
 def finish(
     task: Task, cfg: RunConfig, run: RunDir, global_state: State, totals: Totals, engine: Engine
 ) -> RunResult:
-    """Federated temperature scaling, final evaluation (global and per client, before and after
-    scaling), predictions, model and adapter files, the summary row.
+    """End a run: federated temperature scaling, final evaluation, output files, summary row.
+
+    The evaluation is global and per client, before and after scaling; the files are the
+    predictions, the model and the adapter.
     """
     fit, calibration_bytes = fit_global_temperature(engine, len(task.units), global_state)
     if method(cfg.method).pooled:

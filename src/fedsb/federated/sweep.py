@@ -29,15 +29,19 @@ SWEEP_FILE = "sweep.json"
 
 @dataclass(frozen=True)
 class Cell:
+    """One sweep cell: a method and its adapter rank (None for a rankless method)."""
+
     method: str
     rank: int | None
 
     @property
     def name(self) -> str:
+        """The cell's directory name: ``<method>-r<rank>``, or ``<method>`` without a rank."""
         return self.method if self.rank is None else f"{self.method}-r{self.rank}"
 
 
 def plan_cells(methods: Sequence[str], ranks: Sequence[int]) -> list[Cell]:
+    """The cells of methods x ranks (one per rankless method); unknown methods, bad ranks fail."""
     unknown = [m for m in methods if m not in FED_METHODS]
     if unknown:
         choices = ", ".join(FED_METHODS)
@@ -51,7 +55,7 @@ def plan_cells(methods: Sequence[str], ranks: Sequence[int]) -> list[Cell]:
 
 
 def cell_state(path: Path) -> str:
-    """ "done", "resume" (has a checkpoint), or "new" (nothing usable yet)."""
+    """The cell's state: "done", "resume" (has a checkpoint), or "new" (nothing usable yet)."""
     rows = RunDir(path).rows() if (path / "metrics.jsonl").exists() else []
     if any(r.get("stage") == "final" for r in rows):
         return "done"
@@ -59,6 +63,7 @@ def cell_state(path: Path) -> str:
 
 
 def summary(path: Path, cell: Cell) -> dict:
+    """A finished cell's ``sweep.json`` entry, from its final metrics row."""
     rows = RunDir(path).rows()
     final = next(r for r in reversed(rows) if r.get("stage") == "final")
     return {
@@ -110,7 +115,8 @@ def run_sweep(
 
 
 def pareto_points(results: Sequence[dict]) -> list[dict]:
-    """The cells of the Pareto figure: federated ones only (a pooled run sends no bytes), a
-    rankless cell at rank 0.
+    """The cells of the Pareto figure: federated ones only, a rankless cell at rank 0.
+
+    Pooled runs are left out: they send no bytes.
     """
     return [{**r, "rank": r["rank"] or 0} for r in results if not is_pooled(r["method"])]

@@ -54,6 +54,7 @@ class Task:
 
 
 def load_clients(cfg: RunConfig, cache_dir: Path | None, reporter: Reporter) -> list[ClientData]:
+    """Every client's data of ``cfg.partition``, built under one "client data" progress task."""
     plans = plan_partition(cfg.partition, cfg.data)
     k = len(plans[0].counts)
     total = sum(p.size for p in plans) + len(plans) * k * (
@@ -115,8 +116,9 @@ def build_task(
     reporter: Reporter,
     on_history: DrawHistory | None = None,
 ) -> Task:
-    """Load the backbone (pretrained when missing, its curve drawn by ``on_history``) and the
-    client data; the model's adapters are not initialised yet.
+    """Load the backbone and the client data; the model's adapters are not initialised yet.
+
+    The backbone is pretrained when missing, its curve drawn by ``on_history``.
     """
     checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter, on_history)
     model, meta = adapted_model(cfg, checkpoint)
@@ -132,6 +134,7 @@ def build_task(
 
 
 def has_lora_sb(model: nn.Module) -> bool:
+    """Whether any adapted layer of ``model`` is lora-sb (so it has a B and A basis)."""
     return any(m.method == "lora-sb" for m in adapted_layers(model).values())
 
 
@@ -142,10 +145,12 @@ def save_basis(model: nn.Module, run_dir: Path) -> None:
 
 
 def load_basis(model: nn.Module, run_dir: Path) -> None:
+    """Load the run's saved lora-sb basis (B and A) into ``model`` when it has lora-sb layers."""
     basis, _ = load_checkpoint(Path(run_dir) / BASIS_FILE)
     if has_lora_sb(model):
         load_lora_sb_basis(model, basis)
 
 
 def initial_state(task: Task) -> dict[str, torch.Tensor]:
+    """The current adapter state of ``task.model``, as a global state to start rounds from."""
     return adapter_state(task.model)

@@ -33,6 +33,7 @@ app = ClientApp()
 
 
 def partition_id(context: Context) -> int:
+    """This SuperNode's client id, from its node config; ConfigError when it has none."""
     value = context.node_config.get(PARTITION_ID)
     if value is None:
         raise ConfigError(f"this SuperNode has no {PARTITION_ID} (pass --node-config)")

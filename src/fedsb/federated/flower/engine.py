@@ -54,8 +54,9 @@ def one_line(text: str | None, limit: int = 300) -> str:
 
 
 class GridEngine:
-    """The ``engines.Engine`` on Flower nodes: client updates, LoRA-SB's round 0 and the
-    temperature-scaling steps.
+    """The ``engines.Engine`` on Flower nodes.
+
+    It asks the nodes for client updates, LoRA-SB's round 0 and the temperature-scaling steps.
     """
 
     def __init__(
@@ -182,15 +183,17 @@ class GridEngine:
         return grads
 
     def train(self, server_round: int, ids: list[int], global_state: State) -> list[ClientResult]:
+        """One round: ``global_state`` to every listed client's node, one answer each."""
         arrays = to_record(global_state)
         extra = {"server-round": server_round}
         messages = self._messages(STAGE_TRAIN, ids, extra, arrays)
         return [self._result(*answer) for answer in self._exchange(messages, ids)]
 
     def calibration_stats(self, ids: list[int], global_state: State, beta: float) -> list[dict]:
-        """One temperature-scaling step: each listed client's sums on its validation split at
-        ``beta`` (in ``ids`` order, without the clients left out). The first step for a global
-        state sends it; the nodes keep their logits for the steps after.
+        """One temperature-scaling step: each listed client's validation-split sums at ``beta``.
+
+        In ``ids`` order, without the clients left out. The first step for a global state sends
+        it; the nodes keep their logits for the steps after.
         """
         if self.calibrating is not global_state:
             self.calibrating, self.with_logits, self.left_out = global_state, set(), set()

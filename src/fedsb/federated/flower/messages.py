@@ -41,10 +41,12 @@ State = dict[str, "torch.Tensor"]
 
 
 def to_record(state: Mapping[str, torch.Tensor]) -> ArrayRecord:
+    """The state as a Flower ArrayRecord (detached, contiguous tensors)."""
     return ArrayRecord({k: v.detach().contiguous() for k, v in state.items()})
 
 
 def from_record(record: ArrayRecord) -> State:
+    """The state of a received ArrayRecord, as torch tensors."""
     return dict(record.to_torch_state_dict())
 
 
@@ -56,8 +58,9 @@ def metric_record(metrics: Mapping[str, float]) -> MetricRecord:
 
 
 def config_text(cfg: RunConfig) -> str:
-    """The run config as TOML, with a relative ``pretrained`` path made absolute (clients may
-    run in another working directory).
+    """The run config as TOML, with a relative ``pretrained`` path made absolute.
+
+    Clients may run in another working directory.
     """
     data = to_dict(cfg)
     path = Path(cfg.pretrained)

@@ -46,8 +46,9 @@ def _cache_dir(context: Context, conf: ConfigRecord) -> Path | None:
 
 
 def _client_data(cfg: RunConfig, pid: int, cache_dir: Path | None) -> tuple[ImageSet, ImageSet]:
-    """This node's (training, validation) data; for ``centralized`` the union of every client's
-    (as ``task.units`` and ``calibrate.val_units`` on the server).
+    """This node's (training, validation) data; for ``centralized`` the union of every client's.
+
+    The union is the same as ``task.units`` and ``calibrate.val_units`` on the server.
     """
     plans = plan_partition(cfg.partition, cfg.data)
     ids = range(len(plans)) if method(cfg.method).pooled else [pid]
@@ -74,8 +75,9 @@ def _data(text: str, pid: int, cache_dir: Path | None) -> tuple[ImageSet, ImageS
 def parts(
     text: str, pid: int, cache_dir: Path | None
 ) -> tuple[RunConfig, nn.Module, tuple[ImageSet, ImageSet]]:
-    """(config, adapted model, (training, validation) data) of this node, built once per
-    config (the model) and per client (the data, the last few kept).
+    """(config, adapted model, (training, validation) data) of this node.
+
+    Built once per config (the model) and per client (the data, the last few kept).
     """
     cfg, model, class_names = _built(text, cache_dir)
     data = _data(text, pid, cache_dir)
@@ -101,8 +103,9 @@ def _check_client(conf: ConfigRecord, pid: int) -> None:
 
 
 def calibrate(msg: Message, context: Context, pid: int) -> None:
-    """Store this node's validation logits under the sent global state (and their labels) in
-    ``context.state``, for the temperature-scaling steps that follow.
+    """Store this node's validation logits (and labels) under the sent global state.
+
+    They go in ``context.state``, for the temperature-scaling steps that follow.
     """
     torch.set_num_threads(1)
     conf = msg.content[m.CONFIG]

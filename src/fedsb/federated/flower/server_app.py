@@ -59,11 +59,13 @@ class LogReporter:
 
     @contextlib.contextmanager
     def task(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        """Log the start and the end of a step; progress within it is not logged."""
         log(INFO, "fedsb: %s (%d steps)", description, total)
         yield lambda n: None
         log(INFO, "fedsb: %s done", description)
 
     def info(self, message: str) -> None:
+        """Log ``message`` as one fedsb line."""
         log(INFO, "fedsb: %s", message)
 
 
