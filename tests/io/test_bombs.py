@@ -54,9 +54,12 @@ def _npy(array: np.ndarray) -> bytes:
 def test_npz_member_claiming_terabytes(tmp_path: Path, capped_python) -> None:
     path = _npz_bomb(tmp_path / "bomb.npz")
     call = f"fedsb.io.load.load_records({str(path)!r})"
-    _refused(capped_python(call, **SMALL), "member 'iq' claims 8.0 TB (10^12 complex64 values)")
-    # the cap is real: with the budget out of the way, numpy allocates what the header says
-    control = capped_python(call, FEDSB_INPUT_BUDGET="100T")
+    _refused(capped_python(call, **SMALL), "array 'iq' claims 8.0 TB (10^12 complex64 values)")
+    # with the budget out of the way the header still cannot be backed by the member's bytes
+    lifted = capped_python(call, FEDSB_INPUT_BUDGET="100T")
+    _refused(lifted, "array 'iq' claims 8,000,000,000,000 bytes in ")
+    # the cap is real: allocating what the header says dies in the child
+    control = capped_python("__import__('numpy').ones(10**12, 'c8')", FEDSB_INPUT_BUDGET="100T")
     assert control.returncode != 0 and "MemoryError" in control.stderr, control.stderr
 
 

@@ -49,7 +49,7 @@ def test_a_member_claiming_terabytes_is_refused_before_loading(
         archive.writestr("iq.npy", _npy_header("<c8", (10**6, 10**6)) + bytes(64))
     budget("12G")
     problem = (
-        r"member 'iq' claims 8\.0 TB \(10\^12 complex64 values\), over the 12\.0 GB input "
+        r"array 'iq' claims 8\.0 TB \(10\^12 complex64 values\), over the 12\.0 GB input "
         r"budget; set FEDSB_INPUT_BUDGET=8T to raise it"
     )
     with data_error(path, problem):
@@ -62,7 +62,7 @@ def test_declared_unpacked_size_and_total_count_against_the_budget(
     path = tmp_path / "big.npz"
     np.savez_compressed(path, a=np.zeros(4000, np.uint8), b=np.zeros(100, np.uint8))
     budget("2k")
-    with data_error(path, r"member 'a' claims 4\.1 kB \(its unpacked size\), over the 2\.0 kB"):
+    with data_error(path, r"array 'a' claims 4\.1 kB \(its unpacked size\), over the 2\.0 kB"):
         read_npz_members(path)
     np.savez(path, a=np.zeros(1500, np.uint8), b=np.zeros(1500, np.uint8))
     with data_error(path, r"its arrays together claim 3\.0 kB, over the 2\.0 kB input budget"):
@@ -85,7 +85,7 @@ def test_a_member_that_is_not_npy_is_refused(tmp_path: Path, data_error) -> None
     np.savez(path, iq=np.zeros(2, np.complex64))
     with zipfile.ZipFile(path, "a") as archive:
         archive.writestr("notes.txt", b"hello")
-    with data_error(path, "member 'notes.txt' is not a .npy array"):
+    with data_error(path, "array 'notes.txt' is not a .npy array"):
         load_npz(path)
 
 

@@ -8,18 +8,13 @@ temperature scaling. The temperature is fitted elsewhere, on validation data, ne
 
 from __future__ import annotations
 
-import math
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numpy.lib import format as npformat
 
 from ..errors import DataError
-from ..io.budget import check_budget
-from ..io.cache import atomic_file
+from ..io.cache import atomic_file, read_npz_members
 from ..signals.summary import accuracy_by_snr
 from . import metrics as m
 
@@ -115,7 +110,6 @@ def score(pred: Predictions, temperature: float = 1.0) -> dict:
 
 
 _ARRAYS = ("logits", "labels", "snr_db", "class_names")
-_HEADERS = {(1, 0): npformat.read_array_header_1_0, (2, 0): npformat.read_array_header_2_0}
 
 
 def save_predictions(pred: Predictions, path) -> None:
@@ -128,30 +122,6 @@ def save_predictions(pred: Predictions, path) -> None:
             snr_db=pred.snr_db.astype(np.float32),
             class_names=np.array(pred.class_names),
         )
-
-
-def _npz_array(archive: zipfile.ZipFile, path: Path, name: str) -> np.ndarray:
-    """One member of an npz, its header checked before anything is allocated.
-
-    No pickled objects, and no more bytes than the member holds (a header can claim any shape).
-    """
-    try:
-        info = archive.getinfo(f"{name}.npy")
-    except KeyError:
-        raise DataError(path, f"not a predictions file: missing array {name!r}") from None
-    check_budget(path, info.file_size, f"array {name!r}")
-    with archive.open(info) as handle:
-        version = npformat.read_magic(handle)
-        if version not in _HEADERS:
-            raise DataError(path, f"array {name!r}: unsupported .npy format {version}")
-        shape, _, dtype = _HEADERS[version](handle)
-    if dtype.hasobject:
-        raise DataError(path, f"array {name!r} holds Python objects (refused: not plain data)")
-    claimed = math.prod(shape) * dtype.itemsize
-    if claimed > info.file_size:
-        raise DataError(path, f"array {name!r} claims {claimed:,} bytes in {info.file_size:,}")
-    with archive.open(info) as handle:
-        return npformat.read_array(handle, allow_pickle=False)
 
 
 def _checked(z: dict[str, np.ndarray], path: Path) -> Predictions:
@@ -183,10 +153,5 @@ def _checked(z: dict[str, np.ndarray], path: Path) -> Predictions:
 def load_predictions(path) -> Predictions:
     """The predictions a run saved; a hostile or broken file is a one-line DataError."""
     path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            arrays = {name: _npz_array(archive, path, name) for name in _ARRAYS}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        problem = " ".join(str(exc).split()) or type(exc).__name__
-        raise DataError(path, f"not a readable predictions file ({problem})") from None
+    arrays = read_npz_members(path, required=_ARRAYS, kind="predictions file")
     return _checked(arrays, path)

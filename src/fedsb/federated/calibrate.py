@@ -40,9 +40,7 @@ STEP_BYTES_DOWN, STEP_BYTES_UP = 8, 32
 
 
 def val_units(task: Task) -> list[ImageSet]:
-    """The validation split each training unit holds (the union for ``centralized``)."""
-    if len(task.units) == 1 and len(task.clients) > 1:
-        return [task.val]
+    """The validation split each client holds."""
     return [c.val for c in task.clients]
 
 

@@ -6,7 +6,6 @@ Flower ClientApp, so both give the same numbers for the same seed.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 
@@ -17,7 +16,7 @@ from torch import nn
 from ..data.imageset import ImageSet
 from ..models.adapters import adapter_state, load_adapter_state
 from ..models.lora_sb_init import estimate_weight_gradients
-from ..training.loop import LossFn, Tally, run_epoch, shuffled_batches
+from ..training.loop import LossFn, Tally, run_epoch, shuffled_batches, warmup_cosine
 from . import dp as dpacc
 from .config import RunConfig
 from .methods import method
@@ -33,8 +32,7 @@ def round_lr(cfg: RunConfig, server_round: int, head: bool = False) -> float:
     fedsb's rate, full weights need a ~10x smaller one).
     """
     base = cfg.client.lr if head else getattr(cfg.client, method(cfg.method).lr_key)
-    progress = (server_round - 1) / max(1, cfg.rounds)
-    return base * 0.5 * (1 + math.cos(math.pi * progress))
+    return base * warmup_cosine(server_round - 1, cfg.rounds)
 
 
 def param_groups(model: nn.Module, cfg: RunConfig, server_round: int) -> list[dict]:

@@ -20,6 +20,7 @@ from ..reporter import Reporter, SilentReporter
 from ..training.pretrain import DrawHistory
 from .config import RunConfig
 from .faults import ClientResult
+from .methods import method
 from .progress import State
 from .task import build_task
 
@@ -68,6 +69,10 @@ def run_federated(
     cfg, run = prepare(Path(out), cfg, resume)
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     task = build_task(cfg, cache_dir, reporter, on_history=on_history)
+    if method(cfg.method).pooled:  # the reference: no federation, so no engine
+        from .pooled import run_pooled
+
+        return run_pooled(task, cfg, run, cache_dir, reporter, resume, on_round)
     if cfg.engine == "flower":
         from .flower.simulation import run_simulation_engine
 

@@ -29,7 +29,6 @@ from .aggregate import (
 )
 from .config import RunConfig
 from .faults import ClientResult
-from .methods import method
 from .progress import Progress, State, Totals
 from .task import Task
 
@@ -96,13 +95,9 @@ def _server_update(
 
 
 def _traffic(cfg: RunConfig, global_state: State, ids: list[int], results: list) -> dict:
-    """This round's measured bytes: the global state down to every sampled client, states up.
-
-    Nothing for pooled data: one training unit, nothing is sent.
-    """
-    central = method(cfg.method).pooled
-    down = 0 if central else payload_bytes(global_state)
-    ups = [0 if central else r.bytes_up for r in results if r.bytes_up]
+    """This round's measured bytes: the global state down to every sampled client, states up."""
+    down = payload_bytes(global_state)
+    ups = [r.bytes_up for r in results if r.bytes_up]
     return {
         "bytes_down_per_client": down,
         "bytes_up_per_client": float(np.mean(ups)) if ups else 0.0,

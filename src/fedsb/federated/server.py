@@ -22,6 +22,7 @@ import torch
 from ..config import load_config, to_dict
 from ..data.partition import partition_rows
 from ..errors import ConfigError
+from ..evaluation.calibration import TemperatureFit
 from ..evaluation.scoring import save_predictions
 from ..io.cache import atomic_file
 from ..models.adapters import adapter_state, merge
@@ -154,8 +155,7 @@ def _started(
     save_basis(task.model, run.path)
     global_state = adapter_state(task.model)
     frozen = evaluate_state(task, global_state, task.test)
-    central = method(cfg.method).pooled  # pooled data: nothing is sent
-    up, down = (0.0, 0.0) if central else (init["bytes_up"], init["bytes_down"])
+    up, down = init["bytes_up"], init["bytes_down"]
     totals = Totals((up + down) * len(task.units), (0,) * len(task.units))
     run.log(
         round=0,
@@ -236,16 +236,29 @@ def _mean_round_bytes(run: RunDir) -> float:
 def finish(
     task: Task, cfg: RunConfig, run: RunDir, global_state: State, totals: Totals, engine: Engine
 ) -> RunResult:
-    """End a run: federated temperature scaling, final evaluation, output files, summary row.
+    """End a federated run: federated temperature scaling, then ``write_final``."""
+    fit, calibration_bytes = fit_global_temperature(engine, len(task.units), global_state)
+    return write_final(task, cfg, run, global_state, fit, totals.bytes, calibration_bytes)
+
+
+def write_final(
+    task: Task,
+    cfg: RunConfig,
+    run: RunDir,
+    global_state: State,
+    fit: TemperatureFit,
+    run_bytes: float,
+    calibration_bytes: float,
+    fitted_on: str = "validation splits of the clients (federated sums)",
+) -> RunResult:
+    """The final evaluation, the output files and the summary row, with temperature ``fit``.
 
     The evaluation is global and per client, before and after scaling; the files are the
-    predictions, the model and the adapter.
+    predictions, the model and the adapter. ``calibration_bytes`` are per training unit.
     """
-    fit, calibration_bytes = fit_global_temperature(engine, len(task.units), global_state)
-    if method(cfg.method).pooled:
-        calibration_bytes = 0.0  # pooled validation data: nothing is sent
-    total_bytes = totals.bytes + calibration_bytes * len(task.units)
+    total_bytes = run_bytes + calibration_bytes * len(task.units)
     pred, evaluation = final_evaluation(task, global_state, fit)
+    evaluation["calibration"]["fitted_on"] = fitted_on
     save_predictions(pred, run.path / PREDICTIONS_FILE)
     write_json(run.path / EVALUATION_FILE, evaluation)
     test = evaluate_logits(torch.from_numpy(pred.logits).float(), task.test)  # the logits just made

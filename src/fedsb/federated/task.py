@@ -37,7 +37,6 @@ from ..training.loop import init_batches
 from ..training.pretrain import DrawHistory, resolve_pretrained
 from .aggregate import payload_bytes
 from .config import RunConfig
-from .methods import method
 
 
 @dataclass
@@ -50,7 +49,7 @@ class Task:
     clients: list[ClientData]
     test: ImageSet  # union of the clients' test splits
     val: ImageSet  # union of the clients' validation splits
-    units: list[ImageSet]  # what each training unit trains on (one union for centralized)
+    units: list[ImageSet]  # what each client trains on
 
 
 def load_clients(cfg: RunConfig, cache_dir: Path | None, reporter: Reporter) -> list[ClientData]:
@@ -128,8 +127,6 @@ def build_task(
     test = concat([c.test for c in clients])
     val = concat([c.val for c in clients])
     units = [c.train for c in clients]
-    if method(cfg.method).pooled:
-        units = [concat(units)]
     return Task(model, meta, checkpoint, clients, test, val, units)
 
 

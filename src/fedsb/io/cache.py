@@ -119,18 +119,26 @@ def _npy_header(stream: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
 
 
 def _check_claims(path: Path, archive: zipfile.ZipFile) -> None:
-    """Every member's claimed size against the input budget, before anything is read."""
+    """Every member's header and claimed size, before anything is read.
+
+    No member that is not a plain .npy array (no pickled objects), none claiming more bytes than
+    it holds, and nothing over the input budget.
+    """
     total = 0
     for info in archive.infolist():
         name = info.filename.removesuffix(".npy")
         if not info.filename.endswith(".npy"):
-            raise DataError(path, f"member {info.filename!r} is not a .npy array")
-        check_budget(path, info.file_size, f"member {name!r}", "its unpacked size")
+            raise DataError(path, f"array {info.filename!r} is not a .npy array")
+        check_budget(path, info.file_size, f"array {name!r}", "its unpacked size")
         with archive.open(info) as stream:
             shape, dtype = _npy_header(stream)
+        if dtype.hasobject:
+            raise DataError(path, f"array {name!r} holds Python objects (refused: not plain data)")
         count = math.prod(shape)
         claimed = count * dtype.itemsize
-        check_budget(path, claimed, f"member {name!r}", f"{count_text(count)} {dtype} values")
+        check_budget(path, claimed, f"array {name!r}", f"{count_text(count)} {dtype} values")
+        if claimed > info.file_size:
+            raise DataError(path, f"array {name!r} claims {claimed:,} bytes in {info.file_size:,}")
         total += claimed
     check_budget(path, total, "its arrays together", verb="claim")
 

@@ -25,18 +25,24 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels
 EVAL_BATCH = 512
 
 
+def warmup_cosine(step: int, total: int, warm: int = 0) -> float:
+    """The one learning-rate schedule: linear warm-up over ``warm`` steps, then cosine to 0.
+
+    ``fit`` applies it per optimiser step; the federated clients per round (``step`` = the
+    round - 1 of ``total`` rounds, no warm-up), so both decay the same way.
+    """
+    if step < warm:
+        return (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
 def make_optimizer(params: Sequence[nn.Parameter], cfg: TrainConfig, total_steps: int):
     """AdamW and a LambdaLR: linear warm-up over ``cfg.warmup`` of the steps, then cosine to 0."""
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm = max(1, int(cfg.warmup * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        progress = (step - warm) / max(1, total_steps - warm)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total_steps, warm))
+    return opt, sched
 
 
 @dataclass

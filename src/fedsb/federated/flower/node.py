@@ -24,7 +24,7 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 from torch import nn
 
 from ...data.imageset import ImageSet
-from ...data.partition import build_client_data, concat, plan_partition
+from ...data.partition import build_client_data, plan_partition
 from ...errors import ConfigError
 from ...models.adapters import load_adapter_state
 from ...models.lora_sb_init import load_lora_sb_basis
@@ -33,7 +33,6 @@ from ...training.loop import predict
 from ...training.pretrain import resolve_pretrained
 from ..client import client_init_step, client_step
 from ..config import RunConfig
-from ..methods import method
 from ..task import adapted_model, has_lora_sb
 from . import messages as m
 
@@ -46,16 +45,10 @@ def _cache_dir(context: Context, conf: ConfigRecord) -> Path | None:
 
 
 def _client_data(cfg: RunConfig, pid: int, cache_dir: Path | None) -> tuple[ImageSet, ImageSet]:
-    """This node's (training, validation) data; for ``centralized`` the union of every client's.
-
-    The union is the same as ``task.units`` and ``calibrate.val_units`` on the server.
-    """
+    """This node's (training, validation) data: partition ``pid`` of the run's partition."""
     plans = plan_partition(cfg.partition, cfg.data)
-    ids = range(len(plans)) if method(cfg.method).pooled else [pid]
-    sets = [build_client_data(plans[i], cfg.partition, cfg.data, cache_dir) for i in ids]
-    if len(sets) == 1:
-        return sets[0].train, sets[0].val
-    return concat([c.train for c in sets]), concat([c.val for c in sets])
+    data = build_client_data(plans[pid], cfg.partition, cfg.data, cache_dir)
+    return data.train, data.val
 
 
 @lru_cache(maxsize=1)

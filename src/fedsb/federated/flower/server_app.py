@@ -26,10 +26,11 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
 from ...config import load_config
-from ...errors import FedsbError
+from ...errors import ConfigError, FedsbError
 from ...reporter import Reporter
 from ...runs import RunDir
 from ..config import RunConfig
+from ..methods import method
 from ..server import RunResult, federate, prepare
 from ..task import Task, build_task
 from .engine import GridEngine
@@ -96,6 +97,11 @@ def open_run(run_config: dict) -> tuple[RunConfig, RunDir, Path | None, bool]:
         )
         cfg = replace(cfg, engine="flower")
     cfg, run = prepare(run_path, cfg, resume)
+    if method(cfg.method).pooled:
+        raise ConfigError(
+            f"method {cfg.method!r} trains on the union of every client's data, which a "
+            "deployment never gathers; run it with `fedsb run --method centralized`"
+        )
     return cfg, run, cache_dir, resume
 
 
