@@ -17,14 +17,23 @@ from typing import Any
 
 #: Top-level config fields that hold a path.
 PATH_FIELDS = ("pretrained",)
+#: Fields of the ``[data]`` table that hold lists of files, globs or directories.
+DATA_PATH_FIELDS = ("paths", "val_paths", "test_paths")
+_GLOB = frozenset("*?[")
 
 
 def resolve_relative(value: str, config_file: str | Path) -> str:
-    """``value`` resolved against ``config_file``'s folder when something is there."""
+    """``value`` resolved against ``config_file``'s folder when something is there.
+
+    A glob counts as there when it matches something beside the file.
+    """
     path = Path(value).expanduser()
     if path.is_absolute():
         return value
-    beside = Path(config_file).parent / path
+    folder = Path(config_file).parent.resolve()
+    if _GLOB & set(value):
+        return str(folder / path) if any(folder.glob(value)) else value
+    beside = folder / path
     return str(beside.resolve()) if beside.exists() else value
 
 
@@ -37,4 +46,14 @@ def resolve_config_paths(
     for key in PATH_FIELDS:
         if key in fields and isinstance(out.get(key), str) and out[key]:
             out[key] = resolve_relative(out[key], config_file)
+    data = out.get("data")
+    if "data" in fields and isinstance(data, Mapping):
+        data = dict(data)
+        for key in DATA_PATH_FIELDS:
+            if isinstance(data.get(key), list):
+                data[key] = [
+                    resolve_relative(v, config_file) if isinstance(v, str) and v else v
+                    for v in data[key]
+                ]
+        out["data"] = data
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -135,3 +136,21 @@ def test_unknown_classes_can_be_dropped(trained):
     result, pred = evaluate_run(root / "run", root / "mixed.npz", drop_unknown=True)
     assert result["records"] == 24 and set(np.unique(pred.labels)) == {0, 2}
     assert torch.is_tensor(torch.as_tensor(pred.logits))
+
+
+def test_an_rml2018_file_of_only_known_classes_needs_no_drop_unknown(trained, tmp_path):
+    """The file declares all 24 classes; what counts is the classes its records hold."""
+    root, _ = trained
+    source = _records(256, classes=("bpsk", "qpsk"), seed=15)
+    n = len(source)
+    y = np.zeros((n, 24), dtype=np.int64)
+    y[np.arange(n), np.where(source.label_names == "bpsk", 3, 4)] = 1  # corrected order
+    path = tmp_path / "GOLD_XYZ_OSC.0001_1024.hdf5"
+    with h5py.File(path, "w") as handle:
+        handle["X"] = np.stack([source.iq.real, source.iq.imag], axis=-1)
+        handle["Y"] = y
+        handle["Z"] = np.nan_to_num(source.snr_db).reshape(n, 1)
+    result, pred = evaluate_run(root / "run", path)
+    assert result["records"] == n
+    names = np.asarray(CLASSES)[pred.labels]
+    assert names.tolist() == source.label_names.tolist()

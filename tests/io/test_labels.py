@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from fedsb.io.labels import ALIASES, RML2016_NAMES, RML2018_NAMES, canonical_label, order_classes
+from fedsb.io.labels import (
+    ALIASES,
+    RML2016_NAMES,
+    RML2018_CLASSES_TXT,
+    RML2018_NAMES,
+    canonical_label,
+    order_classes,
+    rml2018_names,
+)
 from fedsb.signals.classes import KNOWN_CLASSES, RML2016_CLASSES
 
 
@@ -127,3 +135,13 @@ def test_order_classes_uses_known_order_then_alphabetical() -> None:
         "alpha",
         "zeta",
     )
+
+
+def test_rml2018_classes_txt_is_the_published_list_and_a_permutation() -> None:
+    # the order printed in the dataset's classes.txt (radioML/dataset#25)
+    assert RML2018_CLASSES_TXT[:5] == ("32PSK", "16APSK", "32QAM", "FM", "GMSK")
+    assert RML2018_CLASSES_TXT[-3:] == ("AM-DSB-WC", "OOK", "16QAM")
+    assert sorted(RML2018_CLASSES_TXT) == sorted(RML2018_NAMES)
+    assert RML2018_CLASSES_TXT != RML2018_NAMES
+    assert rml2018_names("corrected") == RML2018_NAMES
+    assert rml2018_names("classes-txt") == RML2018_CLASSES_TXT

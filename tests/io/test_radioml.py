@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import fedsb.io.radioml as radioml
+from fedsb.errors import ConfigError
 from fedsb.io.labels import RML2016_NAMES, RML2018_NAMES, canonical_label
-from fedsb.io.radioml import read_rml2016, read_rml2018
+from fedsb.io.radioml import read_rml2016, read_rml2018, read_rml2018_index
 from fedsb.signals.classes import KNOWN_CLASSES, RML2016_CLASSES
 
 
@@ -95,3 +96,62 @@ def test_rml2018_chunked_read_matches_single_read(
     whole = read_rml2018(path, **selection)
     monkeypatch.setattr(radioml, "CHUNK", 4)
     same(whole, read_rml2018(path, **selection))
+
+
+def _one_hot_file(path: Path, cols: list[int], length: int = 8) -> Path:
+    """A hand-made GOLD-style file: record i is hot in column cols[i], SNR 2 * i."""
+    n = len(cols)
+    y = np.zeros((n, 24), dtype=np.int64)
+    y[np.arange(n), cols] = 1
+    with h5py.File(path, "w") as handle:
+        handle["X"] = np.arange(n * length * 2, dtype=np.float32).reshape(n, length, 2)
+        handle["Y"] = y
+        handle["Z"] = (2.0 * np.arange(n)).reshape(n, 1)
+    return path
+
+
+def test_rml2018_order_names_the_one_hot_columns(tmp_path: Path) -> None:
+    path = _one_hot_file(tmp_path / "gold.h5", [0, 3, 21, 22])
+    corrected = read_rml2018(path)
+    assert corrected.label_names.tolist() == ["ook", "bpsk", "wbfm", "gmsk"]
+    published = read_rml2018(path, order="classes-txt")
+    # classes.txt: 32PSK, 16APSK, 32QAM, FM, ... column 21 AM-DSB-WC, 22 OOK
+    assert published.label_names.tolist() == ["32psk", "wbfm", "am-dsb", "ook"]
+    assert published.class_names == corrected.class_names  # the same 24, KNOWN_CLASSES order
+    assert published.info["order"] == "classes-txt"
+
+
+def test_rml2018_unknown_order_is_a_config_error(tmp_path: Path) -> None:
+    path = _one_hot_file(tmp_path / "gold.h5", [0])
+    with pytest.raises(
+        ConfigError,
+        match=r"^rml2018_order: unknown order 'paper'; choose corrected or classes-txt$",
+    ):
+        read_rml2018(path, order="paper")
+
+
+@pytest.mark.parametrize("order", ["corrected", "classes-txt"])
+def test_rml2018_index_reads_labels_and_snr_like_the_full_read(
+    rml2018_file, monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    path = rml2018_file(n=30, length=16)
+    monkeypatch.setattr(radioml, "CHUNK", 7)  # several chunks
+    index = read_rml2018_index(path, order)
+    whole = read_rml2018(path, order=order)
+    assert index.length == 16 and index.class_names == whole.class_names
+    np.testing.assert_array_equal(index.labels, whole.labels)
+    np.testing.assert_array_equal(index.snr_db, whole.snr_db)
+
+
+def test_rml2018_index_refuses_a_row_that_is_not_one_hot(tmp_path: Path, data_error) -> None:
+    path = _one_hot_file(tmp_path / "gold.h5", [0, 1, 2])
+    with h5py.File(path, "r+") as handle:
+        handle["Y"][1, 5] = 1
+    with data_error(path, "Y row 1 is not one-hot"):
+        read_rml2018_index(path)
+
+
+def test_rml2016_counts_the_records_it_drops(rml2016_file) -> None:
+    records = read_rml2016(rml2016_file(mods=("BPSK", "MYSTERY")), skip_unknown=True)
+    assert records.info["dropped"] == {"MYSTERY": 9}
+    assert "dropped" not in read_rml2016(rml2016_file(mods=("BPSK",))).info

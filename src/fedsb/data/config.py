@@ -7,6 +7,7 @@ PartitionConfig: how the data differ between federated clients.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..config import check_number
 from ..images.config import ImageConfig
@@ -18,13 +19,31 @@ CHANNEL_PROFILES = ("multipath", "cfo", "iq-imbalance", "flat", "phase-noise")
 
 @dataclass(frozen=True)
 class DataConfig:
-    """A generated data set and its image representation (``configs/data.toml``)."""
+    """Where the records come from and how they are imaged (``configs/data.toml``).
+
+    ``source = "generator"`` draws them (``per_class``, ``seed``, ``generator``);
+    ``source = "files"`` reads the user's recordings (``paths``: files, globs or directories of
+    npz, SigMF, RadioML 2016 or 2018), cut to ``generator.length`` samples. Without
+    ``val_paths``/``test_paths`` a seeded split by group (burst, annotation or recording, never
+    by window) stratified by class and SNR holds out ``val_fraction`` and ``test_fraction``.
+    """
 
     classes: str = "rml2016"  # a class-set name or a comma-separated list of classes
     per_class: int = 200
-    seed: int = 0
+    seed: int = 0  # the generator's draws; for files, the split and the caps
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     images: ImageConfig = field(default_factory=ImageConfig)
+    source: Literal["generator", "files"] = "generator"
+    paths: tuple[str, ...] = ()  # the training recordings (and val/test when not given)
+    val_paths: tuple[str, ...] = ()
+    test_paths: tuple[str, ...] = ()
+    drop_unknown: bool = False  # leave out records of classes not in ``classes``
+    rml2018_order: Literal["corrected", "classes-txt"] = "corrected"  # one-hot column order
+    snr_key: str = ""  # a SigMF annotation key holding the SNR in dB, besides SNRdB
+    max_records: int = 0  # 0 = all; a seeded choice of whole groups
+    max_per_class: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
 
     def __post_init__(self) -> None:
         resolve_classes(self.classes)  # fail at load time, naming the class
@@ -32,6 +51,21 @@ class DataConfig:
             raise ValueError(f"per_class must be >= 1, got {self.per_class}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        for key in ("max_records", "max_per_class"):
+            check_number(key, getattr(self, key), 0)
+        check_number("val_fraction", self.val_fraction, 0, 1, open_high=True)
+        check_number("test_fraction", self.test_fraction, 0, 1, open_high=True)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must be < 1 (training keeps the rest)")
+        if self.source == "files" and not self.paths:
+            raise ValueError("paths: source = 'files' needs at least one file, glob or directory")
+        if self.source == "generator" and (self.paths or self.val_paths or self.test_paths):
+            raise ValueError("paths: files are given but source = 'generator' (set source='files')")
+
+    @property
+    def from_files(self) -> bool:
+        """Whether the records are the user's files rather than generated."""
+        return self.source == "files"
 
 
 @dataclass(frozen=True)
@@ -49,6 +83,9 @@ class PartitionConfig:
     channel_skew: bool = True  # each client gets one impairment profile (CHANNEL_PROFILES)
     min_records: int = 32  # no client gets fewer training records than this
     seed: int = 0  # partition draws (shares, sizes, windows, profiles)
+    # file data only: "" = the skews above; "file", "directory" or a SigMF key (core:hw, ...) =
+    # one client per distinct value, the data's own heterogeneity
+    by: str = ""
 
     def __post_init__(self) -> None:
         for key in ("clients", "records_per_client", "val_per_class", "test_per_class"):

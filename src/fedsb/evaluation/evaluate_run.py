@@ -20,12 +20,12 @@ from torch import nn
 
 from ..config import from_dict
 from ..data.imageset import ImageSet, quantised_images
+from ..data.sources import to_model_classes, windows
 from ..errors import ConfigError, DataError
 from ..images.config import ImageConfig
 from ..io.load import load_records, source_format
 from ..models.checkpoint import backbone_from_checkpoint, load_checkpoint
 from ..runs import CONFIG_FILE, MODEL_FILE
-from ..signals.recordset import RecordSet
 from ..training.loop import predict
 from .scoring import Predictions, score
 
@@ -85,48 +85,6 @@ def load_run_model(run: Path) -> RunModel:
         raise DataError(path, f"metadata 'temperature' must be > 0, got {temperature!r}")
     names = tuple(meta["class_names"])
     return RunModel(model, names, images, length, float(temperature))
-
-
-def windows(records: RecordSet, length: int, path: Path) -> RecordSet:
-    """Records of exactly ``length`` samples: longer ones cut into whole windows.
-
-    Shorter ones are refused.
-    """
-    have = records.length
-    if have == length:
-        return records
-    if have < length:
-        raise DataError(path, f"records are {have} samples long, shorter than the model's {length}")
-    k = have // length
-    n = len(records)
-    iq = records.iq[:, : k * length].reshape(n * k, length)
-    meta = {key: np.repeat(v, k) for key, v in records.meta.items()}
-    return RecordSet(
-        np.ascontiguousarray(iq),
-        np.repeat(records.labels, k),
-        records.class_names,
-        meta,
-        records.sample_rate,
-        {**records.info, "windowed": f"{have} -> {k} x {length}"},
-    )
-
-
-def to_model_classes(records: RecordSet, names: tuple[str, ...], path: Path, drop: bool):
-    """Re-index labels onto the model's classes; unknown classes are an error (or dropped)."""
-    unknown = sorted(set(records.class_names) - set(names))
-    if unknown and not drop:
-        raise DataError(
-            path,
-            f"classes the model was not trained on: {', '.join(unknown)} "
-            f"(it knows {', '.join(names)}; --drop-unknown leaves them out)",
-        )
-    target = {name: i for i, name in enumerate(names)}
-    remap = np.array([target.get(name, -1) for name in records.class_names], dtype=np.int64)
-    keep = np.flatnonzero(remap[records.labels] >= 0)
-    if keep.size == 0:
-        raise DataError(path, "no record of a class the model knows")
-    kept = records.subset(keep)
-    return RecordSet(kept.iq, remap[kept.labels], names, kept.meta, kept.sample_rate, kept.info)
 
 
 def evaluate_run(run: Path, data: Path, drop_unknown: bool = False) -> tuple[dict, Predictions]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from ..errors import ConfigError
 from ..signals.classes import KNOWN_CLASSES
 
 #: RadioML 2016.10a class names (2016.10b is the same list minus AM-SSB).
@@ -53,6 +54,20 @@ RML2018_NAMES: tuple[str, ...] = (
     "GMSK",
     "OQPSK",
 )
+
+#: The order printed in the dataset's ``classes.txt``. It does not match the one-hot columns of
+#: the GOLD file (radioML/dataset#25, leena201818/radioml#1); offered for files built with it.
+RML2018_CLASSES_TXT: tuple[str, ...] = (
+    "32PSK", "16APSK", "32QAM", "FM", "GMSK", "32APSK", "OQPSK", "8ASK",
+    "BPSK", "8PSK", "AM-SSB-SC", "4ASK", "16PSK", "64APSK", "128QAM", "128APSK",
+    "AM-DSB-SC", "AM-SSB-WC", "64QAM", "QPSK", "256QAM", "AM-DSB-WC", "OOK", "16QAM",
+)  # fmt: skip
+
+#: ``rml2018_order`` values: which list names the one-hot columns of Y.
+RML2018_ORDERS: dict[str, tuple[str, ...]] = {
+    "corrected": RML2018_NAMES,
+    "classes-txt": RML2018_CLASSES_TXT,
+}
 
 #: External spelling -> canonical fedsb class. Canonical names map to themselves implicitly;
 #: entries here win over that identity (see AM-SSB-SC). Judgement calls are marked "JUDGEMENT".
@@ -215,3 +230,12 @@ def order_classes(names: set[str] | list[str] | tuple[str, ...]) -> tuple[str, .
     """Class names in KNOWN_CLASSES order, then any others alphabetically (stable class lists)."""
     rank = {name: i for i, name in enumerate(KNOWN_CLASSES)}
     return tuple(sorted(set(names), key=lambda n: (rank.get(n, len(rank)), n)))
+
+
+def rml2018_names(order: str) -> tuple[str, ...]:
+    """The RML2018 one-hot column names for ``order`` ("corrected" or "classes-txt")."""
+    if order not in RML2018_ORDERS:
+        raise ConfigError(
+            f"rml2018_order: unknown order {order!r}; choose {' or '.join(RML2018_ORDERS)}"
+        )
+    return RML2018_ORDERS[order]

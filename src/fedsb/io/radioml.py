@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import reprlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 from ..errors import DataError
 from ..signals.recordset import RecordSet
 from .budget import check_budget, count_text
-from .labels import RML2018_NAMES, canonical_label, order_classes
+from .labels import RML2018_NAMES, canonical_label, order_classes, rml2018_names
 from .safe_pickle import PickleRefused, load_radioml_pickle
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,8 @@ def read_rml2016(path: str | Path, skip_unknown: bool = False) -> RecordSet:
     The file is a pickle: ``dict[(mod, snr)] -> float32 [N, 2, 128]`` (I and Q rows). It is
     read by :mod:`.safe_pickle`, which rebuilds only numpy arrays and plain values and refuses
     any other global, so a hostile file cannot run code. Class names are those present in the
-    file, in KNOWN_CLASSES order.
+    file, in KNOWN_CLASSES order; records dropped by ``skip_unknown`` are counted in
+    ``info["dropped"]``.
     """
     path = Path(path)
     _check_file(path)
@@ -90,13 +92,14 @@ def read_rml2016(path: str | Path, skip_unknown: bool = False) -> RecordSet:
         problem = " ".join(str(exc).split()) or type(exc).__name__
         raise DataError(path, f"not a readable pickle ({problem})") from exc
     entries = _rml2016_entries(obj, path)
-    kept = []
+    kept, dropped = [], {}
     for mod, snr, arr in entries:
         name = canonical_label(mod)
         if name is None and not skip_unknown:
             raise DataError(path, f"unknown label {mod!r}; pass --skip-unknown to drop it")
         if name is None:
             log.warning("%s: dropped %d records of unknown class %r", path, len(arr), mod)
+            dropped[mod] = dropped.get(mod, 0) + len(arr)
         else:
             kept.append((name, snr, arr))
     if not kept:
@@ -112,7 +115,9 @@ def read_rml2016(path: str | Path, skip_unknown: bool = False) -> RecordSet:
     index = {name: i for i, name in enumerate(class_names)}
     labels = np.repeat(np.asarray([index[n] for n, _, _ in kept], dtype=np.int64), counts)
     snr_db = np.repeat(np.asarray([s for _, s, _ in kept], dtype=np.float64), counts)
-    info = {"format": "rml2016", "source": str(path)}
+    info: dict[str, Any] = {"format": "rml2016", "source": str(path)}
+    if dropped:
+        info["dropped"] = dropped  # records of unknown labels, by label as written
     return RecordSet(iq, labels, class_names, {"snr_db": snr_db}, 1.0, info)
 
 
@@ -209,6 +214,7 @@ def read_rml2018(
     path: str | Path,
     max_records: int | None = None,
     index: Sequence[int] | np.ndarray | None = None,
+    order: str = "corrected",
 ) -> RecordSet:
     """Read RML2018.01a (``GOLD_XYZ_OSC.0001_1024.hdf5``), optionally only part of it.
 
@@ -218,15 +224,12 @@ def read_rml2018(
     selection is ever in memory, and its size is checked against the input budget before any
     read (a small file can declare millions of records). X, Y and Z must be plain numbers
     stored in this file (no links, external or virtual storage). The class list is all 24
-    classes, in KNOWN_CLASSES order.
+    classes, in KNOWN_CLASSES order. ``order`` names the one-hot columns: "corrected" (the
+    order that matches the GOLD file, the default) or "classes-txt" (the published list).
     """
     path = Path(path)
-    _check_file(path)
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise DataError(path, f"not a readable HDF5 file ({' '.join(str(exc).split())})") from exc
-    with handle:
+    column_names = rml2018_names(order)
+    with _open_hdf5(path) as handle:
         xs, ys, zs = _rml2018_datasets(handle, path)
         n = xs.shape[0]
         rows, inverse = _rows(n, xs.shape[1], max_records, index, path)
@@ -244,8 +247,59 @@ def read_rml2018(
         iq, cols, snr = (np.concatenate(parts) for parts in zip(*blocks, strict=True))
     if inverse is not None:
         iq, cols, snr = iq[inverse.ravel()], cols[inverse.ravel()], snr[inverse.ravel()]
-    names = [canonical_label(name) or name for name in RML2018_NAMES]
-    class_names = order_classes(names)
-    remap = np.asarray([class_names.index(name) for name in names], dtype=np.int64)
-    info = {"format": "rml2018", "source": str(path), "records_in_file": int(n)}
+    class_names, remap = _rml2018_classes(column_names)
+    info = {"format": "rml2018", "source": str(path), "records_in_file": int(n), "order": order}
     return RecordSet(iq, remap[cols], class_names, {"snr_db": snr}, 1.0, info)
+
+
+def _open_hdf5(path: Path) -> h5py.File:
+    _check_file(path)
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(path, f"not a readable HDF5 file ({' '.join(str(exc).split())})") from exc
+
+
+def _rml2018_classes(column_names: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
+    """(class list in KNOWN_CLASSES order, one-hot column -> index into it)."""
+    names = [canonical_label(name) or name for name in column_names]
+    class_names = order_classes(names)
+    return class_names, np.asarray([class_names.index(name) for name in names], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Rml2018Index:
+    """What an RML2018 file holds, without its samples: enough to choose which rows to read."""
+
+    length: int  # samples per record
+    labels: np.ndarray  # (N,) int64 into class_names
+    snr_db: np.ndarray  # (N,) float64
+    class_names: tuple[str, ...]
+
+
+def read_rml2018_index(path: str | Path, order: str = "corrected") -> Rml2018Index:
+    """Labels and SNR of every record of an RML2018 file, read in chunks (X is not read).
+
+    A 20 GB GOLD file has 2.5 M records: their labels take 40 MB, so callers can pick the rows
+    they want (classes, caps) and read only those with ``read_rml2018(path, index=...)``.
+    """
+    path = Path(path)
+    column_names = rml2018_names(order)
+    with _open_hdf5(path) as handle:
+        xs, ys, zs = _rml2018_datasets(handle, path)
+        n = xs.shape[0]
+        check_budget(path, n * 16, "the labels and SNR", f"{count_text(n)} records")
+        cols, snr = np.empty(n, np.int64), np.empty(n, np.float64)
+        try:
+            for a in range(0, n, CHUNK):
+                hot = ys[a : a + CHUNK] > 0
+                bad = np.flatnonzero(hot.sum(axis=1) != 1)
+                if bad.size:
+                    raise DataError(path, f"Y row {a + int(bad[0])} is not one-hot")
+                cols[a : a + CHUNK] = np.argmax(hot, axis=1)
+                snr[a : a + CHUNK] = np.asarray(zs[a : a + CHUNK], np.float64).reshape(-1)
+        except (OSError, ValueError) as exc:
+            raise DataError(path, f"cannot read the data ({' '.join(str(exc).split())})") from exc
+        length = int(xs.shape[1])
+    class_names, remap = _rml2018_classes(column_names)
+    return Rml2018Index(length, remap[cols], snr, class_names)

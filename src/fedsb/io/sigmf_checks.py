@@ -8,6 +8,7 @@ fine when they name the same class and contradictory when they do not.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import reprlib
@@ -23,6 +24,8 @@ from ..errors import DataError
 SHORT = reprlib.Repr()
 SHORT.maxstring = SHORT.maxother = 60
 _DATATYPE = re.compile(r"(c|r)(f32|f64|i32|i16|u32|u16|i8|u8)(_le|_be)?")
+#: The SNR field of the SigMF "capture_details" extension (on annotations and captures).
+SNR_DETAIL = "capture_details:SNRdB"
 _SNR_COMMENT = re.compile(r"snr(?:_db)?\s*[=:]\s*([-+]?(?:inf|nan|[0-9.]+(?:e[-+]?\d+)?))", re.I)
 
 
@@ -68,13 +71,42 @@ def number(value: Any) -> float | int | bool | None:
         return None
 
 
-def snr_of(ann: dict[str, Any]) -> float:
-    """fedsb:snr_db, else "snr_db=<x>" in core:comment, else NaN."""
-    value = number(ann.get("fedsb:snr_db"))
-    if value is not None:
-        return float(value)
+def snr_of(ann: dict[str, Any], capture: dict[str, Any] | None = None, key: str = "") -> float:
+    """SNR in dB of one span, from the most specific place that gives one; else NaN.
+
+    In order: ``key`` (a caller-chosen field, on the annotation then its capture segment),
+    fedsb:snr_db, the annotation's capture_details:SNRdB, "snr_db=<x>" in core:comment, the
+    capture segment's capture_details:SNRdB. A value at ``key`` that is not a number raises
+    ValueError (the user named that field, so a typo in it must not pass as "no SNR").
+    """
+    capture = capture or {}
+    for where in (ann, capture) if key else ():
+        if key in where:
+            value = number(where[key])
+            if value is None or isinstance(value, bool):
+                raise ValueError(f"{key} is {SHORT.repr(where[key])}, not a number")
+            return float(value)
+    for value in (ann.get("fedsb:snr_db"), ann.get(SNR_DETAIL)):
+        value = number(value)
+        if value is not None and not isinstance(value, bool):
+            return float(value)
     match = _SNR_COMMENT.search(str(ann.get("core:comment", "")))
-    return float(match.group(1)) if match else math.nan
+    if match:
+        return float(match.group(1))
+    value = number(capture.get(SNR_DETAIL))
+    return float(value) if value is not None and not isinstance(value, bool) else math.nan
+
+
+def scalar_fields(*objects: dict[str, Any]) -> dict[str, str]:
+    """Every field with a scalar value (text, number, bool) as text; later objects win."""
+    out: dict[str, str] = {}
+    for obj in objects:
+        for key, value in obj.items():
+            if isinstance(value, str):
+                out[key] = value
+            elif isinstance(value, bool | int | float):
+                out[key] = json.dumps(value)
+    return out
 
 
 def meta_dtypes(glob: dict[str, Any], path: Path) -> dict[str, np.dtype]:
@@ -141,6 +173,27 @@ def meta_column(key: str, values: Sequence[Any], dtype: np.dtype | None, path: P
             "(fedsb:meta_dtypes)",
         )
     return cast
+
+
+def union_meta(metas: Sequence[dict[str, np.ndarray]], sizes: Sequence[int]) -> dict:
+    """Meta columns of several parts joined end to end.
+
+    A key all parts have in one dtype keeps it; a key missing somewhere or with differing
+    dtypes becomes float64, NaN where it is missing.
+    """
+    meta: dict[str, np.ndarray] = {}
+    for key in sorted(set().union(*metas)):
+        present = [m[key] for m in metas if key in m]
+        if len(present) == len(metas) and len({c.dtype for c in present}) == 1:
+            meta[key] = np.concatenate(present)
+        else:
+            meta[key] = np.concatenate(
+                [
+                    m[key].astype(np.float64) if key in m else np.full(n, np.nan)
+                    for m, n in zip(metas, sizes, strict=True)
+                ]
+            )
+    return meta
 
 
 class Span(NamedTuple):

@@ -5,8 +5,9 @@ comes from but strict about anything that would silently give wrong samples. Wri
 annotation per record plus ``fedsb:*`` fields so that ``read_sigmf(write_sigmf(x))`` is exact.
 
 Rules (documented choices):
-* Annotations without ``core:label`` are ignored (they are notes, not class spans); a recording
-  with no labelled annotation at all is an error, since nothing says what its samples are.
+* Annotations without ``core:label`` (or ``core:description``, see :mod:`.sigmf_spans`) are
+  ignored (they are notes, not class spans); a recording with no labelled annotation and no
+  global ``core:description`` is an error, since nothing says what its samples are.
 * Multi-channel recordings: channel 0 is used and a warning is logged.
 * Real datatypes become complex with a zero imaginary part; integer types are scaled to +-1
   by sigmf-python's autoscale.
@@ -39,19 +40,14 @@ from sigmf.error import SigMFError
 from ..errors import DataError
 from ..signals.recordset import RecordSet
 from .budget import check_budget, count_text
-from .labels import canonical_label, order_classes
+from .labels import order_classes
 from .sigmf_archive import SCAN_ERRORS, check_archive, find_recordings, is_archive
 from .sigmf_checks import (
-    SHORT,
-    Span,
     bad_count,
     check_meta,
-    check_overlaps,
-    meta_column,
-    meta_dtypes,
-    number,
-    snr_of,
+    union_meta,
 )
+from .sigmf_spans import Spans, find_spans, span_attrs, span_meta
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +88,28 @@ class _Part:
     declared: tuple[str, ...] | None
     sample_rate: float
     stored_info: Any
-    unknown: int  # labelled spans dropped as unknown
+    spans: Spans
+    span_of: np.ndarray  # (n,) int64: the span each window comes from
+    attrs: dict[str, np.ndarray]  # (n,) str per scalar field
+
+
+@dataclass(frozen=True)
+class SigmfSource:
+    """A SigMF source with what splits and partitions need besides the records.
+
+    Attributes:
+        records: the windows, as :func:`read_sigmf` returns them.
+        groups: (N,) int64; the windows of one labelled span share a value.
+        attrs: (N,) str per field: every scalar global, capture-segment and annotation field
+            (annotation over capture over global) and "file", the recording's path; "" where
+            a recording lacks the field.
+        dropped: windows dropped by ``skip_unknown``, by label as written.
+    """
+
+    records: RecordSet
+    groups: np.ndarray
+    attrs: dict[str, np.ndarray]
+    dropped: dict[str, int]
 
 
 def _read_meta_json(meta_path: Path) -> Any:
@@ -197,82 +214,7 @@ def _read_spans(
     return np.concatenate(chunks)
 
 
-def _resolve(label: Any, declared: tuple[str, ...] | None) -> str | None:
-    """A declared class name verbatim (exact round trip), else the canonical alias."""
-    if declared is not None and label in declared:
-        return str(label)
-    return canonical_label(label) if isinstance(label, str) else None
-
-
-@dataclass
-class _Spans:
-    """The labelled annotations of one recording that give windows, in file order."""
-
-    rows: list[dict[str, Any]]
-    names: list[str]
-    spans: list[tuple[int, int]]  # (start, samples used: whole windows only)
-    unknown: int
-
-
-def _spans(
-    sf: sigmffile.SigMFFile,
-    where: tuple[Path, Path],
-    total: int,
-    length: int,
-    hop: int,
-    declared: tuple[str, ...] | None,
-    skip_unknown: bool,
-) -> _Spans:
-    """Check every labelled annotation (extent, label, overlaps) and keep the usable ones."""
-    path, meta_path = where
-    labelled = [(i, a) for i, a in enumerate(sf.get_annotations()) if "core:label" in a]
-    if not labelled:
-        raise DataError(meta_path, "no annotations with core:label: nothing says what it holds")
-    out, known = _Spans([], [], [], 0), []
-    for i, ann in labelled:
-        label, start = ann["core:label"], ann["core:sample_start"]
-        count = ann.get("core:sample_count", total - start)
-        if start + count > total:
-            raise DataError(
-                meta_path,
-                f"annotation {i} ({SHORT.repr(label)}) ends at sample {start + count} but the "
-                f"data holds only {total} samples (truncated data?)",
-            )
-        name = _resolve(label, declared)
-        if name is None and not skip_unknown:
-            raise DataError(
-                meta_path,
-                f"unknown label {SHORT.repr(label)} in annotation {i}; pass "
-                "--skip-unknown to drop such records",
-            )
-        if name is None:
-            out.unknown += 1
-            continue
-        known.append(Span(start, start + count, i, name, label))
-        if count < length:
-            log.info("%s: annotation %d (%r) is shorter than %d samples", path, i, label, length)
-        else:
-            out.rows.append(ann)
-            out.names.append(name)
-            out.spans.append((start, (count - length) // hop * hop + length))
-    check_overlaps(known, meta_path)
-    return out
-
-
-def _meta(rows: list[dict[str, Any]], glob: dict[str, Any], meta_path: Path) -> dict:
-    """Per-span meta columns: snr_db always, plus every numeric ``fedsb:*`` field."""
-    dtypes = meta_dtypes(glob, meta_path)
-    keys = sorted({k[6:] for a in rows for k in a if k.startswith("fedsb:")} - {"snr_db"})
-    meta = {
-        "snr_db": meta_column("snr_db", [snr_of(a) for a in rows], dtypes.get("snr_db"), meta_path)
-    }
-    for key in keys:
-        values = [number(a.get(f"fedsb:{key}")) for a in rows]
-        meta[key] = meta_column(key, values, dtypes.get(key), meta_path)
-    return meta
-
-
-def _cut(path: Path, length: int, hop: int, skip_unknown: bool) -> _Part:
+def _cut(path: Path, length: int, hop: int, skip_unknown: bool, snr_key: str) -> _Part:
     """Every window of one recording."""
     sf, meta_path, data_path = _open(path)
     glob = check_meta(
@@ -282,10 +224,12 @@ def _cut(path: Path, length: int, hop: int, skip_unknown: bool) -> _Part:
     if sf.num_channels > 1:
         log.warning("%s: %d channels; using channel 0 only", path, sf.num_channels)
     declared = tuple(glob["fedsb:class_names"]) if "fedsb:class_names" in glob else None
-    found = _spans(sf, (path, meta_path), total, length, hop, declared, skip_unknown)
+    found = find_spans(sf, (path, meta_path), total, (length, hop), declared, skip_unknown)
     if found.unknown:
         log.warning("%s: dropped %d annotation(s) with unknown labels", path, found.unknown)
-    meta = _meta(found.rows, glob, meta_path)
+    for place, label in found.short:
+        log.info("%s: %s (%r) is shorter than %d samples", path, place, label, length)
+    meta = span_meta(found, glob, meta_path, snr_key)
     iq = _read_spans(sf, found.spans, length, hop, data_path)
     counts = [(k - length) // hop + 1 for _, k in found.spans]
     return _Part(
@@ -295,24 +239,30 @@ def _cut(path: Path, length: int, hop: int, skip_unknown: bool) -> _Part:
         declared=declared,
         sample_rate=float(glob.get("core:sample_rate", 1.0)),
         stored_info=glob.get("fedsb:info"),
-        unknown=found.unknown,
+        spans=found,
+        span_of=np.repeat(np.arange(len(counts), dtype=np.int64), counts),
+        attrs=span_attrs(found, glob, path, counts),
     )
+
+
+def _class_names(parts: list[_Part], full: list[_Part]) -> tuple[str, ...]:
+    """The declared class list when every recording shares it and it covers them, else found."""
+    declared = {p.declared for p in parts}
+    found = set().union(*(set(p.names) for p in full))
+    first = next(iter(declared))
+    if len(declared) == 1 and first is not None and found <= set(first):
+        return first
+    return order_classes(found.union(*(set(d) for d in declared if d)))
 
 
 def _merge(parts: list[_Part], path: Path, length: int, hop: int) -> RecordSet:
     """One RecordSet from every recording's windows, with one class list and meta key set."""
     full = [p for p in parts if len(p.iq)]
     if not full:
-        if any(p.unknown for p in parts):
+        if any(p.spans.unknown for p in parts):
             raise DataError(path, "no records left after dropping unknown labels")
         raise DataError(path, f"no records: every labelled span is shorter than {length} samples")
-    declared = {p.declared for p in parts}
-    found = set().union(*(set(p.names) for p in full))
-    first = next(iter(declared))
-    if len(declared) == 1 and first is not None and found <= set(first):
-        class_names = first
-    else:
-        class_names = order_classes(found.union(*(set(d) for d in declared if d)))
+    class_names = _class_names(parts, full)
     rates = sorted({p.sample_rate for p in full})
     if len(rates) > 1:
         raise DataError(
@@ -322,18 +272,7 @@ def _merge(parts: list[_Part], path: Path, length: int, hop: int) -> RecordSet:
         )
     uniq, inverse = np.unique(np.concatenate([p.names for p in full]), return_inverse=True)
     lookup = np.asarray([class_names.index(n) for n in uniq], dtype=np.int64)
-    meta: dict[str, np.ndarray] = {}
-    for key in sorted(set().union(*(p.meta for p in full))):
-        present = [p.meta[key] for p in full if key in p.meta]
-        if len(present) == len(full) and len({c.dtype for c in present}) == 1:
-            meta[key] = np.concatenate(present)
-        else:  # a key missing somewhere, or dtypes that differ: NaN-filled float64
-            meta[key] = np.concatenate(
-                [
-                    p.meta[key].astype(np.float64) if key in p.meta else np.full(len(p.iq), np.nan)
-                    for p in full
-                ]
-            )
+    meta = union_meta([p.meta for p in full], [len(p.iq) for p in full])
     info: dict[str, Any] = {
         "format": "sigmf",
         "source": str(path),
@@ -353,15 +292,34 @@ def _merge(parts: list[_Part], path: Path, length: int, hop: int) -> RecordSet:
     )
 
 
-def read_sigmf(
-    path: str | Path, length: int, skip_unknown: bool = False, hop: int | None = None
-) -> RecordSet:
-    """Cut ``length``-sample records from every labelled annotation of a SigMF source.
+def _source(parts: list[_Part], records: RecordSet) -> SigmfSource:
+    """Groups (one per labelled span, numbered across recordings), attributes, drop counts."""
+    full = [p for p in parts if len(p.iq)]
+    offsets = np.cumsum([0] + [len(p.spans.spans) for p in full])
+    groups = np.concatenate([p.span_of + off for p, off in zip(full, offsets, strict=False)])
+    keys = sorted(set().union(*(p.attrs for p in full)))
+    attrs = {
+        k: np.concatenate([p.attrs.get(k, np.full(len(p.iq), "", object)) for p in full])
+        for k in keys
+    }
+    dropped: dict[str, int] = {}
+    for part in parts:
+        for label, n in part.spans.dropped.items():
+            dropped[label] = dropped.get(label, 0) + n
+    return SigmfSource(records, groups.astype(np.int64), attrs, dropped)
 
-    ``path`` is a ``.sigmf-meta``, a ``.sigmf-data``, a ``.sigmf`` archive or a directory (all
-    recordings in it, recursively). Windows step by ``hop`` (default ``length``: no overlap) and
-    never cross an annotation's end. Labels go through :func:`canonical_label`; unknown labels
-    are an error unless ``skip_unknown``, which drops their spans.
+
+def read_sigmf_source(
+    path: str | Path,
+    length: int,
+    skip_unknown: bool = False,
+    hop: int | None = None,
+    snr_key: str = "",
+) -> SigmfSource:
+    """:func:`read_sigmf`, plus each window's group and attributes (see :class:`SigmfSource`).
+
+    ``snr_key`` names a field (on annotations, then capture segments) that holds the SNR in
+    dB; it wins over the usual places (see :func:`.sigmf_checks.snr_of`).
     """
     path = Path(path)
     hop = length if hop is None else hop
@@ -379,8 +337,22 @@ def read_sigmf(
     with warnings.catch_warnings(record=True) as caught:  # we report these conditions ourselves
         warnings.simplefilter("always")
         try:
-            parts = [_cut(f, length, hop, skip_unknown) for f in files]
+            parts = [_cut(f, length, hop, skip_unknown, snr_key) for f in files]
         finally:
             for warning in caught:
                 log.debug("%s: sigmf-python: %s", path, warning.message)
-    return _merge(parts, path, length, hop)
+    return _source(parts, _merge(parts, path, length, hop))
+
+
+def read_sigmf(
+    path: str | Path, length: int, skip_unknown: bool = False, hop: int | None = None
+) -> RecordSet:
+    """Cut ``length``-sample records from every labelled annotation of a SigMF source.
+
+    ``path`` is a ``.sigmf-meta``, a ``.sigmf-data``, a ``.sigmf`` archive or a directory (all
+    recordings in it, recursively). Windows step by ``hop`` (default ``length``: no overlap) and
+    never cross an annotation's end. Labels go through :func:`canonical_label` (see
+    :mod:`.sigmf_spans` for the core:description fallback); unknown labels are an error unless
+    ``skip_unknown``, which drops their spans.
+    """
+    return read_sigmf_source(path, length, skip_unknown, hop).records
