@@ -420,3 +420,23 @@ def test_finetuning_refuses_an_empty_adapter_method():
 
     with pytest.raises(ConfigError, match=r"adapter.method: name the adapter to fine-tune"):
         apply_overrides(FinetuneConfig(), ["adapter.method=''"])
+
+
+def test_data_paths_in_a_config_file_resolve_beside_it(tmp_path, monkeypatch):
+    """``[data] paths`` (files, directories, globs) are relative to the config file."""
+    from fedsb.federated.config import RunConfig
+
+    (tmp_path / "sites" / "a").mkdir(parents=True)
+    (tmp_path / "sites" / "a" / "x.npz").write_bytes(b"")
+    config = tmp_path / "run.toml"
+    config.write_text(
+        '[data]\nsource = "files"\nclasses = "found"\n'
+        'paths = ["sites/a", "sites/*/*.npz", "not-there/*.npz"]\n'
+    )
+    monkeypatch.chdir("/")
+    cfg = load_config(RunConfig, config)
+    assert cfg.data.paths == (
+        str(tmp_path / "sites" / "a"),
+        str(tmp_path / "sites/*/*.npz"),
+        "not-there/*.npz",  # nothing beside the file: relative to where fedsb runs
+    )

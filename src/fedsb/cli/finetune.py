@@ -7,7 +7,23 @@ from typing import Annotated
 import typer
 
 from .app import console, safe
-from .options import DEFAULT_CACHE, CacheOpt, ConfigOpt, OutOpt, RankOpt, SetOpt, method_list
+from .options import (
+    DEFAULT_CACHE,
+    CacheOpt,
+    ClassesOpt,
+    ConfigOpt,
+    DataOpt,
+    DropUnknownOpt,
+    LengthOpt,
+    MaxRecordsOpt,
+    OutOpt,
+    RankOpt,
+    SetOpt,
+    TestDataOpt,
+    ValDataOpt,
+    data_overrides,
+    method_list,
+)
 from .progress import RichReporter
 from .tables import finetune_table, snr_table
 
@@ -29,10 +45,17 @@ def finetune_cmd(
     method: MethodOpt = None,
     rank: RankOpt = None,
     pretrained: PretrainedOpt = None,
+    data: DataOpt = None,
+    val_data: ValDataOpt = None,
+    test_data: TestDataOpt = None,
+    classes: ClassesOpt = None,
+    length: LengthOpt = None,
+    drop_unknown: DropUnknownOpt = False,
+    max_records: MaxRecordsOpt = None,
     overrides: SetOpt = None,
     cache: CacheOpt = DEFAULT_CACHE,
 ) -> None:
-    """Fine-tune a pretrained backbone on the target domain.
+    """Fine-tune a pretrained backbone on the target domain: generated, or your recordings.
 
     Centralized: the upper bound federated runs are compared with. With several --method
     values, one sub-run per method and a comparison table.
@@ -42,7 +65,8 @@ def finetune_cmd(
     from ..training.compare import finetune_methods
     from ..training.config import FinetuneConfig
 
-    base = load_config(FinetuneConfig, config, overrides or [])
+    files = data_overrides(data, val_data, test_data, classes, drop_unknown, max_records, length)
+    base = load_config(FinetuneConfig, config, [*(overrides or []), *files])
     sets = [] if rank is None else [f"adapter.rank={rank}"]
     if pretrained is not None:
         sets.append(f"pretrained={pretrained!r}")

@@ -3,21 +3,46 @@
 from __future__ import annotations
 
 from .app import console, safe
-from .options import DEFAULT_CACHE, CacheOpt, ConfigOpt, OutOpt, SetOpt
+from .options import (
+    DEFAULT_CACHE,
+    CacheOpt,
+    ClassesOpt,
+    ConfigOpt,
+    DataOpt,
+    DropUnknownOpt,
+    LengthOpt,
+    MaxRecordsOpt,
+    OutOpt,
+    SetOpt,
+    TestDataOpt,
+    ValDataOpt,
+    data_overrides,
+)
 from .progress import RichReporter
 from .tables import snr_table
 
 
 def pretrain_cmd(
-    out: OutOpt, config: ConfigOpt = None, overrides: SetOpt = None, cache: CacheOpt = DEFAULT_CACHE
+    out: OutOpt,
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    val_data: ValDataOpt = None,
+    test_data: TestDataOpt = None,
+    classes: ClassesOpt = None,
+    length: LengthOpt = None,
+    drop_unknown: DropUnknownOpt = False,
+    max_records: MaxRecordsOpt = None,
+    overrides: SetOpt = None,
+    cache: CacheOpt = DEFAULT_CACHE,
 ) -> None:
-    """Pretrain a backbone on the source domain."""
+    """Pretrain a backbone on the source domain: generated, or your recordings (--data)."""
     from ..config import load_config
     from ..report.curves import training_curve
     from ..training.config import PretrainConfig
     from ..training.pretrain import pretrain
 
-    cfg = load_config(PretrainConfig, config, overrides or [])
+    sets = data_overrides(data, val_data, test_data, classes, drop_unknown, max_records, length)
+    cfg = load_config(PretrainConfig, config, [*(overrides or []), *sets])
     result = pretrain(cfg, out, cache, RichReporter(), training_curve)
-    console.print(snr_table("source-domain test accuracy (%)", {cfg.model.arch: result.test}))
+    console.print(snr_table("test accuracy (%)", {cfg.model.arch: result.test}))
     console.print(f"wrote [bold]{safe(result.checkpoint)}[/] ({result.parameters:,} parameters)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -12,9 +13,17 @@ from .options import (
     DEFAULT_CACHE,
     DEFAULT_RUN_CONFIG,
     CacheOpt,
+    ClassesOpt,
+    DataOpt,
+    DropUnknownOpt,
+    LengthOpt,
+    MaxRecordsOpt,
     RankOpt,
     RunConfigOpt,
     SetOpt,
+    TestDataOpt,
+    ValDataOpt,
+    data_overrides,
     method_list,
 )
 from .progress import RichReporter
@@ -41,6 +50,14 @@ EpsilonOpt = Annotated[
 ]
 DeltaOpt = Annotated[float | None, typer.Option(help="DP-SGD delta.")]
 ClipOpt = Annotated[float | None, typer.Option(help="DP-SGD per-sample clip norm.")]
+PartitionByOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--partition-by",
+        help="With --data: one client per file, directory or value of a SigMF key "
+        "(e.g. core:hw) instead of the skewed split.",
+    ),
+]
 
 
 def run_cmd(
@@ -56,6 +73,14 @@ def run_cmd(
     dp_epsilon: EpsilonOpt = None,
     dp_delta: DeltaOpt = None,
     dp_clip: ClipOpt = None,
+    data: DataOpt = None,
+    val_data: ValDataOpt = None,
+    test_data: TestDataOpt = None,
+    classes: ClassesOpt = None,
+    length: LengthOpt = None,
+    drop_unknown: DropUnknownOpt = False,
+    max_records: MaxRecordsOpt = None,
+    partition_by: PartitionByOpt = None,
     overrides: SetOpt = None,
     cache: CacheOpt = DEFAULT_CACHE,
 ) -> None:
@@ -70,16 +95,23 @@ def run_cmd(
     from ..federated.config import RunConfig
 
     if resume is not None:
-        if dry_run or method or overrides or config:
+        if dry_run or method or overrides or config or data:
             raise ConfigError("--resume takes the run directory's own config: drop other options")
         return resume_run(resume, cache)
     flags = {"adapter.rank": rank, "rounds": rounds, "partition.clients": clients}
     flags |= {"engine": engine and repr(engine), "dp.epsilon": dp_epsilon}
-    flags |= {"dp.delta": dp_delta, "dp.clip": dp_clip}
+    flags |= {
+        "dp.delta": dp_delta,
+        "dp.clip": dp_clip,
+        "partition.by": partition_by and json.dumps(partition_by),
+    }
     sets = list(overrides or []) + [f"{k}={v}" for k, v in flags.items() if v is not None]
+    sets += data_overrides(data, val_data, test_data, classes, drop_unknown, max_records, length)
     base = load_config(RunConfig, config if config is not None else DEFAULT_RUN_CONFIG, sets)
     if dry_run:
-        return print_wide(partition_table(base))
+        from ..federated.task import partition_preview
+
+        return print_wide(partition_table(*partition_preview(base, RichReporter())))
     if out is None:
         raise ConfigError("--out is required (the run directory to write)")
     run_and_print(base, method_list(method, base.method), out, cache)

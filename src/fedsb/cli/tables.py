@@ -55,24 +55,26 @@ def print_class_snr_table(records, title: str) -> None:
     console.print(table)
 
 
-def partition_table(cfg) -> Table:
-    """Clients x classes (training records), with each client's SNR window and channel."""
-    from ..data.partition import plan_partition
-    from ..signals import resolve_classes
+def partition_table(rows: list[dict], names: tuple[str, ...]) -> Table:
+    """Clients x classes (training records), with each client's SNR range and what sets it apart.
 
-    plans = plan_partition(cfg.partition, cfg.data)
-    names = resolve_classes(cfg.data.classes)
+    ``rows`` are partition.json's (``federated.task.partition_preview``).
+    """
+    held_out = any("val" in r for r in rows)
     table = Table(
-        title=f"partition: {len(plans)} clients (training records per class)",
+        title=f"partition: {len(rows)} clients (training records per class)",
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
     )
-    for col in ("client", *names, "total", "SNR dB", "channel"):
+    columns = ("client", *names, "total", *(("val", "test") if held_out else ()), "SNR dB")
+    for col in (*columns, "channel / source"):
         table.add_column(safe(col), justify="right", no_wrap=True)
-    for p in plans:
-        cells = [str(c) if c else "[dim]0[/]" for c in p.counts]
-        snr = f"{p.snr_db[0]:.0f}..{p.snr_db[1]:.0f}"
-        table.add_row(str(p.client), *cells, str(p.size), snr, safe(p.profile))
+    for r in rows:
+        cells = [str(c) if c else "[dim]0[/]" for c in r["counts"]]
+        lo, hi = r["snr_db"]
+        snr = f"{lo:.0f}..{hi:.0f}" if lo == lo and hi == hi else "no SNR"  # NaN: none given
+        extra = (str(r["val"]), str(r["test"])) if held_out else ()
+        table.add_row(str(r["client"]), *cells, str(r["records"]), *extra, snr, safe(r["profile"]))
     return table
 
 

@@ -28,7 +28,8 @@ class DataConfig:
     by window) stratified by class and SNR holds out ``val_fraction`` and ``test_fraction``.
     """
 
-    classes: str = "rml2016"  # a class-set name or a comma-separated list of classes
+    # a class-set name or a comma-separated list of classes; files: also "found" (all they hold)
+    classes: str = "rml2016"
     per_class: int = 200
     seed: int = 0  # the generator's draws; for files, the split and the caps
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -46,7 +47,10 @@ class DataConfig:
     test_fraction: float = 0.2
 
     def __post_init__(self) -> None:
-        resolve_classes(self.classes)  # fail at load time, naming the class
+        if self.classes != "found":  # "found": every class the files hold
+            resolve_classes(self.classes)  # fail at load time, naming the class
+        elif self.source != "files":
+            raise ValueError("classes: 'found' (the classes the files hold) needs source='files'")
         if self.per_class < 1:
             raise ValueError(f"per_class must be >= 1, got {self.per_class}")
         if self.seed < 0:

@@ -232,6 +232,7 @@ def assign_to_splits(
     val_fraction: float = 0.0,
     test_fraction: float = 0.0,
     seed: int = 0,
+    strata: np.ndarray | None = None,
 ) -> Splits:
     """Join separately loaded train/val/test files into one set with their split indices.
 
@@ -253,6 +254,7 @@ def assign_to_splits(
         test_fraction,
         seed,
         class_names=r.class_names,
+        strata=strata,
     )
     out, parts, start = dict(zip(SPLITS, drawn, strict=True)), [train], len(train)
     for key in ("val", "test"):

@@ -98,33 +98,23 @@ def read_cached_images(path: Path) -> ImageSet | None:
         return None
 
 
-def load_or_build(
-    data: DataConfig,
+def cached_images(
+    key: str,
     cache_dir: Path | None,
-    workers: int = 0,
+    build: Callable[[], ImageSet],
     progress: Callable[[int], None] | None = None,
-    counts: Sequence[int] | None = None,
 ) -> ImageSet:
-    """Images for ``data`` from the cache (keyed by the config hash), else generated and cached.
+    """The image set cached under ``key`` in ``cache_dir``, else ``build()`` and cache it.
 
-    ``counts`` (one per class) replaces ``data.per_class``: a label-skewed client set.
+    A damaged entry is rebuilt; the write is atomic (a temporary file, then a rename).
     """
-    key = config_hash(data if counts is None else (data, [int(n) for n in counts]))
     path = None if cache_dir is None else Path(cache_dir) / f"images-{key}.safetensors"
     cached = read_cached_images(path) if path is not None and path.exists() else None
     if cached is not None:
         if progress:
             progress(len(cached))
         return cached
-    records = generate(
-        data.generator,
-        data.classes,
-        data.per_class if counts is None else counts,
-        data.seed,
-        workers=workers,
-        progress=progress,
-    )
-    result = images_from_records(records, data)
+    result = build()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path(path, ".safetensors")
@@ -137,3 +127,30 @@ def load_or_build(
         tmp.replace(path)
         log.info("cached %d images at %s", len(result), path)
     return result
+
+
+def load_or_build(
+    data: DataConfig,
+    cache_dir: Path | None,
+    workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+    counts: Sequence[int] | None = None,
+) -> ImageSet:
+    """Images for ``data`` from the cache (keyed by the config hash), else generated and cached.
+
+    ``counts`` (one per class) replaces ``data.per_class``: a label-skewed client set.
+    """
+    key = config_hash(data if counts is None else (data, [int(n) for n in counts]))
+
+    def build() -> ImageSet:
+        records = generate(
+            data.generator,
+            data.classes,
+            data.per_class if counts is None else counts,
+            data.seed,
+            workers=workers,
+            progress=progress,
+        )
+        return images_from_records(records, data)
+
+    return cached_images(key, cache_dir, build, progress)

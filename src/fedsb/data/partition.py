@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,9 +115,12 @@ def plan_partition(cfg: PartitionConfig, data: DataConfig) -> list[ClientPlan]:
 
 @dataclass(frozen=True)
 class ClientData:
-    """One client's splits (train skewed, val and test balanced)."""
+    """One client's splits (train skewed, val and test balanced).
 
-    plan: ClientPlan
+    ``plan`` is the generator's plan of the client, or the ``FileClient`` of file data.
+    """
+
+    plan: Any
     train: ImageSet
     val: ImageSet
     test: ImageSet

@@ -16,8 +16,18 @@ def build_splits(
     test_per_class: int,
     cache_dir: Path | None,
     reporter: Reporter,
+    classes: tuple[str, ...] | None = None,
 ) -> dict[str, ImageSet]:
-    """Train/val/test ImageSets, each from its own seed (cached by config hash)."""
+    """Train/val/test ImageSets: generated, each from its own seed, or the user's files.
+
+    Files are cut to ``data.generator.length`` and mapped onto ``classes`` (a backbone's; None:
+    ``data.classes``), then split by group with ``data.val_fraction``/``test_fraction``.
+    """
+    if data.from_files:
+        from .file_sets import file_classes, file_image_splits
+
+        wanted = classes if classes is not None else file_classes(data)
+        return file_image_splits(data, data.generator.length, wanted, cache_dir, reporter)
     sizes = {"train": data.per_class, "val": val_per_class, "test": test_per_class}
     splits = {}
     for name, per_class in sizes.items():

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..data.partition import concat, partition_rows
+from ..data.partition import concat
 from ..evaluation.calibration import fit_temperature_central
 from ..models.adapters import adapter_state, trainable_parameters
 from ..reporter import Reporter
@@ -73,7 +73,7 @@ def _round_row(epoch_row: dict, server_round: int, task: Task, trained: int, sta
 def _start(task: Task, cfg: RunConfig, run: RunDir, cache_dir: Path | None) -> int:
     """Config, partition, the basis from the union, the init row; returns the trained count."""
     run.save_config(cfg)
-    write_json(run.path / PARTITION_FILE, partition_rows([c.plan for c in task.clients]))
+    write_json(run.path / PARTITION_FILE, task.partition)
     union = concat(task.units)
     init_basis(
         task,

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from ..config import load_config, to_dict
-from ..data.partition import partition_rows
 from ..errors import ConfigError
 from ..evaluation.calibration import TemperatureFit
 from ..evaluation.scoring import save_predictions
@@ -148,7 +147,7 @@ def _started(
 ) -> Progress:
     """A new run: config, partition, round 0 (LoRA-SB's basis), the init row, checkpoint 0."""
     run.save_config(cfg)
-    write_json(run.path / PARTITION_FILE, partition_rows([c.plan for c in task.clients]))
+    write_json(run.path / PARTITION_FILE, task.partition)
     init = {"bytes_up": 0.0, "bytes_down": 0.0}
     if method(cfg.method).needs_basis:
         init = init_basis(task, cfg, cache_dir, engine.init_gradients)

@@ -18,8 +18,16 @@ import torch
 from torch import nn
 
 from ..config import load_config
+from ..data.file_partition import file_partition_rows
+from ..data.file_sets import file_classes, file_clients, file_partition
 from ..data.imageset import ImageSet, load_or_build, split_config
-from ..data.partition import ClientData, build_client_data, concat, plan_partition
+from ..data.partition import (
+    ClientData,
+    build_client_data,
+    concat,
+    partition_rows,
+    plan_partition,
+)
 from ..errors import ConfigError
 from ..models.adapters import adapted_layers, adapter_state, apply_adapters
 from ..models.checkpoint import load_backbone, load_checkpoint, save_checkpoint
@@ -50,17 +58,46 @@ class Task:
     test: ImageSet  # union of the clients' test splits
     val: ImageSet  # union of the clients' validation splits
     units: list[ImageSet]  # what each client trains on
+    partition: list[dict]  # one row per client (partition.json, the dry run's table)
 
 
-def load_clients(cfg: RunConfig, cache_dir: Path | None, reporter: Reporter) -> list[ClientData]:
-    """Every client's data of ``cfg.partition``, built under one "client data" progress task."""
+def load_clients(
+    cfg: RunConfig, cache_dir: Path | None, reporter: Reporter, classes: tuple[str, ...]
+) -> tuple[list[ClientData], list[dict]]:
+    """Every client's data of ``cfg.partition`` and the partition's rows (partition.json).
+
+    Generated clients are built under one "client data" progress task; the user's files
+    (``data.source = "files"``) are read, mapped onto the backbone's ``classes``, split and
+    dealt to the clients by ``data.file_sets``.
+    """
+    if cfg.data.from_files:
+        return file_clients(
+            cfg.data, cfg.partition, cfg.data.generator.length, classes, cache_dir, reporter
+        )
     plans = plan_partition(cfg.partition, cfg.data)
     k = len(plans[0].counts)
     total = sum(p.size for p in plans) + len(plans) * k * (
         cfg.partition.val_per_class + cfg.partition.test_per_class
     )
     with reporter.task("client data", total) as advance:
-        return [build_client_data(p, cfg.partition, cfg.data, cache_dir, advance) for p in plans]
+        clients = [build_client_data(p, cfg.partition, cfg.data, cache_dir, advance) for p in plans]
+    return clients, partition_rows(plans)
+
+
+def partition_preview(cfg: RunConfig, reporter: Reporter) -> tuple[list[dict], tuple[str, ...]]:
+    """The partition's rows and class names, for ``--dry-run``: nothing is imaged or trained.
+
+    File data are read and split (mapped onto ``data.classes``; a run maps them onto its
+    backbone's classes, the same list unless the backbone was trained on others).
+    """
+    if cfg.data.from_files:
+        length = cfg.data.generator.length
+        splits, clients = file_partition(
+            cfg.data, cfg.partition, length, file_classes(cfg.data), reporter
+        )
+        return file_partition_rows(clients, splits.records), splits.records.records.class_names
+    plans = plan_partition(cfg.partition, cfg.data)
+    return partition_rows(plans), tuple(resolve_classes(cfg.data.classes))
 
 
 def adapted_model(cfg: RunConfig, checkpoint: Path) -> tuple[nn.Module, dict]:
@@ -121,13 +158,13 @@ def build_task(
     """
     checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter, on_history)
     model, meta = adapted_model(cfg, checkpoint)
-    clients = load_clients(cfg, cache_dir, reporter)
+    clients, partition = load_clients(cfg, cache_dir, reporter, tuple(meta["class_names"]))
     if clients[0].train.class_names != tuple(meta["class_names"]):
         raise ConfigError("data.classes differ from the classes the backbone was trained on")
     test = concat([c.test for c in clients])
     val = concat([c.val for c in clients])
     units = [c.train for c in clients]
-    return Task(model, meta, checkpoint, clients, test, val, units)
+    return Task(model, meta, checkpoint, clients, test, val, units, partition)
 
 
 def has_lora_sb(model: nn.Module) -> bool:

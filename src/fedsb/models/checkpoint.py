@@ -78,6 +78,12 @@ def load_backbone(checkpoint: Path, cfg: Any) -> tuple[nn.Module, dict]:
             f"{checkpoint}: the backbone was trained on other images "
             f"({meta['images']}) than data.images"
         )
+    length = cfg.data.generator.length
+    if isinstance(meta.get("length"), int) and meta["length"] != length:
+        raise ConfigError(
+            f"{checkpoint}: the backbone was pretrained on {meta['length']}-sample records, "
+            f"not {length} (data.generator.length; --length {meta['length']})"
+        )
     return backbone_from_checkpoint(state, meta, checkpoint), meta
 
 

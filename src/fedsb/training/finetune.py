@@ -78,7 +78,14 @@ def finetune(
     expected_trainable(model, cfg.adapter)  # a bad rank or targets fail here too
     run = RunDir(out)
     run.save_config(cfg)
-    splits = build_splits(cfg.data, cfg.val_per_class, cfg.test_per_class, cache_dir, reporter)
+    splits = build_splits(
+        cfg.data,
+        cfg.val_per_class,
+        cfg.test_per_class,
+        cache_dir,
+        reporter,
+        classes=tuple(meta["class_names"]),
+    )
     if splits["train"].class_names != tuple(meta["class_names"]):
         raise ConfigError("data.classes differ from the classes the backbone was trained on")
     frozen = evaluate_logits(predict(model, splits["test"]), splits["test"])

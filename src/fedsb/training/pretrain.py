@@ -82,6 +82,7 @@ def pretrain(
         "image_size": size,
         "class_names": list(train.class_names),
         "images": to_dict(cfg.data.images),
+        "length": cfg.data.generator.length,  # the record length the backbone was trained on
         "config_hash": config_hash(cfg),
     }
     checkpoint = save_checkpoint(run.path / MODEL_FILE, model.state_dict(), meta)
