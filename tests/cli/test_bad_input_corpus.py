@@ -229,7 +229,61 @@ def reuse_cases() -> list[Case]:
     return out
 
 
+def data_cases() -> list[Case]:
+    """The same files as the training data of `run --dry-run`, `pretrain` and `finetune`."""
+    by_id = {c.id: c for c in inspect_cases()}
+    out = []
+    for name in EVALUATE:
+        base = by_id[f"inspect:{name}"]
+        needle = base.needle or name
+        argv = ("run", "--dry-run", "--data", f"{{{name}}}", "--length", str(L))
+        out.append(Case(f"run-data:{name}", argv, base.expect, needle))
+        argv = ("pretrain", "--data", f"{{{name}}}", "--length", str(L), "--out", "{dir}/p")
+        out.append(Case(f"pretrain-data:{name}", argv, base.expect, needle))
+    out += [
+        Case(
+            "run-data:no-match",
+            ("run", "--dry-run", "--data", "{dir}/nowhere/*.npz"),
+            "matches no file",
+            "nowhere",
+        ),
+        Case(
+            "run-data:partition-key",
+            ("run", "--dry-run", "--data", "{good.npz}", "--length", "256")
+            + ("--partition-by", "core:nosuch"),
+            "no record has it",
+            "core:nosuch",
+        ),
+        Case(
+            "run-data:too-short",
+            ("run", "--dry-run", "--data", "{good.npz}", "--length", "1024"),
+            "256 samples long, shorter than the model's 1024",
+            "good.npz",
+        ),
+        Case(
+            "finetune-data:backbone-length",
+            ("finetune", "--data", "{good.npz}", "--pretrained", "{pre}", *TINY, "--length", "1024")
+            + ("--out", "{dir}/f"),
+            "pretrained on 256-sample records, not 1024",
+            "--length 256",
+        ),
+        Case(
+            "pretrain-data:val-without-data",
+            ("pretrain", "--val-data", "{good.npz}", "--out", "{dir}/p"),
+            "source = 'generator'",
+            "data.paths",
+        ),
+    ]
+    return out
+
+
 CONFIG_VALUES = {
+    "data.source='tape'": "data.source",
+    "data.val_fraction=1.5": "data.val_fraction",
+    "data.test_fraction=nan": "data.test_fraction",
+    "data.max_records=-1": "data.max_records",
+    "data.rml2018_order='alphabetical'": "data.rml2018_order",
+    "data.classes='found'": "data.classes",
     "partition.dirichlet_alpha=nan": "partition.dirichlet_alpha",
     "partition.snr_window_db=nan": "partition.snr_window_db",
     "partition.snr_window_db=-3": "partition.snr_window_db",
@@ -631,7 +685,14 @@ def run_dir_cases() -> list[Case]:
     return cases
 
 
-CASES = inspect_cases() + reuse_cases() + config_cases() + output_cases() + run_dir_cases()
+CASES = (
+    inspect_cases()
+    + reuse_cases()
+    + data_cases()
+    + config_cases()
+    + output_cases()
+    + run_dir_cases()
+)
 
 
 def _config_files(d: Path) -> None:

@@ -39,6 +39,7 @@ def test_the_protocol_lists_the_four_methods():
         ("server_round", "int"),
         ("ids", "list[int]"),
         ("global_state", "State"),
+        ("personal", "Mapping[int, State] | None"),
         ("return", "list[ClientResult]"),
     ]
 

@@ -27,7 +27,17 @@ NAMES = set(METHODS)
 
 def test_registry_names_and_derived_tables():
     assert [m.name for m in METHODS.values()] == list(METHODS)
-    assert FED_METHODS == ("fedsb", "fedit", "ffa", "fedavg", "head-only", "centralized")
+    assert FED_METHODS == (
+        "fedsb",
+        "fedit",
+        "ffa",
+        "fedex",
+        "flora",
+        "fedsa",
+        "fedavg",
+        "head-only",
+        "centralized",
+    )
     assert ADAPTER_OF["fedit"] == "lora" and ADAPTER_OF["centralized"] == "lora-sb"
     assert ADAPTED_METHODS == ADAPTER_METHODS[: len(ADAPTED_METHODS)]
 
@@ -50,15 +60,19 @@ def test_styles_differ():
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_sent_keys_are_what_the_adapter_trains(workspace, name):
-    """On the tiny backbone: every trained tensor is sent, and every pattern sends something."""
+    """On the tiny backbone: every trained tensor is sent or kept (fedsa's B, never both), and
+    every pattern sends (or keeps) something."""
     cfg = workspace.config(f"method='{name}'")
     model = build_task(cfg, workspace.cache, SilentReporter()).model
     state = adapter_state(model)
     assert state and set(state) <= set(model.state_dict())
-    assert method_keys_ok(name, list(state)) == []
-    for pattern in METHODS[name].sent:
+    kept = [k for k in state if any(fnmatch(k, p) for p in METHODS[name].personal)]
+    sent = [k for k in state if k not in kept]
+    assert method_keys_ok(name, sent) == []
+    assert kept == [] or method_keys_ok(name, kept) == kept  # a kept key is never allowed up
+    for pattern in (*METHODS[name].sent, *METHODS[name].personal):
         assert any(fnmatch(k, pattern) for k in state), pattern
-    assert any(k.startswith("head.") for k in state)
+    assert any(k.startswith("head.") for k in sent)
 
 
 def test_unknown_method_names_the_key():

@@ -32,8 +32,8 @@ from .tables import methods_table, partition_table, print_wide, rounds_table, sn
 MethodOpt = Annotated[
     str | None,
     typer.Option(
-        help="fedsb, fedit, ffa, fedavg, head-only, centralized, or a comma list "
-        "(one sub-run each, same partition)."
+        help="fedsb, fedit, ffa, fedex, flora, fedsa, fedavg, head-only, centralized, or a "
+        "comma list (one sub-run each, same partition)."
     ),
 ]
 EngineOpt = Annotated[

@@ -61,7 +61,7 @@ def _expand(spec: str | Path, base: str | Path | None) -> list[Path]:
     path = Path(os.path.expanduser(str(spec)))
     if base is not None and not path.is_absolute():
         path = Path(base) / path
-    if _GLOB_CHARS & set(str(spec)):
+    if _GLOB_CHARS & set(str(spec)) and not path.exists():  # a name like '[x].npz' is a file
         matches = [Path(m) for m in sorted(glob.glob(str(path), recursive=True))]
         if not matches:
             raise DataError(path, "matches no file")

@@ -8,17 +8,27 @@ Every method aggregates the same way: each key the clients send is combined on i
 * ``fedit``: A and B of every LoRA layer. mean(B_i) mean(A_i) != mean(B_i A_i): inexact.
 * ``ffa``: B only (A frozen and shared), exact like fedsb but with r (d_in + ...) numbers.
 * ``fedavg``: every weight. ``head-only``: the head.
+* ``fedsa``: A only (each client keeps its B), averaged key by key.
+
+Two methods fold the clients' updates into each adapted layer's frozen W0 (``AGGREGATORS``):
+
+* ``fedex`` (FedEx-LoRA): fedit's mean(A) and mean(B), plus the residual
+  s (sum_i w_i B_i A_i - mean(B) mean(A)) added to W0, so W0' + s mean(B) mean(A) is exactly
+  the weighted mean of the clients' W0 + s B_i A_i.
+* ``flora`` (FLoRA): the stacked factors B = [w_1 B_1 .. w_K B_K], A = [A_1; ..; A_K], whose
+  product s sum_i w_i B_i A_i is added to W0; the next round starts from new factors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fnmatch import fnmatch
 
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from ..models.folding import BASE_WEIGHT
 from ..models.state import AdapterStateError, check_state
 from .methods import METHODS, method
 
@@ -153,6 +163,90 @@ def aggregate(
     return out
 
 
+def keywise(
+    name: str,
+    states: Sequence[Mapping[str, torch.Tensor]],
+    weights: Sequence[float],
+    global_state: Mapping[str, torch.Tensor],
+    scalings: Mapping[str, float],
+    rule: str = "mean",
+    trim: float = 0.2,
+) -> State:
+    """``aggregate`` behind the common signature of ``AGGREGATORS`` (most methods)."""
+    return aggregate(name, states, weights, rule, trim)
+
+
+def _product(state: Mapping[str, torch.Tensor], layer: str, shape: torch.Size) -> torch.Tensor:
+    """B A of ``layer`` in ``state`` (float64), in W0's ``shape`` (a conv's kernel too)."""
+    b = state[f"{layer}.lora_B.weight"].double()
+    a = state[f"{layer}.lora_A.weight"].double()
+    return (b.reshape(b.shape[0], -1) @ a.reshape(a.shape[0], -1)).reshape(shape)
+
+
+def _normalised(weights: Sequence[float]) -> torch.Tensor:
+    w = torch.tensor([float(x) for x in weights], dtype=torch.float64)
+    return w / w.sum()
+
+
+def fold_residual(name, states, weights, global_state, scalings, rule="mean", trim=0.2) -> State:
+    """FedEx-LoRA: mean A and mean B, and the exact residual folded into W0.
+
+    W0' = W0 + s (sum_i w_i B_i A_i - mean(B) mean(A)), with mean(B) mean(A) taken of the
+    aggregated (float32) factors the clients receive, so W0' + s mean(B) mean(A) equals the
+    weighted mean of the W0 + s B_i A_i up to float32 rounding.
+    """
+    out = aggregate(name, states, weights, rule, trim)
+    w = _normalised(weights)
+    for layer, s in scalings.items():
+        key = layer + BASE_WEIGHT
+        w0 = global_state[key]
+        exact = sum(wi * _product(st, layer, w0.shape) for wi, st in zip(w, states))
+        residual = exact - _product(out, layer, w0.shape)
+        out[key] = (w0.double() + s * residual).to(w0.dtype)
+    return out
+
+
+def fold_stack(name, states, weights, global_state, scalings, rule="mean", trim=0.2) -> State:
+    """FLoRA: W0' = W0 + s sum_i w_i B_i A_i, the product of the stacked factors.
+
+    The factors themselves are not kept (the clients draw new ones); the other sent keys (the
+    head) are averaged key by key.
+    """
+    kept = [{k: v for k, v in st.items() if k in global_state} for st in states]
+    out = aggregate(name, kept, weights, rule, trim)
+    w = _normalised(weights)
+    for layer, s in scalings.items():
+        key = layer + BASE_WEIGHT
+        w0 = global_state[key]
+        update = sum(wi * _product(st, layer, w0.shape) for wi, st in zip(w, states))
+        out[key] = (w0.double() + s * update).to(w0.dtype)
+    return out
+
+
+Aggregator = Callable[..., State]
+#: ``FedMethod.aggregate`` -> the function: (method, states, weights, global state, layer
+#: scalings, rule, trim) -> the aggregated global state (every key of the global state).
+AGGREGATORS: dict[str, Aggregator] = {
+    "keywise": keywise,
+    "fedex-residual": fold_residual,
+    "flora-stack": fold_stack,
+}
+
+
+def aggregate_round(
+    name: str,
+    states: Sequence[Mapping[str, torch.Tensor]],
+    weights: Sequence[float],
+    global_state: Mapping[str, torch.Tensor],
+    scalings: Mapping[str, float],
+    rule: str = "mean",
+    trim: float = 0.2,
+) -> State:
+    """The aggregated global state of method ``name``'s accepted client states."""
+    combine = AGGREGATORS[method(name).aggregate]
+    return combine(name, states, weights, global_state, scalings, rule, trim)
+
+
 def server_step(
     global_state: Mapping[str, torch.Tensor],
     aggregated: Mapping[str, torch.Tensor],
@@ -195,10 +289,15 @@ def server_step(
 
 
 __all__ = [
+    "AGGREGATORS",
     "METHOD_KEYS",
     "aggregate",
+    "aggregate_round",
     "check_update",
     "deserialize",
+    "fold_residual",
+    "fold_stack",
+    "keywise",
     "parameter_count",
     "payload_bytes",
     "serialize",

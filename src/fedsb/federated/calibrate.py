@@ -28,7 +28,10 @@ from ..evaluation.scoring import Predictions, score
 from ..models.adapters import load_adapter_state
 from ..training.loop import predict
 from .aggregate import payload_bytes
+from .methods import FedMethod
+from .personal import Personal, client_logits
 from .progress import State
+from .states import load_global
 from .task import Task
 
 if TYPE_CHECKING:  # engines.run_federated imports the server loop: typing only, no cycle
@@ -50,16 +53,17 @@ def client_calibration_stats(logits: torch.Tensor, data: ImageSet, beta: float) 
 
 
 def fit_global_temperature(
-    engine: Engine, n_units: int, global_state: State
+    engine: Engine, n_units: int, global_state: State, personal: Personal | None = None
 ) -> tuple[TemperatureFit, float]:
     """Federated temperature scaling: (fit, bytes per unit).
 
-    The bytes per unit are the final state down, then 40 B per Newton step.
+    The bytes per unit are the final state down, then 40 B per Newton step. With ``personal``
+    (fedsa), each client's sums are of its own model (the global state + its kept tensors).
     """
     ids = list(range(n_units))
 
     def stats_at(beta: float) -> TemperatureStats:
-        answers = engine.calibration_stats(ids, global_state, beta)
+        answers = engine.calibration_stats(ids, global_state, beta, personal or None)
         return total(TemperatureStats(**a) for a in answers)
 
     fit = fit_temperature(stats_at)
@@ -67,18 +71,40 @@ def fit_global_temperature(
     return fit, float(payload_bytes(global_state) + fit.steps * (STEP_BYTES_DOWN + STEP_BYTES_UP))
 
 
-def predictions(model, data: ImageSet) -> Predictions:
-    """``model``'s logits on ``data`` (float64), with its labels, SNRs and class names."""
-    logits = predict(model, data).double().numpy()
+def predictions(model, data: ImageSet, logits: torch.Tensor | None = None) -> Predictions:
+    """``model``'s logits on ``data`` (or the given ones) as float64, with labels, SNRs, classes."""
+    logits = (predict(model, data) if logits is None else logits).double().numpy()
     return Predictions(
         logits, data.labels.numpy(), data.snr_db.numpy().astype(np.float64), data.class_names
     )
 
 
-def final_evaluation(task: Task, global_state, fit: TemperatureFit) -> tuple[Predictions, dict]:
-    """(global test predictions, evaluation.json content) with the fitted temperature."""
-    load_adapter_state(task.model, global_state)
-    test = predictions(task.model, task.test)  # the clients' test splits, one after another
+def _test_predictions(task: Task, global_state, fed: FedMethod | None, personal) -> Predictions:
+    """The global test set's predictions: the global model's, or each client's own (fedsa)."""
+    if fed is None:
+        load_adapter_state(task.model, global_state)
+    elif not personal:
+        load_global(task.model, fed, global_state)
+    else:
+        splits = [c.test for c in task.clients]
+        logits = torch.cat(client_logits(task.model, fed, global_state, personal, splits))
+        return predictions(task.model, task.test, logits)
+    return predictions(task.model, task.test)  # the clients' test splits, one after another
+
+
+def final_evaluation(
+    task: Task,
+    global_state,
+    fit: TemperatureFit,
+    fed: FedMethod | None = None,
+    personal: Personal | None = None,
+) -> tuple[Predictions, dict]:
+    """(global test predictions, evaluation.json content) with the fitted temperature.
+
+    ``fed`` loads the state as its method does (the plain adapter state without it); with
+    ``personal`` (fedsa) every client's test split is scored by its own model.
+    """
+    test = _test_predictions(task, global_state, fed, personal)
     ends = np.cumsum([len(c.test) for c in task.clients])
     clients = []
     for i, (start, end) in enumerate(zip(np.r_[0, ends[:-1]], ends)):

@@ -20,6 +20,7 @@ from ..training.loop import LossFn, Tally, run_epoch, shuffled_batches, warmup_c
 from . import dp as dpacc
 from .config import RunConfig
 from .methods import method
+from .states import client_start, fresh_seed, split_update
 
 State = dict[str, torch.Tensor]
 
@@ -177,16 +178,26 @@ def client_init_step(model, data, cfg: RunConfig, client: int, samples: int) -> 
     return client_init_gradients(model, data, samples, cfg.client.batch_size, seed)
 
 
-def client_step(model, data, cfg: RunConfig, server_round: int, client: int, global_state):
-    """Train one client and apply its (simulated) behaviour: (state sent, metrics).
+def client_step(
+    model, data, cfg: RunConfig, server_round: int, client: int, global_state, personal=None
+):
+    """Train one client and apply its (simulated) behaviour: (state sent, metrics, kept).
 
-    Every engine calls this. The global torch RNG (dropout) is seeded per (round, client) and
-    restored afterwards, so results do not depend on which process ran which client before.
+    Every engine calls this. The client starts from the global state (its W0 loaded where the
+    method folds into it), the round's new factors (flora) and what it kept (fedsa's B, passed
+    as ``personal``); it sends the method's keys and keeps the rest (``states.split_update``).
+    The global torch RNG (dropout) is seeded per (round, client) and restored afterwards, so
+    results do not depend on which process ran which client before.
     """
     from .faults import misbehave  # looked up per call: tests replace it to forge bad answers
 
+    fed = method(cfg.method)
+    fresh = fresh_seed(cfg.adapter.init_seed, server_round)
+    start = client_start(model, fed, global_state, personal, fresh)
     seed = client_seed(cfg.seed, server_round, client)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        state, metrics = client_update(model, global_state, data, cfg, server_round, seed)
-    return misbehave(state, global_state, cfg.attack, client, seed), metrics
+        state, metrics = client_update(model, start, data, cfg, server_round, seed)
+    sent, kept = split_update(fed, state)
+    reference = {k: start[k] for k in sent}
+    return misbehave(sent, reference, cfg.attack, client, seed), metrics, kept

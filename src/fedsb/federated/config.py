@@ -10,7 +10,7 @@ from ..data.config import CHANNEL_PROFILES, DataConfig, PartitionConfig  # noqa:
 from ..errors import ConfigError
 from ..models.config import AdapterConfig
 from ..training.config import TARGET_GENERATOR
-from .methods import METHODS, method
+from .methods import METHODS, FedMethod, method
 
 #: Federated method -> the adapter each client trains (from the registry, ``methods.METHODS``).
 ADAPTER_OF = {name: m.adapter for name, m in METHODS.items()}
@@ -130,7 +130,8 @@ class AttackConfig:
 class RunConfig:
     """One federated run: the target data, the partition, the method and its budget."""
 
-    method: str = "fedsb"  # fedsb | fedit | ffa | fedavg | head-only | centralized
+    # fedsb | fedit | ffa | fedex | flora | fedsa | fedavg | head-only | centralized
+    method: str = "fedsb"
     rounds: int = 20
     seed: int = 0  # client sampling, batch order, local training
     # a pretrain config (cached by hash), a pretrain run directory or a .safetensors file
@@ -186,7 +187,21 @@ class RunConfig:
                 "client.logit_adjust cannot be combined with dp (the class prior it uses is "
                 "computed from the private labels, outside the privacy accounting)"
             )
+        self._check_method(fed)
         self._follow(fed.adapter)
+
+    def _check_method(self, fed: FedMethod) -> None:
+        """Refuse what the method cannot do: robust aggregation of a fold, a Flower engine."""
+        if not fed.robust and self.server.aggregation != "mean":
+            raise ConfigError(
+                f"server.aggregation: {self.server.aggregation!r} cannot be used with method "
+                f"{self.method!r} (it folds the exact weighted mean of the clients' updates into "
+                "the base weights); use 'mean'"
+            )
+        if self.engine == "flower" and fed.no_flower:
+            raise ConfigError(
+                f"engine: 'flower' cannot run method {self.method!r}: {fed.no_flower}"
+            )
 
     def _follow(self, wanted: str) -> None:
         """Resolve adapter.method "" to the method's adapter; refuse an explicit other one.

@@ -2,9 +2,10 @@
 
 Workers are forked after the task is built, so each inherits the model and the client data
 (copy-on-write: they get them as the pool's initializer arguments, which a fork does not
-pickle) and receives only (round, client, global state) per job; it returns the client's
-serialized state. Sequential and pooled runs give identical numbers: every client's randomness
-comes from ``client_seed(seed, round, client)``.
+pickle) and receives only (round, client, global state, kept state) per job; it returns the
+client's serialized state (and what it keeps: fedsa's B, held for it in the server's
+checkpoint). Sequential and pooled runs give identical numbers: every client's randomness comes
+from ``client_seed(seed, round, client)``.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
-from ..models.adapters import load_adapter_state
-from ..training.loop import predict
 from .aggregate import deserialize, serialize
 from .calibrate import client_calibration_stats, val_units
 from .client import client_init_step, client_step
 from .config import RunConfig
 from .faults import ClientResult
+from .methods import method
+from .personal import client_logits
 from .task import Task
 
 State = dict[str, torch.Tensor]
@@ -50,19 +52,29 @@ def init_samples(cfg: RunConfig, n_clients: int) -> int:
     return max(1, -(-cfg.adapter.init_samples // n_clients))
 
 
-def run_client(task: Task, cfg: RunConfig, server_round: int, client: int, global_blob: bytes):
-    """``client_step`` on serialized states: returns (blob, metrics)."""
+def run_client(
+    task: Task,
+    cfg: RunConfig,
+    server_round: int,
+    client: int,
+    global_blob: bytes,
+    kept_blob: bytes | None = None,
+):
+    """``client_step`` on serialized states: returns (sent blob, metrics, kept blob or None)."""
     global_state = deserialize(global_blob)
+    personal = deserialize(kept_blob) if kept_blob is not None else None
     data = task.units[client]
-    sent, metrics = client_step(task.model, data, cfg, server_round, client, global_state)
-    return serialize(sent), metrics
+    sent, metrics, kept = client_step(
+        task.model, data, cfg, server_round, client, global_state, personal
+    )
+    return serialize(sent), metrics, (serialize(kept) if kept else None)
 
 
-def attempt(task: Task, cfg: RunConfig, server_round: int, client: int, blob: bytes):
+def attempt(task: Task, cfg: RunConfig, server_round: int, client: int, blob: bytes, kept=None):
     """``run_client`` timed, with any exception turned into an error text: (outcome, error, s)."""
     start = time.perf_counter()
     try:
-        outcome, error = run_client(task, cfg, server_round, client, blob), None
+        outcome, error = run_client(task, cfg, server_round, client, blob, kept), None
     except Exception as exc:  # noqa: BLE001 - any client failure is reported, not raised
         outcome, error = None, f"{type(exc).__name__}: {exc}"
     return outcome, error, time.perf_counter() - start
@@ -73,7 +85,7 @@ def _worker_init(threads: int, task: Task, cfg: RunConfig) -> None:
     _WORKER.task, _WORKER.cfg = task, cfg
 
 
-def _worker_job(job: tuple[int, int, bytes]):
+def _worker_job(job: tuple[int, int, bytes, bytes | None]):
     return attempt(_WORKER.task, _WORKER.cfg, *job)
 
 
@@ -102,24 +114,42 @@ class LocalEngine:
             client_init_step(self.task.model, self.task.units[i], self.cfg, i, samples) for i in ids
         ]
 
-    def train(self, server_round: int, ids: list[int], global_state: State) -> list[ClientResult]:
-        """One round of the listed units from ``global_state``, here or in the worker pool."""
+    def train(
+        self,
+        server_round: int,
+        ids: list[int],
+        global_state: State,
+        personal: Mapping[int, State] | None = None,
+    ) -> list[ClientResult]:
+        """One round of the listed units from ``global_state``, here or in the worker pool.
+
+        ``personal``: what each client kept from its last round (fedsa's B), handed back to it.
+        """
         blob = serialize(global_state)
+        jobs = [(server_round, c, blob, serialize(personal[c]) if personal else None) for c in ids]
         if self.pool is None:
-            answers = [attempt(self.task, self.cfg, server_round, c, blob) for c in ids]
+            answers = [attempt(self.task, self.cfg, *job) for job in jobs]
         else:
-            answers = list(self.pool.map(_worker_job, [(server_round, c, blob) for c in ids]))
+            answers = list(self.pool.map(_worker_job, jobs))
         return [self._result(c, *answer) for c, answer in zip(ids, answers)]
 
-    def calibration_stats(self, ids: list[int], global_state: State, beta: float) -> list[dict]:
+    def calibration_stats(
+        self,
+        ids: list[int],
+        global_state: State,
+        beta: float,
+        personal: Mapping[int, State] | None = None,
+    ) -> list[dict]:
         """One temperature-scaling step of every listed unit, on its own validation split.
 
-        Its logits under ``global_state`` are computed once, then reused for every β.
+        Its logits under ``global_state`` (and its own kept tensors) are computed once, then
+        reused for every β.
         """
         units = val_units(self.task)
         if self._val_logits is None or self._val_logits[0] is not global_state:
-            load_adapter_state(self.task.model, global_state)
-            self._val_logits = (global_state, [predict(self.task.model, u) for u in units])
+            fed = method(self.cfg.method)
+            logits = client_logits(self.task.model, fed, global_state, personal or {}, units)
+            self._val_logits = (global_state, logits)
         return [client_calibration_stats(self._val_logits[1][i], units[i], beta) for i in ids]
 
     def _result(self, client: int, outcome, error: str | None, seconds: float) -> ClientResult:
@@ -129,8 +159,9 @@ class LocalEngine:
             error = f"timed out ({seconds:.1f} s > {timeout:g} s)"
         if error is not None:
             return ClientResult(client, None, {"seconds": seconds}, error)
-        sent, metrics = outcome
-        return ClientResult(client, deserialize(sent), metrics, None, bytes_up=len(sent))
+        sent, metrics, kept = outcome
+        personal = deserialize(kept) if kept is not None else None
+        return ClientResult(client, deserialize(sent), metrics, None, len(sent), personal)
 
     def close(self) -> None:
         """Shut the worker pool down, cancelling pending jobs (idempotent)."""

@@ -10,7 +10,7 @@ calibrate.py import ``Engine`` for typing only, so there is no import cycle).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -36,12 +36,31 @@ class Engine(Protocol):
         """LoRA-SB round 0: each listed client's summed weight gradients, in ``ids`` order."""
         ...
 
-    def train(self, server_round: int, ids: list[int], global_state: State) -> list[ClientResult]:
-        """One round of the listed clients from ``global_state``: one answer each, in order."""
+    def train(
+        self,
+        server_round: int,
+        ids: list[int],
+        global_state: State,
+        personal: Mapping[int, State] | None = None,
+    ) -> list[ClientResult]:
+        """One round of the listed clients from ``global_state``: one answer each, in order.
+
+        ``personal``: client id -> what that client kept from its last round (fedsa's B); each
+        answer's ``personal`` is what it keeps now.
+        """
         ...
 
-    def calibration_stats(self, ids: list[int], global_state: State, beta: float) -> list[dict]:
-        """One temperature-scaling step: the clients' sums at ``beta`` (see ``calibrate``)."""
+    def calibration_stats(
+        self,
+        ids: list[int],
+        global_state: State,
+        beta: float,
+        personal: Mapping[int, State] | None = None,
+    ) -> list[dict]:
+        """One temperature-scaling step: the clients' sums at ``beta`` (see ``calibrate``).
+
+        With ``personal``, each client scores its own model (the global state + its tensors).
+        """
         ...
 
     def close(self) -> None:

@@ -30,6 +30,7 @@ class ClientResult:
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None  # exception text, timeout or a failed check: left out of the round
     bytes_up: int = 0
+    personal: dict[str, torch.Tensor] | None = None  # what the client keeps (fedsa's B): not sent
 
 
 def misbehave(

@@ -3,7 +3,8 @@
 ``run_round`` takes the progress after the previous round and returns the next one (new
 records: nothing is changed in place) with the round's row. Each answer is screened
 (``check_update``: keys, shapes, dtypes, finiteness, norm bound; crashes and timeouts come from
-the engine) before the rest is aggregated.
+the engine) against what the method's clients send (``states.upload_reference``) before the
+rest is aggregated by the method's function (``aggregate.AGGREGATORS``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import numpy as np
 
 from ..data.imageset import ImageSet
 from ..errors import FedsbError
-from ..models.adapters import load_adapter_state
 from ..training.loop import Evaluation, evaluate_logits, predict
 from . import dp as dpacc
 from .aggregate import (
-    aggregate,
+    aggregate_round,
     check_update,
     parameter_count,
     payload_bytes,
@@ -29,7 +29,10 @@ from .aggregate import (
 )
 from .config import RunConfig
 from .faults import ClientResult
+from .methods import FedMethod, method
+from .personal import Personal, evaluate_personal, global_model, unit_weights, updated
 from .progress import Progress, State, Totals
+from .states import fresh_seed, layer_scalings, load_global, upload_reference
 from .task import Task
 
 if TYPE_CHECKING:  # engines.run_federated imports the server loop: typing only, no cycle
@@ -49,20 +52,47 @@ def sample_clients(cfg: RunConfig, server_round: int, n_units: int) -> list[int]
     return sorted(int(i) for i in rng.choice(n_units, size=min(k, n_units), replace=False))
 
 
-def evaluate_state(task: Task, state: State, data: ImageSet) -> Evaluation:
-    """The evaluation on ``data`` of the model with ``state`` loaded."""
-    load_adapter_state(task.model, state)
+def evaluate_state(task: Task, state: State, data: ImageSet, fed: FedMethod) -> Evaluation:
+    """The evaluation on ``data`` of the model with ``state`` (of method ``fed``) loaded."""
+    load_global(task.model, fed, state)
     return evaluate_logits(predict(task.model, data), data)
 
 
+def scores(task: Task, fed: FedMethod, global_state: State, personal: Personal) -> dict:
+    """The row's validation and test scores of the global state.
+
+    With kept tensors (fedsa), every client's own model on its own splits (pooled), and the
+    global model (mean of the kept tensors) on the global test set as ``global_model_test_*``.
+    """
+    if not personal:
+        val = evaluate_state(task, global_state, task.val, fed)  # for model and hyper-parameters
+        test = evaluate_state(task, global_state, task.test, fed)
+        return {"val_acc": val.accuracy, "val_loss": val.loss, **test.as_dict("test")}
+    val = evaluate_personal(task, fed, global_state, personal, "val")
+    test = evaluate_personal(task, fed, global_state, personal, "test")
+    shared = global_model(global_state, personal, unit_weights(task))
+    glob = evaluate_state(task, shared, task.test, fed)
+    return {
+        "val_acc": val.accuracy,
+        "val_loss": val.loss,
+        **test.as_dict("test"),
+        "global_model_test_acc": glob.accuracy,
+        "global_model_test_loss": glob.loss,
+    }
+
+
 def screen(
-    results: list[ClientResult], global_state: State, norm_bound: float
+    results: list[ClientResult], reference: State, norm_bound: float
 ) -> tuple[list[ClientResult], dict[str, str]]:
-    """(accepted answers, client -> why left out): engine errors and failed update checks."""
+    """(accepted answers, client -> why left out): engine errors and failed update checks.
+
+    ``reference``: what an honest upload holds (keys, shapes, dtypes) and its distance is
+    measured from (the global state, for the plain methods).
+    """
     dropped: dict[str, str] = {}
     accepted: list[ClientResult] = []
     for res in results:
-        reason = res.error or check_update(res.state, global_state, norm_bound)
+        reason = res.error or check_update(res.state, reference, norm_bound)
         if reason is None:
             accepted.append(res)
         else:
@@ -82,13 +112,16 @@ def _require_enough(
 
 
 def _server_update(
-    cfg: RunConfig, global_state: State, opt_state: State, accepted: list[ClientResult]
+    task: Task, cfg: RunConfig, global_state: State, opt_state: State, accepted: list
 ) -> tuple[State, State]:
     """Aggregate the accepted states and take the server optimiser's step: (global, opt)."""
     states = [r.state for r in accepted]
     weights = [r.metrics["num-examples"] for r in accepted]
-    aggregated = aggregate(cfg.method, states, weights, cfg.server.aggregation, cfg.server.trim)
     s = cfg.server
+    scalings = layer_scalings(task.model)
+    aggregated = aggregate_round(
+        cfg.method, states, weights, global_state, scalings, s.aggregation, s.trim
+    )
     return server_step(
         global_state, aggregated, s.optimizer, opt_state, s.lr, s.beta1, s.beta2, s.tau
     )
@@ -128,19 +161,23 @@ def _privacy(cfg: RunConfig, totals: Totals, accepted: list, results: list) -> t
     return replace(totals, dp_steps=tuple(steps)), row
 
 
-def _training_row(accepted: list[ClientResult], global_state: State) -> dict:
-    """The accepted clients' example-weighted training metrics and how much their updates agree."""
+def _training_row(accepted: list[ClientResult], reference: State) -> dict:
+    """The accepted clients' example-weighted training metrics and how much their updates agree.
+
+    ``reference``: what the clients started from, of the keys they send (their count is
+    ``params_per_client``).
+    """
     weights = [r.metrics["num-examples"] for r in accepted]
 
     def mean(key: str) -> float:
         return float(np.average([r.metrics[key] for r in accepted], weights=weights))
 
     return {
-        "params_per_client": parameter_count(global_state),
+        "params_per_client": parameter_count(reference),
         "train_loss": mean("train_loss"),
         "train_acc": mean("train_acc"),
         "lr": accepted[0].metrics.get("lr"),
-        "update_agreement": update_agreement([r.state for r in accepted], weights, global_state),
+        "update_agreement": update_agreement([r.state for r in accepted], weights, reference),
     }
 
 
@@ -149,13 +186,15 @@ def run_round(
 ) -> tuple[Progress, dict]:
     """One round: sample, train, screen, aggregate, step, evaluate, count; (progress, row)."""
     start = time.perf_counter()
+    fed = method(cfg.method)
     ids = sample_clients(cfg, server_round, len(task.units))
-    results = engine.train(server_round, ids, before.global_state)
-    accepted, dropped = screen(results, before.global_state, cfg.server.norm_bound)
+    results = engine.train(server_round, ids, before.global_state, before.personal or None)
+    seed = fresh_seed(cfg.adapter.init_seed, server_round)
+    reference = upload_reference(task.model, fed, before.global_state, seed)
+    accepted, dropped = screen(results, reference, cfg.server.norm_bound)
     _require_enough(cfg, server_round, len(task.units), accepted, dropped)
-    new_global, new_opt = _server_update(cfg, before.global_state, before.opt_state, accepted)
-    val = evaluate_state(task, new_global, task.val)  # for model and hyper-parameter choice
-    test = evaluate_state(task, new_global, task.test)
+    glob, opt = _server_update(task, cfg, before.global_state, before.opt_state, accepted)
+    personal = updated(before.personal, results)
     traffic = _traffic(cfg, before.global_state, ids, results)
     totals = replace(before.totals, bytes=before.totals.bytes + traffic["round_bytes"])
     totals, privacy = _privacy(cfg, totals, accepted, results)
@@ -167,11 +206,9 @@ def run_round(
         "dropped": dropped,
         **traffic,
         "cumulative_bytes": totals.bytes,
-        **_training_row(accepted, before.global_state),
-        "seconds": time.perf_counter() - start,
-        "val_acc": val.accuracy,
-        "val_loss": val.loss,
-        **test.as_dict("test"),
+        **_training_row(accepted, reference),
+        **scores(task, fed, glob, personal),
         **privacy,
     }
-    return Progress(new_global, new_opt, server_round, totals), row
+    row["seconds"] = time.perf_counter() - start
+    return Progress(glob, opt, server_round, totals, personal), row

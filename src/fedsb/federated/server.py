@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..evaluation.calibration import TemperatureFit
 from ..evaluation.scoring import save_predictions
 from ..io.cache import atomic_file
-from ..models.adapters import adapter_state, merge
+from ..models.adapters import merge
 from ..models.checkpoint import save_checkpoint
 from ..reporter import Reporter
 from ..runs import (
@@ -46,9 +46,12 @@ from ..training.loop import Evaluation, evaluate_logits
 from .aggregate import parameter_count
 from .calibrate import final_evaluation, fit_global_temperature
 from .config import RunConfig
-from .methods import method
+from .methods import FedMethod, method
+from .personal import Personal, global_model, unit_weights
+from .personal import initial as initial_personal
 from .progress import Progress, State, Totals, load_progress, save_progress, split_prefixed
 from .rounds import FederatedError, evaluate_state, run_round, sample_clients
+from .states import initial_global, load_global, start_state
 from .task import Task, init_basis, load_basis, save_basis
 
 if TYPE_CHECKING:  # engines.run_federated imports the server loop: typing only, no cycle
@@ -152,8 +155,11 @@ def _started(
     if method(cfg.method).needs_basis:
         init = init_basis(task, cfg, cache_dir, engine.init_gradients)
     save_basis(task.model, run.path)
-    global_state = adapter_state(task.model)
-    frozen = evaluate_state(task, global_state, task.test)
+    fed = method(cfg.method)
+    global_state = initial_global(task.model, fed)
+    personal = initial_personal(task.model, fed, len(task.units))
+    shared = global_model(global_state, personal, unit_weights(task))
+    frozen = evaluate_state(task, shared, task.test, fed)
     up, down = init["bytes_up"], init["bytes_down"]
     totals = Totals((up + down) * len(task.units), (0,) * len(task.units))
     run.log(
@@ -166,7 +172,7 @@ def _started(
         cumulative_bytes=totals.bytes,
         **frozen.as_dict("test"),
     )
-    progress = Progress(global_state, {}, 0, totals)
+    progress = Progress(global_state, {}, 0, totals, personal)
     save_progress(run.path / STATE_FILE, progress)
     return progress
 
@@ -201,16 +207,18 @@ def federate(
             if on_round:
                 on_round(row)
             advance(1)
-    return finish(task, cfg, run, progress.global_state, progress.totals, engine)
+    return finish(task, cfg, run, progress.global_state, progress.totals, engine, progress.personal)
 
 
 def _save_models(
-    task: Task, cfg: RunConfig, run: RunDir, global_state: State, temperature: float
+    task: Task, cfg: RunConfig, run: RunDir, model_state: State, temperature: float
 ) -> None:
-    """Save the adapter file (the trained tensors) and the merged model.
+    """Save the adapter file (the global model's state) and the merged model.
 
-    ``task.model`` holds the final global state: ``final_evaluation`` loaded it.
+    The adapter file holds the trained tensors (fedex, flora: and the folded W0; fedsa: the
+    global A and the clients' mean B); the merged model is W0 + s·B·A of that state.
     """
+    load_global(task.model, method(cfg.method), model_state)
     meta = {
         **task.meta,
         "kind": "adapted",
@@ -218,7 +226,7 @@ def _save_models(
         "method": cfg.method,
         "temperature": temperature,
     }
-    save_checkpoint(run.path / ADAPTER_FILE, global_state, meta)
+    save_checkpoint(run.path / ADAPTER_FILE, model_state, meta)
     save_checkpoint(
         run.path / MODEL_FILE, merge(task.model).state_dict(), {**meta, "kind": "merged"}
     )
@@ -232,12 +240,30 @@ def _mean_round_bytes(run: RunDir) -> float:
     return float(np.mean([r["bytes_down_per_client"] + r["bytes_up_per_client"] for r in rounds]))
 
 
+def _global_model_scores(task: Task, fed: FedMethod, model_state: State) -> dict:
+    """The global model of fedsa (global A, the clients' mean B) on the global test set."""
+    glob = evaluate_state(task, model_state, task.test, fed)
+    return {"global_model_test_acc": glob.accuracy, "global_model_test_loss": glob.loss}
+
+
 def finish(
-    task: Task, cfg: RunConfig, run: RunDir, global_state: State, totals: Totals, engine: Engine
+    task: Task,
+    cfg: RunConfig,
+    run: RunDir,
+    global_state: State,
+    totals: Totals,
+    engine: Engine,
+    personal: Personal | None = None,
 ) -> RunResult:
-    """End a federated run: federated temperature scaling, then ``write_final``."""
-    fit, calibration_bytes = fit_global_temperature(engine, len(task.units), global_state)
-    return write_final(task, cfg, run, global_state, fit, totals.bytes, calibration_bytes)
+    """End a federated run: federated temperature scaling, then ``write_final``.
+
+    ``personal``: what each client keeps (fedsa's B), for its own model's scores.
+    """
+    n = len(task.units)
+    fit, calibration_bytes = fit_global_temperature(engine, n, global_state, personal)
+    return write_final(
+        task, cfg, run, global_state, fit, totals.bytes, calibration_bytes, personal=personal
+    )
 
 
 def write_final(
@@ -249,22 +275,29 @@ def write_final(
     run_bytes: float,
     calibration_bytes: float,
     fitted_on: str = "validation splits of the clients (federated sums)",
+    personal: Personal | None = None,
 ) -> RunResult:
     """The final evaluation, the output files and the summary row, with temperature ``fit``.
 
     The evaluation is global and per client, before and after scaling; the files are the
     predictions, the model and the adapter. ``calibration_bytes`` are per training unit.
+    ``personal`` (fedsa): every client's kept B, so its own model scores its test split.
     """
+    fed, personal = method(cfg.method), personal or {}
     total_bytes = run_bytes + calibration_bytes * len(task.units)
-    pred, evaluation = final_evaluation(task, global_state, fit)
+    pred, evaluation = final_evaluation(task, global_state, fit, fed, personal)
     evaluation["calibration"]["fitted_on"] = fitted_on
     save_predictions(pred, run.path / PREDICTIONS_FILE)
     write_json(run.path / EVALUATION_FILE, evaluation)
     test = evaluate_logits(torch.from_numpy(pred.logits).float(), task.test)  # the logits just made
     clients = tuple(c["accuracy"] for c in evaluation["clients"])
-    _save_models(task, cfg, run, global_state, fit.temperature)
+    model_state = global_model(global_state, personal, unit_weights(task))
+    extra = _global_model_scores(task, fed, model_state) if personal else {}
+    _save_models(task, cfg, run, model_state, fit.temperature)
     per_round = _mean_round_bytes(run)
-    trained = parameter_count(global_state)
+    trained = parameter_count(
+        start_state(task.model, fed, global_state, next(iter(personal.values()), None), 0)
+    )
     run.log(
         round=cfg.rounds,
         stage="final",
@@ -279,6 +312,7 @@ def write_final(
         test_ece_calibrated=evaluation["test"]["calibration_after"]["ece"],
         test_nll_calibrated=evaluation["test"]["calibration_after"]["nll"],
         **test.as_dict("test"),
+        **extra,
     )
     return RunResult(
         run.path, cfg.method, cfg.rounds, test, per_round, total_bytes, trained, clients

@@ -59,6 +59,18 @@ def adapt(model: nn.Module, cfg: FinetuneConfig, train: ImageSet) -> int:
     return count_trainable(model)
 
 
+def target_splits(
+    cfg: FinetuneConfig, classes: tuple[str, ...], cache_dir: Path | None, reporter: Reporter
+) -> dict[str, ImageSet]:
+    """The target domain's splits, in the backbone's ``classes`` (files are mapped onto them)."""
+    splits = build_splits(
+        cfg.data, cfg.val_per_class, cfg.test_per_class, cache_dir, reporter, classes=classes
+    )
+    if splits["train"].class_names != classes:
+        raise ConfigError("data.classes differ from the classes the backbone was trained on")
+    return splits
+
+
 def finetune(
     cfg: FinetuneConfig,
     out: str | Path,
@@ -78,16 +90,7 @@ def finetune(
     expected_trainable(model, cfg.adapter)  # a bad rank or targets fail here too
     run = RunDir(out)
     run.save_config(cfg)
-    splits = build_splits(
-        cfg.data,
-        cfg.val_per_class,
-        cfg.test_per_class,
-        cache_dir,
-        reporter,
-        classes=tuple(meta["class_names"]),
-    )
-    if splits["train"].class_names != tuple(meta["class_names"]):
-        raise ConfigError("data.classes differ from the classes the backbone was trained on")
+    splits = target_splits(cfg, tuple(meta["class_names"]), cache_dir, reporter)
     frozen = evaluate_logits(predict(model, splits["test"]), splits["test"])
     run.log(stage="frozen", **frozen.as_dict("test"))
     n_params = count_parameters(model)

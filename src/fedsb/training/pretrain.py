@@ -53,9 +53,9 @@ def pretrain(
     """
     reporter = reporter or SilentReporter()
     set_threads(cfg.train)
-    run = RunDir(out)
-    run.save_config(cfg)
     splits = build_splits(cfg.data, cfg.val_per_class, cfg.test_per_class, cache_dir, reporter)
+    run = RunDir(out)  # after the data: a bad file leaves nothing behind
+    run.save_config(cfg)
     train = splits["train"]
     channels, size, _ = train.shape
     torch.manual_seed(cfg.train.seed)

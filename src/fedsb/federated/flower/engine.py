@@ -1,7 +1,8 @@
 """``GridEngine``: the ``engines.Engine`` of ``server.federate`` over a Flower ``Grid``.
 
-Each sampled client gets one message with only the trained tensors; the reply's tensors and
-metrics become a ``ClientResult``. A client that answers with an error, or not within
+Each sampled client gets one message with the global state (the trained tensors, and for fedex
+and flora the folded W0 of every adapted layer); the reply's tensors and metrics become a
+``ClientResult``. A client that answers with an error, or not within
 ``server.timeout`` (wall clock of the round's messages), is left out like a crashed or slow
 client of the embedded engine. Flower node ids are mapped to our client ids once, by asking
 every node for its ``partition-id``. ``calibration_stats`` runs one step of federated
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from logging import WARNING
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 
+from ...errors import ConfigError
 from ...models.lora_sb_init import lora_sb_basis
 from ..aggregate import payload_bytes
 from ..config import RunConfig
@@ -45,6 +47,11 @@ from .messages import (
     from_record,
     to_record,
 )
+
+
+def _no_personal(personal: Mapping[int, State] | None) -> None:
+    if personal:
+        raise ConfigError("engine: 'flower' cannot hand clients their kept tensors (fedsa's B)")
 
 
 def one_line(text: str | None, limit: int = 300) -> str:
@@ -182,19 +189,36 @@ class GridEngine:
             grads.append(res.state)
         return grads
 
-    def train(self, server_round: int, ids: list[int], global_state: State) -> list[ClientResult]:
-        """One round: ``global_state`` to every listed client's node, one answer each."""
+    def train(
+        self,
+        server_round: int,
+        ids: list[int],
+        global_state: State,
+        personal: Mapping[int, State] | None = None,
+    ) -> list[ClientResult]:
+        """One round: ``global_state`` to every listed client's node, one answer each.
+
+        Kept tensors (fedsa) are refused: the config refuses such a method on Flower.
+        """
+        _no_personal(personal)
         arrays = to_record(global_state)
         extra = {"server-round": server_round}
         messages = self._messages(STAGE_TRAIN, ids, extra, arrays)
         return [self._result(*answer) for answer in self._exchange(messages, ids)]
 
-    def calibration_stats(self, ids: list[int], global_state: State, beta: float) -> list[dict]:
+    def calibration_stats(
+        self,
+        ids: list[int],
+        global_state: State,
+        beta: float,
+        personal: Mapping[int, State] | None = None,
+    ) -> list[dict]:
         """One temperature-scaling step: each listed client's validation-split sums at ``beta``.
 
         In ``ids`` order, without the clients left out. The first step for a global state sends
         it; the nodes keep their logits for the steps after.
         """
+        _no_personal(personal)
         if self.calibrating is not global_state:
             self.calibrating, self.with_logits, self.left_out = global_state, set(), set()
             self.calibration_id += 1

@@ -1,6 +1,7 @@
 """What the Flower messages carry: record names, config keys, tensor conversion.
 
-A server message holds ``arrays`` (only the trained tensors, or nothing in round 0), ``config``
+A server message holds ``arrays`` (the global state: the trained tensors, for fedex and flora
+also the folded W0 of every adapted layer; nothing in round 0), ``config``
 (stage, server round, client id, the run's TOML, the cache dir) and, the first time a node is
 addressed, ``basis`` (LoRA-SB's frozen B and A). A reply holds ``arrays`` and ``metrics``.
 

@@ -26,13 +26,14 @@ from torch import nn
 from ...data.imageset import ImageSet
 from ...data.partition import build_client_data, plan_partition
 from ...errors import ConfigError
-from ...models.adapters import load_adapter_state
 from ...models.lora_sb_init import load_lora_sb_basis
 from ...reporter import SilentReporter
 from ...training.loop import predict
 from ...training.pretrain import resolve_pretrained
 from ..client import client_init_step, client_step
 from ..config import RunConfig
+from ..methods import method
+from ..states import load_global
 from ..task import adapted_model, has_lora_sb
 from . import messages as m
 
@@ -103,9 +104,9 @@ def calibrate(msg: Message, context: Context, pid: int) -> None:
     torch.set_num_threads(1)
     conf = msg.content[m.CONFIG]
     _check_client(conf, pid)
-    _, model, (_, val) = parts(str(conf["run-config"]), pid, _cache_dir(context, conf))
+    cfg, model, (_, val) = parts(str(conf["run-config"]), pid, _cache_dir(context, conf))
     _load_basis(model, msg, context)
-    load_adapter_state(model, m.from_record(msg.content[m.ARRAYS]))
+    load_global(model, method(cfg.method), m.from_record(msg.content[m.ARRAYS]))
     logits = predict(model, val)
     context.state[m.CALIBRATION] = m.to_record({"logits": logits, "labels": val.labels})
     context.state[m.CALIBRATION_ID] = ConfigRecord({"id": int(conf[m.CALIBRATION_ID])})
@@ -124,7 +125,8 @@ def train(msg: Message, context: Context, pid: int) -> Message:
     elif stage == m.STAGE_TRAIN:
         _load_basis(model, msg, context)
         global_state = m.from_record(msg.content[m.ARRAYS])
-        state, metrics = client_step(model, data, cfg, int(conf["server-round"]), pid, global_state)
+        server_round = int(conf["server-round"])
+        state, metrics, _ = client_step(model, data, cfg, server_round, pid, global_state)
     else:
         raise ConfigError(f"unknown stage {stage!r}")
     content = RecordDict({m.ARRAYS: m.to_record(state), m.METRICS: m.metric_record(metrics)})
