@@ -440,3 +440,24 @@ def test_data_paths_in_a_config_file_resolve_beside_it(tmp_path, monkeypatch):
         str(tmp_path / "sites/*/*.npz"),
         "not-there/*.npz",  # nothing beside the file: relative to where fedsb runs
     )
+
+
+def test_a_hash_neutral_field_at_its_default_keeps_the_cache_key():
+    """A field added later (``HASH_NEUTRAL``) leaves old keys alone until it is set."""
+    from typing import ClassVar
+
+    @dataclasses.dataclass(frozen=True)
+    class Before:
+        x: int = 1
+
+    @dataclasses.dataclass(frozen=True)
+    class After:
+        x: int = 1
+        y: tuple[str, ...] = ()
+        HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"y"})
+
+    assert config_hash(After()) == config_hash(Before())
+    assert config_hash(After(y=("a",))) != config_hash(Before())
+    assert config_hash(After(x=2)) == config_hash(Before(x=2)) != config_hash(Before())
+    files = DataConfig(source="files", paths=("a.npz",), classes="found")
+    assert config_hash(files) != config_hash(DataConfig())

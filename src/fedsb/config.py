@@ -293,7 +293,36 @@ def save_config(config: Any, path: str | Path, header: str = "") -> None:
     Path(path).write_text(header + dumps_toml(to_dict(config)))
 
 
+def _hashed(v: Any) -> Any:
+    """``to_dict`` without the fields a config class lists in ``HASH_NEUTRAL`` at their default."""
+    if dataclasses.is_dataclass(v):
+        neutral = getattr(type(v), "HASH_NEUTRAL", frozenset())
+        out = {}
+        for f in dataclasses.fields(v):
+            value = getattr(v, f.name)
+            if f.name in neutral and value == _default(f):
+                continue
+            out[f.name] = _hashed(value)
+        return out
+    if isinstance(v, tuple | list):
+        return [_hashed(x) for x in v]
+    return v
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
 def config_hash(config: Any) -> str:
-    """Short stable hash of a config: caches are keyed by it."""
-    blob = json.dumps(to_dict(config), sort_keys=True).encode()
+    """Short stable hash of a config: caches are keyed by it.
+
+    A field added later whose default keeps the old behaviour (``HASH_NEUTRAL`` of its class:
+    where to run, or file-source settings of a generated set) is left out while at its default,
+    so adding it invalidates no cached data or backbone.
+    """
+    blob = json.dumps(_hashed(config), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

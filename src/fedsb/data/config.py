@@ -7,7 +7,7 @@ PartitionConfig: how the data differ between federated clients.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ..config import check_number
 from ..images.config import ImageConfig
@@ -45,6 +45,24 @@ class DataConfig:
     max_per_class: int = 0
     val_fraction: float = 0.1
     test_fraction: float = 0.2
+
+    #: Left out of config hashes at their defaults (``config.config_hash``): the file-source
+    #: settings, so a generated set keeps the cache key it had before they existed.
+    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset(
+        {
+            "source",
+            "paths",
+            "val_paths",
+            "test_paths",
+            "drop_unknown",
+            "rml2018_order",
+            "snr_key",
+            "max_records",
+            "max_per_class",
+            "val_fraction",
+            "test_fraction",
+        }
+    )
 
     def __post_init__(self) -> None:
         if self.classes != "found":  # "found": every class the files hold
@@ -90,6 +108,8 @@ class PartitionConfig:
     # file data only: "" = the skews above; "file", "directory" or a SigMF key (core:hw, ...) =
     # one client per distinct value, the data's own heterogeneity
     by: str = ""
+
+    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"by"})
 
     def __post_init__(self) -> None:
         for key in ("clients", "records_per_client", "val_per_class", "test_per_class"):
