@@ -22,6 +22,7 @@ LAYERS = {
     "fedsb.config": 0,
     "fedsb.paths": 0,
     "fedsb.reporter": 0,  # the Reporter protocol: no fedsb imports
+    "fedsb.devices": 0,  # where tensors live: imports only errors
     "fedsb.signals": 1,
     "fedsb.io": 2,
     # runs.py imports only config, errors and io (no torch): below models, whose checkpoint

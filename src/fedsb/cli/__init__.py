@@ -13,10 +13,12 @@ import typer
 
 from ..errors import FedsbError
 from . import (
+    classify,
     data_generate,
     data_inspect,
     data_preview,
     evaluate,
+    export,
     finetune,
     model,
     paper,
@@ -47,6 +49,8 @@ app.command("sweep")(sweep.sweep_cmd)
 app.command("report")(report.report_cmd)
 app.command("paper")(paper.paper_cmd)
 app.command("evaluate")(evaluate.evaluate_cmd)
+app.command("classify")(classify.classify_cmd)
+app.command("export")(export.export_cmd)
 
 
 def _command_index() -> str:

@@ -143,6 +143,7 @@ class RunConfig:
     engine: EngineName = "local"  # local | flower (Flower simulation engine)
     workers: int = 1  # local engine: client processes (1 = sequential in this process)
     threads: int = 0  # torch threads per process (0 = one per core / worker)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # the clients' and the server's models
     data: DataConfig = field(
         default_factory=lambda: DataConfig(per_class=1, seed=1, generator=TARGET_GENERATOR)
     )

@@ -1,16 +1,19 @@
 """Image configuration: which channels to stack and the few knobs they have.
 
-``ImageConfig`` is a frozen dataclass of scalars and tuples so ``fedsb.config`` can load it from
-TOML and hash it for caches. ``channels`` may be a preset name (``"rich"``), a comma-separated
-list (handy for ``images.channels=spectrogram,amplitude`` overrides) or a tuple; it is always
-stored resolved, so equal channel lists give equal configs and equal cache keys.
+``ImageConfig`` is a frozen dataclass of scalars, tuples and the nested ``FrontendConfig`` so
+``fedsb.config`` can load it from TOML and hash it for caches. ``channels`` may be a preset
+name (``"rich"``), a comma-separated list (handy for ``images.channels=spectrogram,amplitude``
+overrides) or a tuple; it is always stored resolved, so equal channel lists give equal configs
+and equal cache keys.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
+from ..signals.frontend import FrontendConfig
 from .channels import CHANNELS
 
 #: Named channel stacks. A later benchmark decides which classifies best.
@@ -85,9 +88,16 @@ class ImageConfig:
     spectrum_dynamic_range_db: float = 40.0  # spectrum_xP: curve floor below the peak
     spectrum_soft: bool = True  # spectrum_xP: fractional top pixel (smoother curves)
     amp_clip: float = 3.0  # amplitude: |x| / rms at which the image saturates
+    #: The signal front-end applied to the records first (off: the records as they are).
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+
+    #: Off (the default) is what images were before the front-end: no new cache keys.
+    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"frontend"})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", resolve_channels(self.channels))
+        if not isinstance(self.frontend, FrontendConfig):
+            raise ValueError(f"frontend must be a FrontendConfig, got {self.frontend!r}")
         if isinstance(self.size, bool) or not isinstance(self.size, int):
             raise ValueError(f"size must be an integer, got {self.size!r}")
         if not MIN_SIZE <= self.size <= MAX_SIZE:

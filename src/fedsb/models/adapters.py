@@ -324,9 +324,10 @@ def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
     This is what a federated client sends, e.g. ``blocks.0.attn.q.lora_R.weight`` and
     ``head.weight``; for ``full`` it is every parameter. Pass the plain model, not an Opacus
-    GradSampleModule (whose keys gain a ``_module.`` prefix).
+    GradSampleModule (whose keys gain a ``_module.`` prefix). The clones are on the CPU, as
+    every state on the wire or on disk is.
     """
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def load_adapter_state(

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..config import from_dict, to_dict
 from ..errors import ConfigError, DataError
+from ..images.config import ImageConfig
 from ..io.budget import check_budget
 from ..io.cache import temp_path
 from ..runs import json_safe
@@ -73,7 +74,7 @@ def load_backbone(checkpoint: Path, cfg: Any) -> tuple[nn.Module, dict]:
     if meta.get("kind") != "backbone":
         raise ConfigError(f"{checkpoint}: not a pretrained backbone checkpoint")
     check_model_meta(meta, checkpoint)
-    if meta["images"] != to_dict(cfg.data.images):
+    if images_meta(meta, checkpoint) != to_dict(cfg.data.images):
         raise ConfigError(
             f"{checkpoint}: the backbone was trained on other images "
             f"({meta['images']}) than data.images"
@@ -85,6 +86,18 @@ def load_backbone(checkpoint: Path, cfg: Any) -> tuple[nn.Module, dict]:
             f"not {length} (data.generator.length; --length {meta['length']})"
         )
     return backbone_from_checkpoint(state, meta, checkpoint), meta
+
+
+def images_meta(meta: dict, path: Path | None) -> dict:
+    """A checkpoint's image config with defaults filled in, as a plain dict.
+
+    Keys added since it was written (``frontend``) take their defaults, which reproduce the
+    images it was trained on; a DataError when the entry is no valid image config.
+    """
+    try:
+        return to_dict(from_dict(ImageConfig, meta["images"]))
+    except ConfigError as exc:
+        raise DataError(path, f"metadata 'images': {exc}") from None
 
 
 _META_TYPES = {

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..devices import model_device
 from .adapters import AdaptedLayer, adapted_layers, matrix_shape
 from .config import AdapterConfig
 from .state import load_checked
@@ -89,19 +90,20 @@ def estimate_weight_gradients(
     flags are restored afterwards. ``loss_fn`` must average over the batch (as F.cross_entropy
     does), matching the reference's loss / batch size. Stops after ``num_samples`` samples (the
     last batch is truncated, so exactly the first N samples count). Runs in the model's current
-    train/eval mode. Pass the plain model, not an Opacus wrapper. Returns float32 tensors shaped
-    like each base weight, keyed by module name.
+    train/eval mode, on its device. Pass the plain model, not an Opacus wrapper. Returns float32
+    CPU tensors shaped like each base weight, keyed by module name.
     """
     layers = lora_sb_layers(model)
     weights = [m.base_layer.weight for m in layers.values()]
     sums = [torch.zeros(w.shape, dtype=torch.float32, device=w.device) for w in weights]
-    seen = 0
+    seen, device = 0, model_device(model)
     with _base_weights_only(layers.values()), torch.enable_grad():
         for x, y in batches:
             if num_samples is not None:
                 x, y = x[: num_samples - seen], y[: num_samples - seen]
             if len(x) == 0:
                 break
+            x, y = x.to(device), y.to(device)
             loss = loss_fn(model(x), y)
             grads = torch.autograd.grad(loss, weights, allow_unused=True, materialize_grads=True)
             for total, g in zip(sums, grads):
@@ -111,7 +113,7 @@ def estimate_weight_gradients(
                 break
     if seen == 0:
         raise ValueError("estimate_weight_gradients: the batches held no samples")
-    return dict(zip(layers, sums))
+    return {name: total.cpu() for name, total in zip(layers, sums)}  # wire and SVD: the CPU
 
 
 def init_lora_sb(model: nn.Module, gradients: Mapping[str, torch.Tensor], lr: float) -> None:
@@ -169,8 +171,8 @@ def lora_sb_basis(model: nn.Module) -> dict[str, torch.Tensor]:
     """Detached clones of the frozen B and A of every lora-sb layer (what the server broadcasts)."""
     out: dict[str, torch.Tensor] = {}
     for name, layer in lora_sb_layers(model).items():
-        out[f"{name}.lora_A.weight"] = layer.lora_A.weight.detach().clone()
-        out[f"{name}.lora_B.weight"] = layer.lora_B.weight.detach().clone()
+        out[f"{name}.lora_A.weight"] = layer.lora_A.weight.detach().cpu().clone()
+        out[f"{name}.lora_B.weight"] = layer.lora_B.weight.detach().cpu().clone()
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 from ..config import check_number
 from ..data.config import DataConfig
@@ -40,6 +41,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     seed: int = 0  # model init, batch order
     threads: int = 0  # torch threads, 0 = one per core
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU when there is one
+
+    #: Where it runs is not what it trains: left out of config hashes at the default.
+    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"device"})
 
     def __post_init__(self) -> None:
         check_number("epochs", self.epochs, 1)

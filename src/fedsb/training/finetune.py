@@ -16,6 +16,7 @@ from torch import nn
 from ..config import to_dict
 from ..data.imageset import ImageSet
 from ..data.splits import build_splits
+from ..devices import resolve_device
 from ..errors import ConfigError
 from ..models.adapters import (
     adapter_state,
@@ -85,6 +86,7 @@ def finetune(
     reporter = reporter or SilentReporter()
     check_out(out)  # before a backbone is pretrained for it
     set_threads(cfg.train)
+    device = resolve_device(cfg.train.device, "train.device")
     checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter, on_history)
     model, meta = load_backbone(checkpoint, cfg)  # fail before anything is written
     expected_trainable(model, cfg.adapter)  # a bad rank or targets fail here too
@@ -95,6 +97,7 @@ def finetune(
     run.log(stage="frozen", **frozen.as_dict("test"))
     n_params = count_parameters(model)
     trainable = adapt(model, cfg, splits["train"])
+    model.to(device)
     reporter.info(
         f"{cfg.adapter.method} r={cfg.adapter.rank}: {trainable:,} of {n_params:,} "
         f"parameters train ({100 * trainable / n_params:.2f} %)"

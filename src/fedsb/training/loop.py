@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.imageset import ImageSet
+from ..devices import model_device
 from ..signals.summary import accuracy_by_snr
 from .config import TrainConfig
 
@@ -84,11 +85,12 @@ def run_epoch(
     """
     model.train()
     tally = Tally()
+    device = model_device(model)
     for index in batches:
         opt.zero_grad(set_to_none=True)
         if len(index) == 0:
             continue
-        x, y = data.batch(index)
+        x, y = (t.to(device) for t in data.batch(index))
         logits = model(x)
         loss = loss_fn(logits, y)
         loss.backward()
@@ -105,10 +107,11 @@ def run_epoch(
 
 @torch.no_grad()
 def predict(model: nn.Module, data: ImageSet, batch_size: int = EVAL_BATCH) -> torch.Tensor:
-    """Logits (N, K) in eval mode."""
+    """Logits (N, K) in eval mode, on the CPU whatever device the model is on."""
     model.eval()
+    device = model_device(model)
     out = [
-        model(data.batch(torch.arange(s, min(s + batch_size, len(data))))[0])
+        model(data.batch(torch.arange(s, min(s + batch_size, len(data))))[0].to(device)).cpu()
         for s in range(0, len(data), batch_size)
     ]
     return torch.cat(out) if out else torch.zeros(0, len(data.class_names))

@@ -12,6 +12,7 @@ import torch
 
 from ..config import config_file, config_hash, load_config, to_dict
 from ..data.splits import build_splits
+from ..devices import resolve_device
 from ..errors import ConfigError
 from ..models.backbones import build_backbone, count_parameters
 from ..models.checkpoint import save_checkpoint
@@ -53,13 +54,14 @@ def pretrain(
     """
     reporter = reporter or SilentReporter()
     set_threads(cfg.train)
+    device = resolve_device(cfg.train.device, "train.device")  # before anything is read
     splits = build_splits(cfg.data, cfg.val_per_class, cfg.test_per_class, cache_dir, reporter)
     run = RunDir(out)  # after the data: a bad file leaves nothing behind
     run.save_config(cfg)
     train = splits["train"]
     channels, size, _ = train.shape
     torch.manual_seed(cfg.train.seed)
-    model = build_backbone(cfg.model, channels, len(train.class_names), size)
+    model = build_backbone(cfg.model, channels, len(train.class_names), size).to(device)
     n_params = count_parameters(model)
     reporter.info(f"{cfg.model.arch}: {n_params:,} parameters, {len(train):,} training records")
     steps = cfg.train.epochs * len(train)

@@ -1,0 +1,157 @@
+"""The model ``fedsb classify`` and ``fedsb export`` use, and when to call a signal unknown.
+
+:func:`load_classifier` takes any finished run: a federated run's merged model goes through
+:func:`.evaluate_run.load_run_model`; a finetune run's adapted model (or a pretrain run's
+backbone) is merged by :func:`fedsb.models.export.merged_model`. A run without a fitted
+temperature uses T = 1 (its metadata has no ``temperature``).
+
+Unknown signals: a burst is labelled ``unknown`` when its calibrated confidence (the top
+probability of the mean log-probabilities) is below ``confidence``, or when its energy score
+``T * logsumexp(logits / T)`` (Liu et al. 2020, "Energy-based out-of-distribution detection",
+sign flipped so that higher means more familiar) is below ``energy``. Thresholds come, in
+order, from the options; from labelled data of known classes (``--calibrate``); from the
+run's held-out ``predictions.npz`` (federated runs); else the defaults (confidence 0.5, no
+energy threshold, since the energy's scale depends on the model). Chosen on data, each keeps
+the fraction ``keep`` of that data's windows (its ``1 - keep`` quantile).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import from_dict
+from ..data.imageset import ImageSet, quantised_images
+from ..data.sources import to_model_classes, windows
+from ..errors import ConfigError, DataError
+from ..images.config import ImageConfig
+from ..io.load import load_records, source_format
+from ..models.checkpoint import load_checkpoint
+from ..models.export import merged_model
+from ..runs import CONFIG_FILE, MODEL_FILE, PREDICTIONS_FILE
+from ..training.loop import predict
+from .evaluate_run import RunModel, check_finite, load_run_model
+from .scoring import load_predictions
+
+#: Below this calibrated confidence a burst is unknown, unless thresholds are chosen on data.
+DEFAULT_CONFIDENCE = 0.5
+DEFAULT_KEEP = 0.95
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a burst is unknown: confidence below ``confidence`` or energy below ``energy``."""
+
+    confidence: float = DEFAULT_CONFIDENCE
+    energy: float | None = None
+    source: str = "defaults"
+
+
+def _length(run: Path) -> int:
+    """data.generator.length of the run's config: the record length the model was trained on."""
+    try:
+        config = tomllib.loads((run / CONFIG_FILE).read_text())
+        length = int(config["data"]["generator"]["length"])
+    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
+        raise DataError(run / CONFIG_FILE, "missing or without data.generator.length") from None
+    if length < 1:
+        raise DataError(run / CONFIG_FILE, f"data.generator.length must be >= 1, got {length}")
+    return length
+
+
+def load_classifier(run: str | Path) -> tuple[RunModel, dict]:
+    """(the run's merged model and what feeds it, its checkpoint's metadata).
+
+    The metadata holds ``temperature`` only where one was fitted.
+    """
+    run = Path(run)
+    if not run.is_dir():
+        raise DataError(run, "no such run directory")
+    path = run / MODEL_FILE
+    state, meta = load_checkpoint(path)
+    if meta.get("kind") == "merged":
+        return load_run_model(run), meta
+    check_finite(state, path)
+    model = merged_model(state, meta, path)
+    try:
+        images = from_dict(ImageConfig, meta["images"])
+    except (ConfigError, KeyError, TypeError) as exc:
+        raise DataError(path, f"metadata 'images': {exc}") from None
+    names = tuple(meta["class_names"])
+    return RunModel(model, names, images, _length(run), 1.0), meta
+
+
+def window_scores(logits: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """(log-probabilities (N, K), energy scores (N,)) of logits at ``temperature``."""
+    z = torch.as_tensor(logits, dtype=torch.float64) / temperature
+    energy = temperature * torch.logsumexp(z, dim=1)
+    return torch.log_softmax(z, dim=1).numpy(), energy.numpy()
+
+
+def thresholds_from_logits(logits: np.ndarray, temperature: float, keep: float, source: str):
+    """Thresholds that keep the fraction ``keep`` of these known windows (see module doc)."""
+    if not 0 < keep <= 1:
+        raise ConfigError(f"keep: must be in (0, 1], got {keep}")
+    logp, energy = window_scores(logits, temperature)
+    confidence = np.exp(logp.max(1))
+    q = 1 - keep
+    return Thresholds(float(np.quantile(confidence, q)), float(np.quantile(energy, q)), source)
+
+
+def calibration_logits(loaded: RunModel, data: Path) -> np.ndarray:
+    """Logits of the model on labelled data of its classes (as ``fedsb evaluate`` reads it)."""
+    data = Path(data)
+    if not data.exists():
+        raise DataError(data, "file not found")
+    length = loaded.length if source_format(data) == "sigmf" else None
+    records = load_records(data, length=length, skip_unknown=True)
+    records = to_model_classes(
+        windows(records, loaded.length, data), loaded.class_names, data, True
+    )
+    images = ImageSet(
+        quantised_images(records.iq, loaded.images),
+        torch.from_numpy(records.labels),
+        torch.zeros(len(records)),
+        loaded.class_names,
+    )
+    return predict(loaded.model, images).double().numpy()
+
+
+def choose_thresholds(
+    loaded: RunModel,
+    run: Path,
+    calibrate: Path | None = None,
+    keep: float = DEFAULT_KEEP,
+    confidence: float | None = None,
+    energy: float | None = None,
+) -> Thresholds:
+    """The thresholds in the order of the module doc (explicit values win, one by one)."""
+    if not 0 < keep <= 1:
+        raise ConfigError(f"keep: must be in (0, 1], got {keep}")
+    if confidence is not None and not 0 <= confidence <= 1:
+        raise ConfigError(f"min_confidence: must be in [0, 1], got {confidence}")
+    if energy is not None and not math.isfinite(energy):
+        raise ConfigError(f"min_energy: must be a finite number, got {energy}")
+    chosen = Thresholds()
+    if calibrate is not None:
+        logits = calibration_logits(loaded, calibrate)
+        chosen = thresholds_from_logits(
+            logits, loaded.temperature, keep, f"calibrated on {calibrate}"
+        )
+    elif (Path(run) / PREDICTIONS_FILE).exists():
+        pred = load_predictions(Path(run) / PREDICTIONS_FILE)
+        if pred.logits.shape[1] == len(loaded.class_names):
+            source = f"the run's {PREDICTIONS_FILE} (held-out test split)"
+            chosen = thresholds_from_logits(pred.logits, loaded.temperature, keep, source)
+    if confidence is None and energy is None:
+        return chosen
+    return Thresholds(
+        chosen.confidence if confidence is None else confidence,
+        chosen.energy if energy is None else energy,
+        f"{chosen.source}, with options" if chosen.source != "defaults" else "options",
+    )
