@@ -3,6 +3,8 @@
 # SuperNode authentication: a CA and a server certificate, one EC key pair per SuperNode, one
 # SuperLink, K SuperNodes (partition-id 0..K-1), `flwr run flower local-deployment`, then every
 # started process is stopped again (by its process group id; also on error or Ctrl-C).
+# With --data-dirs D0,D1,... the data stay at the sites: SuperNode i reads only Di (its
+# node-config data-path) and the server reads none of them (run config data-at-sites = true).
 #
 # Sourcing the file (`source scripts/flower_local_deployment.sh`) defines the functions only
 # (gen_certs, gen_node_key, write_connection, ...); tests/federated use them.
@@ -22,6 +24,11 @@ Runs one fedsb federated job on a local Flower deployment (TLS + SuperNode auth)
 
 Options:
   --nodes K            SuperNodes (= clients; sets partition.clients=K)           [3]
+  --data-dirs D0,D1,.. data at the sites: one SuperNode per directory (or data file),
+                       node i started with data-path=Di; the server reads none of them
+                       and evaluates on the nodes (federated evaluation)
+  --test-data PATHS    with --data-dirs: a global test set the server evaluates on
+                       (files or directories joined by ',')
   --run-dir DIR        run directory to write (must not hold a run)      [WORK/run]
   --config TOML        RunConfig TOML (e.g. configs/run.toml)          [defaults]
   --set KEY=VALUE      RunConfig override; repeatable (TOML values, as fedsb --set)
@@ -162,11 +169,14 @@ main() {
     set -euo pipefail
     local root nodes=3 run_dir="" config="" pretrained="" demo=0 cache_dir="" work=""
     local host=127.0.0.1 port=9092 node_port=9094 san="" timeout=1800 connect_timeout=120
-    local -a sets=() more=()
+    local nodes_given="" test_data=""
+    local -a sets=() more=() data_dirs=()
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     while (($#)); do
         case $1 in
-        --nodes) nodes=$2 && shift ;;
+        --nodes) nodes=$2 && nodes_given=1 && shift ;;
+        --data-dirs) IFS=',' read -r -a data_dirs <<<"$2" && shift ;;
+        --test-data) test_data=$2 && shift ;;
         --run-dir) run_dir=$2 && shift ;;
         --config) config=$2 && shift ;;
         --set) sets+=("$2") && shift ;;
@@ -186,6 +196,18 @@ main() {
         esac
         shift
     done
+    if ((${#data_dirs[@]})); then
+        [[ -z $nodes_given || $nodes == "${#data_dirs[@]}" ]] ||
+            die "--nodes $nodes but ${#data_dirs[@]} --data-dirs (one SuperNode per directory)"
+        nodes=${#data_dirs[@]}
+        local d
+        for d in "${!data_dirs[@]}"; do
+            [[ -e ${data_dirs[d]} ]] || die "--data-dirs: ${data_dirs[d]} does not exist"
+            [[ ${data_dirs[d]} != *"'"* ]] || die "--data-dirs: ${data_dirs[d]} holds a quote"
+            data_dirs[d]=$(cd "$(dirname "${data_dirs[d]}")" && pwd)/$(basename "${data_dirs[d]}")
+        done
+    fi
+    [[ -z $test_data || ${#data_dirs[@]} -gt 0 ]] || die "--test-data needs --data-dirs"
     [[ $nodes =~ ^[1-9][0-9]*$ ]] || die "--nodes must be a positive integer"
     VENV_BIN=${VENV_BIN:-$root/.venv/bin}
     for exe in flower-superlink flower-supernode flwr fedsb python; do
@@ -243,6 +265,16 @@ main() {
     ((nodes > 1)) || overrides+=("server.min_clients=1")
     overrides+=(${sets[@]+"${sets[@]}"} "partition.clients=$nodes")
 
+    local -a tests=()
+    if [[ -n $test_data ]]; then
+        IFS=',' read -r -a tests <<<"$test_data"
+        for d in "${!tests[@]}"; do
+            [[ -e ${tests[d]} ]] || die "--test-data: ${tests[d]} does not exist"
+            tests[d]=$(cd "$(dirname "${tests[d]}")" && pwd)/$(basename "${tests[d]}")
+        done
+        test_data=$(IFS=',' && echo "${tests[*]}")
+    fi
+
     log "certificates and $nodes SuperNode key pairs"
     gen_certs "$work/certs" "$san" || die "openssl failed"
     local i
@@ -268,10 +300,16 @@ main() {
             "$FLOWER_CONNECTION" >>"$work/logs/register.log" 2>&1 ||
             die "registering node$i failed (logs/register.log)"
         port_open 127.0.0.1 $((node_port + i)) && die "port $((node_port + i)) is in use"
+        local node_config="partition-id=$i cache-dir='$cache_dir'"
+        if ((${#data_dirs[@]})); then
+            node_config="partition-id=$i num-partitions=$nodes data-path='${data_dirs[i]}'"
+            node_config+=" cache-dir='$cache_dir'"
+            log "SuperNode $i: data-path ${data_dirs[i]}"
+        fi
         spawn "$work/logs/supernode-$i.log" "$VENV_BIN/flower-supernode" \
             --root-certificates "$work/certs/ca.crt" --superlink "$address" \
             --auth-supernode-private-key "$work/keys/node$i" --port $((node_port + i)) \
-            --node-config "partition-id=$i cache-dir='$cache_dir'"
+            --node-config "$node_config"
     done
     local end=$((SECONDS + 60)) online=0
     while ((online < nodes)); do
@@ -284,12 +322,14 @@ main() {
     local rc_file=$work/run-config.toml overrides_text
     overrides_text=$(IFS=';' && echo "${overrides[*]}")
     "$VENV_BIN/python" - "$rc_file" "$run_dir" "$config" "$cache_dir" "$connect_timeout" \
-        "$overrides_text" <<'PY' || die "cannot write $rc_file"
+        "$overrides_text" "${#data_dirs[@]}" "$test_data" <<'PY' || die "cannot write $rc_file"
 import sys
 import tomli_w
-path, run_dir, config, cache_dir, timeout, overrides = sys.argv[1:]
+path, run_dir, config, cache_dir, timeout, overrides, sites, test_data = sys.argv[1:]
 conf = {"run-dir": run_dir, "config": config, "overrides": overrides, "cache-dir": cache_dir,
         "connect-timeout": float(timeout)}
+if int(sites):
+    conf.update({"data-at-sites": True, "test-data": test_data})
 open(path, "wb").write(tomli_w.dumps(conf).encode())
 PY
     log "flwr run flower $FLOWER_CONNECTION --run-config $rc_file (bounded by $timeout s)"

@@ -273,3 +273,100 @@ def test_script_runs_a_job_end_to_end(workspace, tmp_path):
     assert [r["stage"] for r in rows] == ["init", "round", "final"]
     assert rows[1]["accepted"] == [0, 1] and rows[1]["dropped"] == {}
     assert not port_open(port), "the SuperLink is still running"
+
+
+def _script(*args: str, work: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**os.environ, "VENV_BIN": str(BIN)}
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args, "--work-dir", str(work)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def test_script_checks_its_data_dirs_before_starting_anything(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    missing = _script("--data-dirs", f"{a},{b}", work=tmp_path / "w")
+    assert missing.returncode != 0
+    assert f"error: --data-dirs: {a} does not exist" in missing.stderr, missing.stderr
+    a.mkdir(), b.mkdir()
+    both = _script("--nodes", "3", "--data-dirs", f"{a},{b}", work=tmp_path / "w")
+    assert "error: --nodes 3 but 2 --data-dirs (one SuperNode per directory)" in both.stderr
+    alone = _script("--test-data", str(a), work=tmp_path / "w")
+    assert "error: --test-data needs --data-dirs" in alone.stderr, alone.stderr
+    assert not (tmp_path / "w").exists()  # nothing was started (no logs, no certificates)
+
+
+def _site_dirs(root: Path) -> list[Path]:
+    """Three small sites: one npz each (3 classes, 256 samples, 30 records per class)."""
+    from fedsb.io import save_records
+    from fedsb.signals import GeneratorConfig, generate
+
+    dirs = []
+    for i in range(3):
+        site = root / f"site{i}"
+        site.mkdir(parents=True)
+        cfg = GeneratorConfig(length=256, snr_db=(0.0, 20.0))
+        save_records(generate(cfg, "bpsk,qpsk,gfsk", 30, 20 + i, workers=0), site / "rec.npz")
+        dirs.append(site)
+    return dirs
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("FEDSB_FLOWER_E2E") != "1", reason="3-8 min: set FEDSB_FLOWER_E2E=1"
+)
+def test_script_runs_three_sites_with_their_own_data(workspace, tmp_path):
+    from .conftest import read_rows
+
+    dirs = _site_dirs(tmp_path / "sites")
+    port, node_port = free_port(), free_port()
+    while any(port_open(node_port + i) or node_port + i == port for i in (1, 2)):
+        node_port = free_port()
+    run_dir = tmp_path / "run"
+    cmd = [
+        "bash",
+        str(SCRIPT),
+        "--demo",
+        "--data-dirs",
+        ",".join(str(d) for d in dirs),
+        "--set",
+        "rounds=1",
+        "--pretrained",
+        str(workspace.pre),
+        "--cache-dir",
+        str(workspace.cache),
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--run-dir",
+        str(run_dir),
+        "--port",
+        str(port),
+        "--node-port",
+        str(node_port),
+        "--timeout",
+        "400",
+    ]
+    env = {**os.environ, "VENV_BIN": str(BIN)}
+    with (tmp_path / "script.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            code = proc.wait(timeout=540)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()  # its EXIT trap stops the SuperLink and the SuperNodes
+                proc.wait(timeout=30)
+    output = (tmp_path / "script.log").read_text(errors="replace")
+    assert code == 0, output[-3000:]
+    for i, site in enumerate(dirs):
+        assert f"SuperNode {i}: data-path {site}" in output
+    rows = read_rows(run_dir)
+    assert [r["stage"] for r in rows] == ["init", "round", "final"]
+    assert all(r["evaluation"] == "federated" and r["evaluated"] == [0, 1, 2] for r in rows)
+    assert rows[1]["accepted"] == [0, 1, 2] and rows[-1]["total_evaluation_bytes"] > 0
+    assert not (run_dir / "predictions.npz").exists()
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert [c["client"] for c in evaluation["clients"]] == [0, 1, 2]
+    assert not port_open(port), "the SuperLink is still running"

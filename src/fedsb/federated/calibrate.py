@@ -5,7 +5,8 @@ validation split at the server's β); ``fit_global_temperature`` drives the step
 ``engines.Engine`` (its ``calibration_stats(ids, global_state, beta)``). No logits or labels
 leave a client.
 ``final_evaluation`` then scores the global test set and every client's test split before and
-after scaling (the server-side evaluation of the simulation, as for accuracy).
+after scaling (the server-side evaluation of the simulation, as for accuracy);
+``site_final_evaluation`` does it with the data at the sites, from the nodes' sums.
 """
 
 from __future__ import annotations
@@ -26,16 +27,20 @@ from ..evaluation.calibration import (
 from ..evaluation.metrics import calibration_summary, softmax
 from ..evaluation.scoring import Predictions, score
 from ..models.adapters import load_adapter_state
-from ..training.loop import predict
+from ..training.loop import evaluate_logits, predict
 from .aggregate import payload_bytes
 from .methods import FedMethod
 from .personal import Personal, client_logits
 from .progress import State
+from .rounds import answered
+from .site_eval import SiteAnswers, pool_evaluation
+from .site_scores import EVAL, client_row, pool_score
 from .states import load_global
 from .task import Task
 
 if TYPE_CHECKING:  # engines.run_federated imports the server loop: typing only, no cycle
-    from .engines import Engine
+    from ..training.loop import Evaluation
+    from .engines import Engine, SiteEvaluator
 
 #: Bytes of one calibration step per client: β down (8 B); count, NLL, grad, hess up (32 B);
 #: before the first step the final global state goes down once (its payload).
@@ -118,14 +123,44 @@ def final_evaluation(
         clients.append(row)
     evaluation = {
         "test": score(test, fit.temperature),
-        "calibration": {
-            "temperature": fit.temperature,
-            "steps": fit.steps,
-            "nll_before": fit.nll_before,
-            "nll_after": fit.nll_after,
-            "history": [list(h) for h in fit.history],
-            "fitted_on": "validation splits of the clients (federated sums)",
-        },
+        "calibration": calibration_record(fit),
         "clients": clients,
     }
     return test, evaluation
+
+
+def calibration_record(fit: TemperatureFit) -> dict:
+    """evaluation.json's ``calibration``: the fitted temperature and its Newton steps."""
+    return {
+        "temperature": fit.temperature,
+        "steps": fit.steps,
+        "nll_before": fit.nll_before,
+        "nll_after": fit.nll_after,
+        "history": [list(h) for h in fit.history],
+        "fitted_on": "validation splits of the clients (federated sums)",
+    }
+
+
+def site_final_evaluation(
+    task: Task, engine: SiteEvaluator, global_state: State, fit: TemperatureFit, fed: FedMethod
+) -> tuple[Predictions | None, dict, Evaluation, SiteAnswers]:
+    """(predictions or None, evaluation.json, the final row's test scores, the nodes' answers).
+
+    Every site scores its test split (``clients``); the test scores are the server's own test
+    set's when it has one (with its predictions), else the pooled sums of the sites (no
+    predictions exist then: no logits leave a site).
+    """
+    answers = engine.final_scores(list(range(task.n_clients)), global_state, fit.temperature)
+    parts = answered(answers, "final evaluation")
+    names = tuple(task.meta["class_names"])
+    clients = [client_row(c, answers.sums[c], len(names)) for c in sorted(answers.sums)]
+    if task.test is None:
+        pred, test = None, pool_evaluation(parts, EVAL)
+        evaluation = {"test": pool_score(parts, names, fit.temperature)}
+        evaluation["calibration"] = calibration_record(fit)
+    else:
+        pred, evaluation = final_evaluation(task, global_state, fit, fed)
+        test = evaluate_logits(torch.from_numpy(pred.logits).float(), task.test)
+    evaluation["clients"] = clients
+    evaluation["evaluation"] = "federated" if pred is None else "server"
+    return pred, evaluation, test, answers

@@ -4,7 +4,8 @@
 records: nothing is changed in place) with the round's row. Each answer is screened
 (``check_update``: keys, shapes, dtypes, finiteness, norm bound; crashes and timeouts come from
 the engine) against what the method's clients send (``states.upload_reference``) before the
-rest is aggregated by the method's function (``aggregate.AGGREGATORS``).
+rest is aggregated by the method's function (``aggregate.AGGREGATORS``). With the data at the
+sites (``task.sites``) the round's scores come from the sampled nodes' sums (``site_scores``).
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from .faults import ClientResult
 from .methods import FedMethod, method
 from .personal import Personal, evaluate_personal, global_model, unit_weights, updated
 from .progress import Progress, State, Totals
+from .site_eval import SiteAnswers, pool_evaluation
 from .states import fresh_seed, layer_scalings, load_global, upload_reference
 from .task import Task
 
 if TYPE_CHECKING:  # engines.run_federated imports the server loop: typing only, no cycle
-    from .engines import Engine
+    from .engines import Engine, SiteEvaluator
 
 
 class FederatedError(FedsbError):
@@ -79,6 +81,49 @@ def scores(task: Task, fed: FedMethod, global_state: State, personal: Personal) 
         "global_model_test_acc": glob.accuracy,
         "global_model_test_loss": glob.loss,
     }
+
+
+def answered(answers: SiteAnswers, what: str) -> list:
+    """The sums of the nodes that answered, by client id; FederatedError when none did."""
+    if not answers.sums:
+        detail = "; ".join(f"client {c}: {r}" for c, r in answers.dropped.items())
+        raise FederatedError(f"{what}: no site answered ({detail or 'no site asked'})")
+    return [answers.sums[c] for c in sorted(answers.sums)]
+
+
+def site_scores(
+    task: Task, engine: SiteEvaluator, fed: FedMethod, global_state: State, ids: list[int]
+) -> dict:
+    """The row's scores with the data at the sites: the listed nodes' validation and test sums.
+
+    The test scores are the server's own test set's when it has one (``evaluation`` says
+    which); the row also names the nodes evaluated, those left out and the bytes moved.
+    """
+    server_test = task.test is not None
+    answers = engine.evaluate(ids, global_state, ("val",) if server_test else ("val", "test"))
+    parts = answered(answers, "evaluation")
+    val = pool_evaluation(parts, "val.")
+    if server_test:
+        test = evaluate_state(task, global_state, task.test, fed)
+    else:
+        test = pool_evaluation(parts, "test.")
+    return {
+        "val_acc": val.accuracy,
+        "val_loss": val.loss,
+        **test.as_dict("test"),
+        "evaluation": "server" if server_test else "federated",
+        **answers.row(),
+    }
+
+
+def initial_scores(task: Task, engine: SiteEvaluator, fed: FedMethod, global_state: State) -> dict:
+    """The init row's test scores: the global test set, or every site's test sums."""
+    if task.test is not None:
+        scores = evaluate_state(task, global_state, task.test, fed).as_dict("test")
+        return {**scores, "evaluation": "server"} if task.sites else scores
+    answers = engine.evaluate(list(range(task.n_clients)), global_state, ("test",))
+    test = pool_evaluation(answered(answers, "round 0 evaluation"), "test.")
+    return {**test.as_dict("test"), "evaluation": "federated", **answers.row()}
 
 
 def screen(
@@ -187,12 +232,12 @@ def run_round(
     """One round: sample, train, screen, aggregate, step, evaluate, count; (progress, row)."""
     start = time.perf_counter()
     fed = method(cfg.method)
-    ids = sample_clients(cfg, server_round, len(task.units))
+    ids = sample_clients(cfg, server_round, task.n_clients)
     results = engine.train(server_round, ids, before.global_state, before.personal or None)
     seed = fresh_seed(cfg.adapter.init_seed, server_round)
     reference = upload_reference(task.model, fed, before.global_state, seed)
     accepted, dropped = screen(results, reference, cfg.server.norm_bound)
-    _require_enough(cfg, server_round, len(task.units), accepted, dropped)
+    _require_enough(cfg, server_round, task.n_clients, accepted, dropped)
     glob, opt = _server_update(task, cfg, before.global_state, before.opt_state, accepted)
     personal = updated(before.personal, results)
     traffic = _traffic(cfg, before.global_state, ids, results)
@@ -207,7 +252,11 @@ def run_round(
         **traffic,
         "cumulative_bytes": totals.bytes,
         **_training_row(accepted, reference),
-        **scores(task, fed, glob, personal),
+        **(
+            site_scores(task, engine, fed, glob, ids)
+            if task.sites
+            else scores(task, fed, glob, personal)
+        ),
         **privacy,
     }
     row["seconds"] = time.perf_counter() - start

@@ -5,7 +5,8 @@ each answer is checked and the rest aggregated; the global model is evaluated on
 test set; a row goes to ``metrics.jsonl`` and the progress (global state, server optimiser's
 state, totals) is written atomically to ``state.safetensors`` (``progress``). ``resume``
 continues from that file and ends with the same final state as an uninterrupted run, because
-every random draw is a function of (seed, round, client).
+every random draw is a function of (seed, round, client). With the data at the sites
+(``task.sites``: a deployment with ``data-at-sites``) the scores come from the nodes' sums.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from ..config import load_config, to_dict
 from ..errors import ConfigError
 from ..evaluation.calibration import TemperatureFit
-from ..evaluation.scoring import save_predictions
+from ..evaluation.scoring import Predictions, save_predictions
 from ..io.cache import atomic_file
 from ..models.adapters import merge
 from ..models.checkpoint import save_checkpoint
@@ -44,18 +45,18 @@ from ..runs import (
 )
 from ..training.loop import Evaluation, evaluate_logits
 from .aggregate import parameter_count
-from .calibrate import final_evaluation, fit_global_temperature
+from .calibrate import final_evaluation, fit_global_temperature, site_final_evaluation
 from .config import RunConfig
 from .methods import FedMethod, method
 from .personal import Personal, global_model, unit_weights
 from .personal import initial as initial_personal
 from .progress import Progress, State, Totals, load_progress, save_progress, split_prefixed
-from .rounds import FederatedError, evaluate_state, run_round, sample_clients
+from .rounds import FederatedError, evaluate_state, initial_scores, run_round, sample_clients
 from .states import initial_global, load_global, start_state
 from .task import Task, init_basis, load_basis, save_basis
 
 if TYPE_CHECKING:  # engines.run_federated imports the server loop: typing only, no cycle
-    from .engines import Engine
+    from .engines import Engine, SiteEvaluator
 
 
 @dataclass(frozen=True)
@@ -157,11 +158,15 @@ def _started(
     save_basis(task.model, run.path)
     fed = method(cfg.method)
     global_state = initial_global(task.model, fed)
-    personal = initial_personal(task.model, fed, len(task.units))
+    personal = initial_personal(task.model, fed, task.n_clients)
     shared = global_model(global_state, personal, unit_weights(task))
-    frozen = evaluate_state(task, shared, task.test, fed)
+    if task.sites:
+        frozen = initial_scores(task, engine, fed, shared)
+    else:
+        frozen = evaluate_state(task, shared, task.test, fed).as_dict("test")
     up, down = init["bytes_up"], init["bytes_down"]
-    totals = Totals((up + down) * len(task.units), (0,) * len(task.units))
+    n = task.n_clients
+    totals = Totals((up + down) * n, (0,) * n)
     run.log(
         round=0,
         stage="init",
@@ -170,7 +175,7 @@ def _started(
         bytes_up_per_client=up,
         bytes_down_per_client=down,
         cumulative_bytes=totals.bytes,
-        **frozen.as_dict("test"),
+        **frozen,
     )
     progress = Progress(global_state, {}, 0, totals, personal)
     save_progress(run.path / STATE_FILE, progress)
@@ -240,6 +245,13 @@ def _mean_round_bytes(run: RunDir) -> float:
     return float(np.mean([r["bytes_down_per_client"] + r["bytes_up_per_client"] for r in rounds]))
 
 
+def _evaluation_bytes(run: RunDir) -> float:
+    """Bytes of the federated evaluations of the init and round rows (data at the sites)."""
+    return float(
+        sum(r.get("evaluation_bytes") or 0.0 for r in run.rows() if r.get("stage") != "final")
+    )
+
+
 def _global_model_scores(task: Task, fed: FedMethod, model_state: State) -> dict:
     """The global model of fedsa (global A, the clients' mean B) on the global test set."""
     glob = evaluate_state(task, model_state, task.test, fed)
@@ -259,11 +271,43 @@ def finish(
 
     ``personal``: what each client keeps (fedsa's B), for its own model's scores.
     """
-    n = len(task.units)
+    n = task.n_clients
     fit, calibration_bytes = fit_global_temperature(engine, n, global_state, personal)
     return write_final(
-        task, cfg, run, global_state, fit, totals.bytes, calibration_bytes, personal=personal
+        task,
+        cfg,
+        run,
+        global_state,
+        fit,
+        totals.bytes,
+        calibration_bytes,
+        personal=personal,
+        engine=engine,
     )
+
+
+def _final_scores(
+    task: Task,
+    run: RunDir,
+    global_state: State,
+    fit: TemperatureFit,
+    fed: FedMethod,
+    personal: Personal,
+    engine: SiteEvaluator | None,
+) -> tuple[Predictions | None, dict, Evaluation, dict]:
+    """(predictions, evaluation.json, the row's test scores, more row keys) of the final state.
+
+    With the data at the sites, from the nodes' sums (``calibrate.site_final_evaluation``).
+    """
+    if not task.sites:
+        pred, evaluation = final_evaluation(task, global_state, fit, fed, personal)
+        test = evaluate_logits(torch.from_numpy(pred.logits).float(), task.test)  # logits just made
+        return pred, evaluation, test, {}
+    assert engine is not None, "a run at the sites evaluates on its engine's nodes"
+    pred, evaluation, test, answers = site_final_evaluation(task, engine, global_state, fit, fed)
+    extra = {"evaluation": evaluation["evaluation"], **answers.row()}
+    extra["total_evaluation_bytes"] = _evaluation_bytes(run) + answers.bytes
+    return pred, evaluation, test, extra
 
 
 def write_final(
@@ -276,23 +320,30 @@ def write_final(
     calibration_bytes: float,
     fitted_on: str = "validation splits of the clients (federated sums)",
     personal: Personal | None = None,
+    engine: SiteEvaluator | None = None,
 ) -> RunResult:
     """The final evaluation, the output files and the summary row, with temperature ``fit``.
 
     The evaluation is global and per client, before and after scaling; the files are the
     predictions, the model and the adapter. ``calibration_bytes`` are per training unit.
     ``personal`` (fedsa): every client's kept B, so its own model scores its test split.
+    With the data at the sites (``task.sites``) the sites score their test splits on
+    ``engine`` (``calibrate.site_final_evaluation``): no predictions file without a server
+    test set, and the row says where the evaluation ran and what it moved.
     """
     fed, personal = method(cfg.method), personal or {}
-    total_bytes = run_bytes + calibration_bytes * len(task.units)
-    pred, evaluation = final_evaluation(task, global_state, fit, fed, personal)
+    total_bytes = run_bytes + calibration_bytes * task.n_clients
+    pred, evaluation, test, extra = _final_scores(
+        task, run, global_state, fit, fed, personal, engine
+    )
     evaluation["calibration"]["fitted_on"] = fitted_on
-    save_predictions(pred, run.path / PREDICTIONS_FILE)
+    if pred is not None:
+        save_predictions(pred, run.path / PREDICTIONS_FILE)
     write_json(run.path / EVALUATION_FILE, evaluation)
-    test = evaluate_logits(torch.from_numpy(pred.logits).float(), task.test)  # the logits just made
     clients = tuple(c["accuracy"] for c in evaluation["clients"])
     model_state = global_model(global_state, personal, unit_weights(task))
-    extra = _global_model_scores(task, fed, model_state) if personal else {}
+    if personal:
+        extra.update(_global_model_scores(task, fed, model_state))
     _save_models(task, cfg, run, model_state, fit.temperature)
     per_round = _mean_round_bytes(run)
     trained = parameter_count(

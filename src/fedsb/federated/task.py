@@ -5,6 +5,8 @@ by each ClientApp): it loads the pretrained backbone, wraps the layers for the r
 for fedsb fixes B and A from one gradient estimate, either on the server's proxy data or from a
 federated round 0 in which every client sends its summed gradients once. B and A are then saved
 in the run directory and *loaded* (never re-derived: SVD signs are not unique) on resume.
+``build_site_task`` is the server's task of a deployment whose data stay at the sites: the
+model and, optionally, the server's own test set, no client data.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..data.partition import (
     partition_rows,
     plan_partition,
 )
+from ..devices import resolve_device
 from ..errors import ConfigError
 from ..models.adapters import adapted_layers, adapter_state, apply_adapters
 from ..models.checkpoint import load_backbone, load_checkpoint, save_checkpoint
@@ -45,6 +48,7 @@ from ..training.loop import init_batches
 from ..training.pretrain import DrawHistory, resolve_pretrained
 from .aggregate import payload_bytes
 from .config import RunConfig
+from .sites import server_test_set
 
 
 @dataclass
@@ -55,10 +59,16 @@ class Task:
     meta: dict
     checkpoint: Path
     clients: list[ClientData]
-    test: ImageSet  # union of the clients' test splits
-    val: ImageSet  # union of the clients' validation splits
-    units: list[ImageSet]  # what each client trains on
+    test: ImageSet | None  # union of the clients' test splits (sites: the server's, or None)
+    val: ImageSet | None  # union of the clients' validation splits (None at the sites)
+    units: list[ImageSet]  # what each client trains on (empty at the sites)
     partition: list[dict]  # one row per client (partition.json, the dry run's table)
+    sites: int = 0  # > 0: the data are at this many sites (SuperNodes); the server holds none
+
+    @property
+    def n_clients(self) -> int:
+        """The number of clients: the sites, or the training units the server holds."""
+        return self.sites or len(self.units)
 
 
 def load_clients(
@@ -105,7 +115,10 @@ def adapted_model(cfg: RunConfig, checkpoint: Path) -> tuple[nn.Module, dict]:
     model, meta = load_backbone(checkpoint, cfg)  # type: ignore[arg-type]
     torch.manual_seed(cfg.seed)
     apply_adapters(model, cfg.adapter)
-    return model, meta
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and cfg.workers > 1:
+        raise ConfigError("workers: > 1 needs device = 'cpu' (CUDA does not survive the fork)")
+    return model.to(device), meta
 
 
 def proxy_batches(cfg: RunConfig, checkpoint: Path, cache_dir: Path | None, batch_size: int):
@@ -139,7 +152,7 @@ def init_basis(
         initialize_lora_sb(task.model, batches, cfg.adapter)
         up = 0.0
     else:
-        grads = gradients_from(list(range(len(task.units))))
+        grads = gradients_from(list(range(task.n_clients)))
         up = sum(payload_bytes(g) for g in grads) / len(grads)
         total = {k: torch.stack([g[k] for g in grads]).sum(0) for k in grads[0]}
         init_lora_sb(task.model, total, cfg.adapter.init_lr)
@@ -165,6 +178,26 @@ def build_task(
     val = concat([c.val for c in clients])
     units = [c.train for c in clients]
     return Task(model, meta, checkpoint, clients, test, val, units, partition)
+
+
+def build_site_task(
+    cfg: RunConfig,
+    cache_dir: Path | None,
+    reporter: Reporter,
+    sites: int,
+    test_paths: tuple[str, ...] = (),
+    on_history: DrawHistory | None = None,
+) -> Task:
+    """The server's task when the data are at ``sites`` SuperNodes: the model, no client data.
+
+    ``test_paths``: the server's own global test set (``sites.server_test_set``), else none
+    (the evaluation is federated). ``partition`` is filled from the nodes' answers.
+    """
+    checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter, on_history)
+    model, meta = adapted_model(cfg, checkpoint)
+    classes = tuple(meta["class_names"])
+    test = server_test_set(cfg, test_paths, classes, cache_dir, reporter) if test_paths else None
+    return Task(model, meta, checkpoint, [], test, None, [], [], sites=sites)
 
 
 def has_lora_sb(model: nn.Module) -> bool:

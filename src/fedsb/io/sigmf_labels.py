@@ -152,7 +152,9 @@ def annotation(item: Labelled) -> dict[str, Any]:
 
 def _metadata(rec: Recording, items: Sequence[Labelled], info: dict[str, Any]) -> dict:
     glob = {k: v for k, v in rec.glob.items() if k != "core:extensions"}
-    extensions = [e for e in rec.glob.get("core:extensions", []) if e.get("name") != "fedsb"]
+    extensions = [
+        e for e in rec.glob.get("core:extensions", []) if e.get("name") != EXTENSION["name"]
+    ]
     glob["core:extensions"] = [*extensions, dict(EXTENSION)]
     glob.setdefault("core:version", "1.0.0")
     glob["fedsb:classified"] = _json_value(info)

@@ -11,11 +11,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import DataError
+from ..evaluation.metrics import Reliability
 from ..federated.methods import POOLED, is_pooled
 from ..io.cache import atomic_file
 from ..runs import REPORT_FILE
 from . import figures as fig
+from .checks import RELIABILITY_KEYS
 from .html import render, versions
 from .latex import build_pdf, macro_name, write_tex
 from .study import RunRecord, Study, load_study
@@ -73,15 +77,7 @@ def make_figures(study: Study, out: Path) -> dict[Path, str]:
         made[fig.pareto_figure(cells, out / "pareto.png")] = (
             "Final accuracy against total bytes per method and rank; dotted: Pareto front."
         )
-    pred = primary.predictions()
-    temperature = float(_test(primary).get("temperature", 1.0))
-    if pred is not None:
-        made[fig.reliability_figure(pred, temperature, out / "reliability.png")] = (
-            f"Reliability of {primary.method} before and after temperature scaling."
-        )
-        made[fig.pr_figure(pred, temperature, out / "pr.png")] = (
-            f"Precision-recall per class, {primary.method}."
-        )
+    made.update(_prediction_figures(primary, out))
     if _test(primary).get("confusion"):
         made[fig.confusion_figure(_test(primary), out / "confusion.png")] = (
             f"Confusion matrix of {primary.method} (row-normalised)."
@@ -94,6 +90,46 @@ def make_figures(study: Study, out: Path) -> dict[Path, str]:
             "Training records per client and class; each client's SNR window and channel."
         )
     return made
+
+
+def _prediction_figures(primary: RunRecord, out: Path) -> dict[Path, str]:
+    """Reliability and precision-recall from the test predictions.
+
+    Without them (a federated evaluation: the predictions stayed at the sites), the
+    reliability diagram from evaluation.json's summed bins and no precision-recall figure.
+    """
+    pred, test = primary.predictions(), _test(primary)
+    temperature = float(test.get("temperature", 1.0))
+    caption = f"Reliability of {primary.method} before and after temperature scaling."
+    if pred is not None:
+        return {
+            fig.reliability_figure(pred, temperature, out / "reliability.png"): caption,
+            fig.pr_figure(pred, temperature, out / "pr.png"): (
+                f"Precision-recall per class, {primary.method}."
+            ),
+        }
+    bins = [test.get(f"reliability_{when}") for when in ("before", "after")]
+    if None in bins:
+        return {}
+    before, after = (
+        Reliability(*(np.asarray(b[k], dtype=np.float64) for k in RELIABILITY_KEYS)) for b in bins
+    )
+    png = fig.reliability_bins_figure(before, after, temperature, out / "reliability.png")
+    return {png: caption[:-1] + ", from the sites' summed bins (federated evaluation)."}
+
+
+def figure_notes(study: Study) -> list[str]:
+    """What the report leaves out, and why (shown under the figures)."""
+    primary = study.primary
+    if not primary.finished or primary.predictions() is not None:
+        return []
+    if (primary.final or {}).get("evaluation") == "federated":
+        return [
+            f"{primary.method} was evaluated on the sites (federated evaluation): the test "
+            "predictions never left them, so there is no precision-recall figure and no "
+            "average precision; the other scores are pooled from the sites' sums."
+        ]
+    return [f"{primary.method} saved no test predictions: no precision-recall figure."]
 
 
 def _final(methods: dict[str, RunRecord], method: str, key: str):
@@ -139,6 +175,12 @@ def numbers(study: Study) -> dict[str, str]:
         "ValNllBefore": num(calib.get("nll_before")),
         "ValNllAfter": num(calib.get("nll_after")),
     }
+    if primary.predictions() is None and final.get("evaluation") == "federated":
+        out["EvaluationFederated"] = (
+            "The test scores are pooled from sums the sites computed on their own test splits "
+            "(federated evaluation): no prediction left a site, so there are no "
+            "precision-recall curves."
+        )
     methods = study.by_method()
     for method, run in methods.items():
         f = run.final or {}
@@ -189,6 +231,7 @@ def build_report(root: Path, command: str = "fedsb report") -> Report:
         made,
         study.primary.config_text,
         command,
+        notes=figure_notes(study),
     )
     html_path = root / REPORT_FILE
     with atomic_file(html_path) as handle:

@@ -42,6 +42,9 @@ _CAL = {"ece": Opt(NUM), "brier": Opt(NUM), "nll": Opt(NUM)}
 _CLASS = {k: Req(Opt(NUM)) for k in ("accuracy", "precision", "f1", "average_precision")}
 _SNR = {"snr": Req(str), "accuracy": Req(Opt(NUM)), "low_db": Req(NUM), "high_db": Req(NUM)}
 _CLIENT_KEYS = ("accuracy", "ece_before", "ece_after", "brier_before", "brier_after")
+#: A federated evaluation's reliability bins (``metrics.Reliability``'s fields, in order).
+RELIABILITY_KEYS = ("lower", "confidence", "accuracy", "count")
+_BINS = {k: Req([NUM]) for k in RELIABILITY_KEYS}
 EVALUATION = {
     "test": {
         "per_snr": [_SNR],
@@ -51,6 +54,8 @@ EVALUATION = {
         "temperature": NUM,
         "calibration_before": _CAL,
         "calibration_after": _CAL,
+        "reliability_before": _BINS,
+        "reliability_after": _BINS,
     },
     "calibration": {"nll_before": Opt(NUM), "nll_after": Opt(NUM)},
     "clients": [
@@ -151,6 +156,10 @@ def check_evaluation(path: Path, evaluation: Any) -> None:
     """evaluation.json: the spec, and a K x K confusion matrix for the K class names."""
     check(path, evaluation, EVALUATION)
     test = evaluation.get("test") or {}
+    for key in ("reliability_before", "reliability_after"):
+        lengths = {len(v) for v in (test.get(key) or {}).values()}
+        if len(lengths) > 1 or lengths == {0} or lengths == {1}:
+            raise DataError(path, f"test.{key}: its lists must be of one length, at least 2")
     if "confusion" in test:
         k = len(test.get("class_names") or [])
         if not k or len(test["confusion"]) != k or any(len(r) != k for r in test["confusion"]):

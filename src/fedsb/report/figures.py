@@ -37,10 +37,21 @@ def _finish(ax, xlabel: str, ylabel: str, legend: bool = True) -> None:
 
 def reliability_figure(pred: Predictions, temperature: float, out: str | Path) -> Path:
     """Reliability diagrams before and after temperature scaling, with ECE in the titles."""
+    before, after = (
+        m.reliability(*m.top_label(pred.probs(t), pred.labels)) for t in (1.0, temperature)
+    )
+    return reliability_bins_figure(before, after, temperature, out)
+
+
+def reliability_bins_figure(
+    before: m.Reliability, after: m.Reliability, temperature: float, out: str | Path
+) -> Path:
+    """``reliability_figure`` from the bins themselves (a federated evaluation's sums)."""
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), sharey=True, constrained_layout=True)
-    for ax, t, name in ((axes[0], 1.0, "before"), (axes[1], temperature, "after")):
-        conf, hit = m.top_label(pred.probs(t), pred.labels)
-        rel = m.reliability(conf, hit)
+    for ax, t, name, rel in (
+        (axes[0], 1.0, "before", before),
+        (axes[1], temperature, "after", after),
+    ):
         width = np.diff(rel.lower)
         seen = rel.count[:-1] > 0
         left = rel.lower[:-1][seen]

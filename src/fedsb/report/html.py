@@ -73,8 +73,9 @@ def render(
     figures: Mapping[Path, str],
     config_text: str,
     command: str,
+    notes: Sequence[str] = (),
 ) -> str:
-    """The whole page: summary, figures, tables, the resolved config, versions."""
+    """The whole page: summary, figures (then ``notes`` on what is left out), tables, config."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     vers = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
@@ -91,6 +92,7 @@ def render(
         f'<p class="summary">{html.escape(summary)}</p>',
         "<h2>Figures</h2>",
         *(figure_html(png, caption) for png, caption in figures.items()),
+        *(f'<p class="note">{html.escape(note)}</p>' for note in notes),
         "<h2>Tables</h2>",
         *(table_html(t) for t in tables),
         "<h2>Resolved configuration</h2>",

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from logging import WARNING
 from pathlib import Path
 
@@ -32,12 +33,14 @@ from ..server import FederatedError
 from ..task import Task, has_lora_sb
 from .messages import (
     ARRAYS,
+    AT_SITE,
     BASIS,
     CACHE_DIR,
     CALIBRATION_ID,
     CALIBRATION_SUMS,
     CONFIG,
     METRICS,
+    NUM_PARTITIONS,
     PARTITION_ID,
     STAGE_CALIBRATE,
     STAGE_INIT,
@@ -52,6 +55,26 @@ from .messages import (
 def _no_personal(personal: Mapping[int, State] | None) -> None:
     if personal:
         raise ConfigError("engine: 'flower' cannot hand clients their kept tensors (fedsa's B)")
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A SuperNode's answer to the partition-id query."""
+
+    node: int  # Flower node id
+    pid: int  # its partition-id
+    partitions: int | None  # its num-partitions, if it has one
+    at_site: bool  # whether it has its own data (data-path)
+
+
+def _node_info(node: int, conf) -> NodeInfo:
+    parts = conf.get(NUM_PARTITIONS)
+    return NodeInfo(
+        node,
+        int(conf[PARTITION_ID]),
+        int(parts) if parts is not None else None,
+        bool(conf.get(AT_SITE, False)),
+    )
 
 
 def one_line(text: str | None, limit: int = 300) -> str:
@@ -81,6 +104,7 @@ class GridEngine:
             CACHE_DIR: str(Path(cache_dir).resolve()) if cache_dir else "",
         }
         self.nodes: dict[int, int] | None = None  # client id -> node id
+        self.query_errors: dict[int, str] = {}  # node id -> its last error to the query
         self.with_basis: set[int] = set()  # node ids that hold LoRA-SB's basis
         # calibration: the global state the nodes' logits are for, its serial number, the
         # clients holding logits for it and those left out of the fit
@@ -92,12 +116,35 @@ class GridEngine:
     def node_of(self) -> dict[int, int]:
         """Client id -> node id; waits (bounded) until every partition-id has a node."""
         if self.nodes is None:
-            self.nodes = self._discover(len(self.task.units))
+            n = self.task.n_clients
+            found = self.poll_nodes(lambda got: all(i in got for i in range(n)))
+            missing = sorted(set(range(n)) - set(found))
+            if missing:
+                raise FederatedError(self.missing_text(missing, n - len(missing), n))
+            at_site = [i for i in range(n) if found[i].at_site]
+            if at_site:
+                raise FederatedError(
+                    f"the SuperNode of partition-id {at_site[0]} holds its own data (data-path) "
+                    "but the run was not started with data-at-sites = true"
+                )
+            self.nodes = {i: found[i].node for i in range(n)}
         return self.nodes
 
-    def _discover(self, n: int) -> dict[int, int]:
+    def missing_text(self, missing: list[int], connected: int, n: int) -> str:
+        """Why discovery gave up: the missing partition-ids, and a node's last error if any."""
+        text = (
+            f"no SuperNode with partition-id {missing} within {self.connect_timeout:g} s "
+            f"({connected} of {n} connected)"
+        )
+        if self.query_errors:
+            node, reason = next(iter(self.query_errors.items()))
+            text += f"; SuperNode {node} answered: {reason}"
+        return text
+
+    def poll_nodes(self, enough: Callable[[dict[int, NodeInfo]], bool]) -> dict[int, NodeInfo]:
+        """Partition-id -> what its node said; asks new nodes until ``enough`` or the timeout."""
         deadline = time.monotonic() + self.connect_timeout
-        found: dict[int, int] = {}
+        found: dict[int, NodeInfo] = {}
         asked: set[int] = set()
         while True:
             new = [i for i in self.grid.get_node_ids() if i not in asked]
@@ -107,26 +154,19 @@ class GridEngine:
                     for i in new
                 ]
                 left = max(1.0, deadline - time.monotonic())
-                answered = set()
                 for reply in self.grid.send_and_receive(queries, timeout=left):
                     node = reply.metadata.src_node_id
-                    if reply.has_error():
-                        continue  # asked again on the next pass
-                    answered.add(node)
-                    pid = int(reply.content[CONFIG][PARTITION_ID])
-                    if pid in found and found[pid] != node:
-                        raise FederatedError(f"two SuperNodes claim partition-id {pid}")
-                    if 0 <= pid < n:
-                        found[pid] = node
-                asked.update(answered)
-            if len(found) == n:
+                    if reply.has_error():  # asked again on the next pass
+                        self.query_errors[node] = one_line(reply.error.reason)
+                        continue
+                    asked.add(node)
+                    self.query_errors.pop(node, None)
+                    info = _node_info(node, reply.content[CONFIG])
+                    if info.pid in found and found[info.pid].node != node:
+                        raise FederatedError(f"two SuperNodes claim partition-id {info.pid}")
+                    found[info.pid] = info
+            if enough(found) or time.monotonic() > deadline:
                 return found
-            if time.monotonic() > deadline:
-                missing = sorted(set(range(n)) - set(found))
-                raise FederatedError(
-                    f"no SuperNode with partition-id {missing} within "
-                    f"{self.connect_timeout:g} s ({len(found)} of {n} connected)"
-                )
             time.sleep(0.5)
 
     def _messages(

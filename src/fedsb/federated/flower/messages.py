@@ -8,8 +8,12 @@ addressed, ``basis`` (LoRA-SB's frozen B and A). A reply holds ``arrays`` and ``
 Calibration (federated temperature scaling after the last round) is one EVALUATE message per
 Newton step: the first carries the final global state, the node keeps its validation logits in
 ``context.state`` and every step's reply is four sums (``CALIBRATION_SUMS``) at the server's β.
-Importing this module does not import torch or the task code (``client_app`` answers the
-server's first query with Flower alone).
+With the data at the sites (``data-at-sites``), a node also answers a ``describe`` query (its
+partition.json row), an ``evaluate`` message per round (sums of its validation and test splits
+under the sent global state, ``site_eval``) and one ``score`` message at the end (its test
+split's sums at the fitted temperature, ``site_scores``; from the test logits kept at the first
+calibration step when it has them). Importing this module does not import torch or the task
+code (``client_app`` answers the server's first query with Flower alone).
 """
 
 from __future__ import annotations
@@ -36,7 +40,16 @@ CALIBRATION = "calibration"  # context.state: the node's validation logits and l
 CALIBRATION_ID = "calibration-id"  # which global state those logits are for
 CALIBRATION_SUMS = ("count", "nll", "grad", "hess")  # calibrate.client_calibration_stats
 PARTITION_ID = "partition-id"  # node_config key: which client of the partition a node is
+NUM_PARTITIONS = "num-partitions"  # node_config key: how many clients (sites) there are
+DATA_PATH = "data-path"  # node_config key: the node's own data files ("," between several)
+AT_SITE = "data-at-site"  # query reply: whether the node has a data-path
 CACHE_DIR = "cache-dir"  # node_config (wins) or message config key
+STAGE_DESCRIBE = "describe"  # query: the node's partition.json row (it reads its data)
+STAGE_EVALUATE = "evaluate"  # sums of the node's splits under the sent global state
+STAGE_SCORE = "score"  # the final scores of the node's test split at a temperature
+KEEP_TEST = "keep-test"  # message config: calibration also keeps the test logits
+SITE_TEST, SITE_TEST_ID = "site-test", "site-test-id"  # context.state: test logits, their id
+ROW = "row"  # describe reply record
 
 State = dict[str, "torch.Tensor"]
 
@@ -51,11 +64,15 @@ def from_record(record: ArrayRecord) -> State:
     return dict(record.to_torch_state_dict())
 
 
-def metric_record(metrics: Mapping[str, float]) -> MetricRecord:
-    """MetricRecord takes plain int/float only (no numpy scalars, no None)."""
-    return MetricRecord(
-        {k: int(v) if isinstance(v, int) else float(v) for k, v in metrics.items() if v is not None}
-    )
+def _plain(value):
+    if isinstance(value, list | tuple):
+        return [float(v) for v in value]
+    return int(value) if isinstance(value, int) else float(value)
+
+
+def metric_record(metrics: Mapping[str, object]) -> MetricRecord:
+    """MetricRecord takes plain int/float (or lists of float) only: no numpy scalars, no None."""
+    return MetricRecord({k: _plain(v) for k, v in metrics.items() if v is not None})
 
 
 def config_text(cfg: RunConfig) -> str:

@@ -9,6 +9,9 @@ of ``flower/pyproject.toml`` or ``--run-config``:
 * ``config``: a RunConfig TOML ("" = defaults); ``overrides``: ``key=value`` items joined by ";"
 * ``cache-dir``: data and backbone cache ("" = none); ``resume``: continue ``run-dir``
 * ``connect-timeout``: seconds to wait for every partition-id's SuperNode
+* ``data-at-sites``: each SuperNode reads its own ``data-path`` and the server none
+  (``flower.sites.serve_sites``); ``test-data``: then, the server's own global test set
+  (absolute paths joined by ","; "" = the evaluation is federated)
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from ...runs import RunDir
 from ..config import RunConfig
 from ..methods import method
 from ..server import RunResult, federate, prepare
+from ..sites import check_site_config, load_sites, parse_paths
 from ..task import Task, build_task
 from .engine import GridEngine
+from .sites import serve_sites
 
 
 def serve(
@@ -105,6 +110,35 @@ def open_run(run_config: dict) -> tuple[RunConfig, RunDir, Path | None, bool]:
     return cfg, run, cache_dir, resume
 
 
+def site_options(run_config: dict, cfg: RunConfig, run: RunDir, resume: bool):
+    """The server's test paths of a run with its data at the sites; None for another run.
+
+    A resumed run keeps what its ``sites.json`` says; ``data-at-sites`` must be a boolean and
+    ``test-data`` needs it.
+    """
+    flag = run_config.get("data-at-sites", False)
+    if not isinstance(flag, bool):
+        raise ConfigError(f"run config: data-at-sites: expected true or false, got {flag!r}")
+    text = str(run_config.get("test-data", "")).strip()
+    test = parse_paths(text, "run config: test-data") if text else ()
+    if resume:
+        saved = load_sites(run.path)
+        if saved is None and flag:
+            raise ConfigError(f"run config: data-at-sites: {run.path} is not a run at the sites")
+        if saved is not None and text and test != saved:
+            raise ConfigError(
+                f"run config: test-data: {run.path} was started with {list(saved)}; leave "
+                "test-data out to resume it"
+            )
+        return saved
+    if text and not flag:
+        raise ConfigError("run config: test-data: a server test set needs data-at-sites = true")
+    if not flag:
+        return None
+    check_site_config(cfg)
+    return test
+
+
 app = ServerApp()
 
 
@@ -112,12 +146,19 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     """``flwr run`` entry: one federated run into ``run-dir``; errors are logged as one line."""
     try:
-        cfg, run, cache_dir, resume = open_run(dict(context.run_config))
+        run_config = dict(context.run_config)
+        cfg, run, cache_dir, resume = open_run(run_config)
+        test_paths = site_options(run_config, cfg, run, resume)
         torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
         reporter = LogReporter()
-        task = build_task(cfg, cache_dir, reporter)
-        timeout = float(context.run_config.get("connect-timeout", 120.0))
-        result = serve(grid, task, cfg, run, cache_dir, reporter, resume, _round_line, timeout)
+        timeout = float(run_config.get("connect-timeout", 120.0))
+        if test_paths is not None:
+            result = serve_sites(
+                grid, cfg, run, cache_dir, reporter, test_paths, resume, _round_line, timeout
+            )
+        else:
+            task = build_task(cfg, cache_dir, reporter)
+            result = serve(grid, task, cfg, run, cache_dir, reporter, resume, _round_line, timeout)
     except FedsbError as exc:
         log(ERROR, "fedsb: %s", exc)
         raise

@@ -5,6 +5,8 @@ programmatic entry: it runs the ServerApp in a thread of this process (so it can
 already built and hand back the ``RunResult``) and the ClientApps in Ray actors, one per CPU
 (``num_cpus=1``: two clients train at once on two cores). Each client is one SuperNode with
 ``partition-id`` = client id. Flower's environment is made quiet and local for the call.
+``run_site_simulation`` simulates a deployment whose data stay at the sites (each node reads
+only its own data-path, the server none).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ...errors import FedsbError
@@ -57,6 +59,34 @@ def flower_env() -> Iterator[None]:
             shutil.rmtree(home, ignore_errors=True)
 
 
+def _simulate(server_main, client_app, n_nodes: int) -> None:
+    """Run ``server_main(grid, context)`` against ``n_nodes`` simulated ClientApps."""
+    from flwr.serverapp import ServerApp
+    from flwr.simulation import run_simulation
+
+    server_app = ServerApp()
+    server_app.main()(server_main)
+    try:
+        run_simulation(
+            server_app=server_app,
+            client_app=client_app,
+            num_supernodes=n_nodes,
+            backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+        )
+    except FedsbError:
+        raise
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - Flower/Ray failures, one line
+        raise FederatedError(
+            f"Flower simulation failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        ) from exc
+
+
+def _result(outcome: dict[str, RunResult]) -> RunResult:
+    if "result" not in outcome:
+        raise FederatedError("Flower simulation ended without a result (see its log above)")
+    return outcome["result"]
+
+
 def run_simulation_engine(
     task: Task,
     cfg: RunConfig,
@@ -67,35 +97,44 @@ def run_simulation_engine(
     on_round: Callable[[dict], None] | None = None,
 ) -> RunResult:
     """``server.federate`` over Flower's simulated SuperNodes; the same ``RunResult``."""
+    outcome: dict[str, RunResult] = {}
     with flower_env():
-        from flwr.serverapp import ServerApp
-        from flwr.simulation import run_simulation
-
         from .client_app import app as client_app
         from .server_app import serve
 
-        outcome: dict[str, RunResult] = {}
-        server_app = ServerApp()
-
-        @server_app.main()
         def _main(grid, context) -> None:
             outcome["result"] = serve(
                 grid, task, cfg, run, cache_dir, reporter, resume, on_round, connect_timeout=60.0
             )
 
-        try:
-            run_simulation(
-                server_app=server_app,
-                client_app=client_app,
-                num_supernodes=len(task.units),
-                backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+        _simulate(_main, client_app, len(task.units))
+    return _result(outcome)
+
+
+def run_site_simulation(
+    cfg: RunConfig,
+    run: RunDir,
+    data_paths: Sequence[str],
+    test_paths: tuple[str, ...],
+    cache_dir: Path | None,
+    reporter: Reporter,
+    resume: bool = False,
+    on_round: Callable[[dict], None] | None = None,
+) -> RunResult:
+    """A deployment with its data at the sites, simulated: node i reads only ``data_paths[i]``.
+
+    The server runs ``sites.serve_sites`` in this process, exactly as the ServerApp of a
+    deployment with ``data-at-sites = true``; ``data_paths[i]`` may list several paths (",").
+    """
+    outcome: dict[str, RunResult] = {}
+    with flower_env():
+        from .client_app import site_app
+        from .sites import serve_sites
+
+        def _main(grid, context) -> None:
+            outcome["result"] = serve_sites(
+                grid, cfg, run, cache_dir, reporter, test_paths, resume, on_round, 60.0
             )
-        except FedsbError:
-            raise
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - Flower/Ray failures, one line
-            raise FederatedError(
-                f"Flower simulation failed: {type(exc).__name__}: {exc}".splitlines()[0]
-            ) from exc
-    if "result" not in outcome:
-        raise FederatedError("Flower simulation ended without a result (see its log above)")
-    return outcome["result"]
+
+        _simulate(_main, site_app(data_paths), len(data_paths))
+    return _result(outcome)
