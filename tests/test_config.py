@@ -445,6 +445,7 @@ def test_data_paths_in_a_config_file_resolve_beside_it(tmp_path, monkeypatch):
 
 def test_a_hash_neutral_field_at_its_default_keeps_the_cache_key():
     """A field added later (``HASH_NEUTRAL``) leaves old keys alone until it is set."""
+
     @dataclasses.dataclass(frozen=True)
     class Before:
         x: int = 1
