@@ -88,7 +88,10 @@ def test_rml2018_index_keeps_order_and_repeats(rml2018_file) -> None:
     assert records.label_names[3] == "am-ssb-wc"
 
 
-@pytest.mark.parametrize("selection", [{}, {"max_records": 30}, {"index": [47, 0, 9, 30, 31, 5]}])
+@pytest.mark.parametrize(
+    "selection",
+    [{}, {"max_records": 30}, {"index": [47, 0, 9, 30, 31, 5]}, {"index": [0, 5, 9, 30, 31, 47]}],
+)
 def test_rml2018_chunked_read_matches_single_read(
     rml2018_file, monkeypatch: pytest.MonkeyPatch, same, selection: dict
 ) -> None:
@@ -108,6 +111,16 @@ def _one_hot_file(path: Path, cols: list[int], length: int = 8) -> Path:
         handle["Y"] = y
         handle["Z"] = (2.0 * np.arange(n)).reshape(n, 1)
     return path
+
+
+def test_rml2018_increasing_index_is_read_in_place_like_any_other(rml2018_file) -> None:
+    path = rml2018_file()
+    x, _, z = _rml2018_source(path)
+    for index in ([3, 4, 40], [9], []):
+        records = read_rml2018(path, index=np.asarray(index, dtype=np.int64))
+        assert records.iq.shape == (len(index), x.shape[1])
+        assert np.array_equal(records.iq, x[index, :, 0] + 1j * x[index, :, 1])
+        assert np.array_equal(records.snr_db, z[index, 0])
 
 
 def test_rml2018_order_names_the_one_hot_columns(tmp_path: Path) -> None:

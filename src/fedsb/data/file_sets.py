@@ -1,17 +1,21 @@
 """The user's files as training data: the splits of centralized runs, the clients of federated ones.
 
-``data.source = "files"`` replaces the generator: the recordings in ``data.paths`` are read once
-(a progress bar per file), cut to the model's record length, mapped onto its classes, split by
-group (``groups.assign_to_splits``: never a window of one burst in two splits) and, for a
-federated run, dealt to clients (``file_partition.partition_files``). The images of every
-loaded record are built in chunks, with a progress bar, and cached under a key of the data
-config and the files' sizes and modification times, so the sub-runs of ``--method a,b`` and a
-second run image nothing again.
+``data.source = "files"`` replaces the generator: the recordings in ``data.paths`` are opened
+(a progress bar per file), cut to the model's record length, mapped onto its classes, capped,
+split by group (``groups.assign_to_splits``: never a window of one burst in two splits) and,
+for a federated run, dealt to clients (``file_partition.partition_files``). All of that needs
+labels, groups and attributes only: the samples are read afterwards, chunk by chunk
+(:data:`READ_BYTES`), imaged with a progress bar and written to an on-disk uint8 image file
+that training reads batch by batch through a memory map. So a 20 GB RML2018 file never sits
+in memory, and caps choose rows before any sample is read. The images and the records' index
+are cached (``file_cache``) under a key of the data config, the files' sizes and modification
+times, the record length and the classes: the sub-runs of ``--method a,b`` and a second run
+read nothing from the files. Without a cache directory the images go to a temporary file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,16 +26,22 @@ from ..config import config_hash, to_dict
 from ..reporter import Reporter
 from ..signals import resolve_classes
 from .config import DataConfig, PartitionConfig
+from .file_cache import Entry, cacheable, entry_paths, load_entry, save_index
 from .file_partition import FileClient, file_partition_rows, partition_files
 from .files import FileRecords, expand_paths, load_files
 from .groups import Splits, assign_to_splits
-from .imageset import ImageSet, cached_images, quantised_images
+from .image_store import ImageStore, open_store, temporary_store, write_store
+from .imageset import MappedImageSet, quantised_images
 from .partition import ClientData
 
 #: Records imaged at a time (bounds the float images in memory: 2,048 x 8 x 32 x 32 x 4 B).
 IMAGE_CHUNK = 2048
+#: Bytes of samples read from the files at a time (8,192 records of 1,024 complex64 samples).
+READ_BYTES = 64 * 2**20
 #: ``data.classes`` value meaning: every class the files hold (files only).
 FOUND = "found"
+
+Parts = tuple[FileRecords, FileRecords | None, FileRecords | None]
 
 
 def file_classes(data: DataConfig) -> tuple[str, ...] | None:
@@ -54,7 +64,10 @@ def _fingerprint(paths: Sequence[Path]) -> list[tuple[str, int, int]]:
 def read_records(
     specs: Sequence[str], data: DataConfig, length: int, classes, reporter: Reporter, what: str
 ) -> FileRecords:
-    """Every record of the files ``specs`` name, cut to ``length`` and mapped onto ``classes``."""
+    """The records of the files ``specs`` name, cut to ``length`` and mapped onto ``classes``.
+
+    Deferred: labels, groups and attributes only; the samples are read when imaged.
+    """
     paths = expand_paths(specs)
     with reporter.task(f"reading {what} files", len(paths)) as advance:
         return load_files(
@@ -68,66 +81,139 @@ def read_records(
             max_per_class=data.max_per_class,
             seed=data.seed,
             advance=advance,
+            deferred=True,
         )
 
 
-def file_splits(data: DataConfig, length: int, classes, reporter: Reporter, by: str = "") -> Splits:
+def _read_parts(data: DataConfig, length: int, classes, reporter: Reporter) -> Parts:
+    """The training files, and the validation and test files where they are given."""
+    train = read_records(data.paths, data, length, classes, reporter, "training")
+    names = train.records.class_names
+    val, test = (
+        read_records(specs, data, length, names, reporter, what) if specs else None
+        for what, specs in (("validation", data.val_paths), ("test", data.test_paths))
+    )
+    return train, val, test
+
+
+def _assign(parts: Parts, data: DataConfig, by: str) -> Splits:
     """Train, validation and test records: the given files, or a split drawn by group.
 
     With ``by`` (a partition key) each of its values is split on its own, so every client
     formed by it holds records of all three splits.
     """
-    train = read_records(data.paths, data, length, classes, reporter, "training")
-    given = {
-        key: read_records(specs, data, length, train.records.class_names, reporter, key)
-        for key, specs in (("validation", data.val_paths), ("test", data.test_paths))
-        if specs
-    }
-    if by and by in train.attrs:
-        strata = train.attrs[by]
-    else:
-        strata = None
+    train, val, test = parts
     return assign_to_splits(
         train,
-        given.get("validation"),
-        given.get("test"),
-        val_fraction=0.0 if "validation" in given else data.val_fraction,
-        test_fraction=0.0 if "test" in given else data.test_fraction,
+        val,
+        test,
+        val_fraction=0.0 if val is not None else data.val_fraction,
+        test_fraction=0.0 if test is not None else data.test_fraction,
         seed=data.seed,
-        strata=strata,
+        strata=train.attrs[by] if by and by in train.attrs else None,
     )
 
 
-def file_images(
-    records: FileRecords, data: DataConfig, cache_dir: Path | None, reporter: Reporter
-) -> ImageSet:
-    """The images of every record, built in chunks (cached by the data config and the files)."""
-    r = records.records
-    sources = [Path(p) for p in r.info.get("sources", [])]
-    key = config_hash((to_dict(data), _fingerprint(sources), r.length, list(r.class_names)))
+def file_splits(data: DataConfig, length: int, classes, reporter: Reporter, by: str = "") -> Splits:
+    """The split of the user's files (deferred records: no sample is read)."""
+    return _assign(_read_parts(data, length, classes, reporter), data, by)
 
-    def build(advance: Callable[[int], None]) -> ImageSet:
-        chunks = []
-        for start in range(0, len(r), IMAGE_CHUNK):
-            chunks.append(quantised_images(r.iq[start : start + IMAGE_CHUNK], data.images))
-            advance(len(chunks[-1]))
-        return ImageSet(
-            torch.cat(chunks),
-            torch.from_numpy(r.labels.copy()),
-            torch.from_numpy(r.snr_db.astype(np.float32)),
-            r.class_names,
-        )
 
-    with reporter.task("images", len(r)) as advance:
-        return cached_images(f"files-{key}", cache_dir, lambda: build(advance), advance)
+def _cache_key(data: DataConfig, length: int, classes) -> str:
+    """The key of the data config, every file behind it (size, mtime), length and classes."""
+    specs = (data.paths, data.val_paths, data.test_paths)
+    paths = [p for spec in specs if spec for p in expand_paths(spec)]
+    wanted = None if classes is None else list(classes)
+    return config_hash((to_dict(data), _fingerprint(paths), length, wanted))
+
+
+def _image_chunks(
+    records: FileRecords, data: DataConfig, advance: Callable[[int], None]
+) -> Iterator[np.ndarray]:
+    """uint8 images of every record, in order: samples read READ_BYTES at a time."""
+    n = len(records)
+    length = records.samples.length if records.samples else records.records.length
+    step = max(1, READ_BYTES // (8 * max(length, 1)) // IMAGE_CHUNK) * IMAGE_CHUNK
+    size = data.images.size
+    buffer = torch.empty((min(n, IMAGE_CHUNK), len(data.images.channels), size, size))
+    for start in range(0, n, step):
+        iq = records.read_iq(np.arange(start, min(start + step, n)))
+        for a in range(0, len(iq), IMAGE_CHUNK):
+            block = iq[a : a + IMAGE_CHUNK]
+            chunk = quantised_images(block, data.images, buffer[: len(block)]).numpy()
+            advance(len(chunk))
+            yield chunk
+        del iq  # before the next read: one chunk of samples in memory, not two
+
+
+def _build_images(
+    records: FileRecords, data: DataConfig, cache_dir: Path | None, key: str, reporter: Reporter
+) -> ImageStore:
+    """The images of ``records``, built into the cache entry's file (or a temporary one)."""
+    with reporter.task("images", len(records)) as advance:
+        chunks = _image_chunks(records, data, advance)
+        if cache_dir is None:
+            return temporary_store(len(records), chunks)
+        path = entry_paths(cache_dir, key)[0]
+        write_store(path, len(records), chunks)
+    return open_store(path)
+
+
+def _entry_parts(entry: Entry) -> Parts:
+    """The training, validation and test parts a cache entry was joined from."""
+    out, start = [], 0
+    for part in entry.parts:
+        if part is not None:
+            size, dropped = part
+            sub = entry.records.subset(np.arange(start, start + size))
+            out.append(replace(sub, dropped=dropped))
+            start += size
+        else:
+            out.append(None)
+    return tuple(out)  # type: ignore[return-value]
+
+
+def _sizes(parts: Parts) -> tuple:
+    return tuple(None if p is None else (len(p), dict(p.dropped)) for p in parts)
+
+
+def file_dataset(
+    data: DataConfig,
+    length: int,
+    classes,
+    cache_dir: Path | None,
+    reporter: Reporter,
+    by: str = "",
+) -> tuple[Splits, MappedImageSet]:
+    """The split of the user's files and the images of all its records, on disk.
+
+    From the cache when an entry of this key is there (no source file is opened), else read,
+    imaged and cached. ``by``: as for :func:`file_splits`.
+    """
+    key = _cache_key(data, length, classes)
+    entry = None if cache_dir is None else load_entry(cache_dir, key)
+    if entry is not None:
+        with reporter.task("images", len(entry.records)) as advance:
+            advance(len(entry.records))
+        splits, store = _assign(_entry_parts(entry), data, by), entry.store
+    else:
+        parts = _read_parts(data, length, classes, reporter)
+        splits = _assign(parts, data, by)
+        store = _build_images(splits.records, data, cache_dir, key, reporter)
+        splits = replace(splits, records=replace(splits.records, samples=None))
+        if cache_dir is not None and cacheable(splits.records):
+            save_index(entry_paths(cache_dir, key)[1], splits.records, _sizes(parts), key)
+    r = splits.records.records
+    labels = torch.from_numpy(r.labels.copy())
+    snr = torch.from_numpy(r.snr_db.astype(np.float32))
+    return splits, MappedImageSet(store, np.arange(len(r)), labels, snr, r.class_names)
 
 
 def file_image_splits(
     data: DataConfig, length: int, classes, cache_dir: Path | None, reporter: Reporter
-) -> dict[str, ImageSet]:
+) -> dict[str, MappedImageSet]:
     """The train/val/test ImageSets of a centralized run on the user's files."""
-    splits = file_splits(data, length, classes, reporter)
-    images = file_images(splits.records, data, cache_dir, reporter)
+    splits, images = file_dataset(data, length, classes, cache_dir, reporter)
     return {
         "train": images.subset(splits.train),
         "val": images.subset(splits.val),
@@ -138,7 +224,7 @@ def file_image_splits(
 def file_partition(
     data: DataConfig, partition: PartitionConfig, length: int, classes, reporter: Reporter
 ) -> tuple[Splits, list[FileClient]]:
-    """The split and the clients of a federated run on the user's files (no images)."""
+    """The split and the clients of a federated run on the user's files (nothing imaged)."""
     splits = file_splits(data, length, classes, reporter, partition.by)
     clients = partition_files(
         splits.records, splits.train, splits.val, splits.test, partition, by=partition.by
@@ -155,8 +241,10 @@ def file_clients(
     reporter: Reporter,
 ) -> tuple[list[ClientData], list[dict]]:
     """Every client's train/val/test ImageSets, and the partition's rows (partition.json)."""
-    splits, clients = file_partition(data, partition, length, classes, reporter)
-    images = file_images(splits.records, data, cache_dir, reporter)
+    splits, images = file_dataset(data, length, classes, cache_dir, reporter, partition.by)
+    clients = partition_files(
+        splits.records, splits.train, splits.val, splits.test, partition, by=partition.by
+    )
     out = [
         ClientData(c, images.subset(c.train), images.subset(c.val), images.subset(c.test))
         for c in clients
@@ -173,8 +261,8 @@ __all__ = [
     "FOUND",
     "file_classes",
     "file_clients",
+    "file_dataset",
     "file_image_splits",
-    "file_images",
     "file_partition",
     "file_splits",
     "read_records",

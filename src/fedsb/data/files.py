@@ -24,6 +24,7 @@ from ..io.load import FORMATS, source_format
 from ..io.sigmf_checks import union_meta
 from ..signals.recordset import RecordSet
 from .groups import cap_groups
+from .samples import Samples, take_samples
 from .sources import Source, open_source
 
 log = logging.getLogger(__name__)
@@ -112,12 +113,15 @@ class FileRecords:
         attrs: (N,) str per attribute: "file", "directory" and, for SigMF, every scalar
             global, capture-segment and annotation field; "" where a record has none.
         dropped: records left out, by class or label as written (drop_unknown).
+        samples: for a deferred set (``load_files(..., deferred=True)``), where the samples
+            are; ``records.iq`` is then (N, 0). None: they are ``records.iq``.
     """
 
     records: RecordSet
     groups: np.ndarray
     attrs: dict[str, np.ndarray]
     dropped: dict[str, int] = field(default_factory=dict)
+    samples: Samples | None = None
 
     def __post_init__(self) -> None:
         n = len(self.records)
@@ -130,11 +134,18 @@ class FileRecords:
     def __len__(self) -> int:
         return len(self.records)
 
+    def read_iq(self, index: np.ndarray | Sequence[int]) -> np.ndarray:
+        """The samples of the records at ``index`` (read now for a deferred set)."""
+        index = np.asarray(index, dtype=np.int64)
+        return self.records.iq[index] if self.samples is None else self.samples.read(index)
+
     def subset(self, index: np.ndarray | Sequence[int]) -> FileRecords:
         """The records at ``index`` (groups keep their numbers)."""
         index = np.asarray(index, dtype=np.int64)
         attrs = {k: v[index] for k, v in self.attrs.items()}
-        return FileRecords(self.records.subset(index), self.groups[index], attrs, self.dropped)
+        samples = None if self.samples is None else self.samples.subset(index)
+        records = self.records.subset(index)
+        return FileRecords(records, self.groups[index], attrs, self.dropped, samples)
 
     @staticmethod
     def concat(parts: Sequence[FileRecords]) -> FileRecords:
@@ -146,6 +157,9 @@ class FileRecords:
         for part in parts[1:]:
             if part.records.class_names != first.class_names:
                 raise ValueError("cannot concatenate sets with different class lists")
+        deferred = [p.samples for p in parts if p.samples is not None]
+        if deferred and len(deferred) != len(parts):
+            raise ValueError("cannot concatenate deferred sets with loaded ones")
         offsets = np.cumsum([0] + [int(p.groups.max(initial=-1)) + 1 for p in parts])
         keys = sorted(set().union(*(p.attrs for p in parts)))
         dropped: dict[str, int] = {}
@@ -169,6 +183,7 @@ class FileRecords:
                 for k in keys
             },
             dropped,
+            Samples.concat(deferred) if deferred else None,
         )
 
 
@@ -244,12 +259,18 @@ def _build(
     class_names: tuple[str, ...],
     advance: Callable[[int], None] | None,
     sample_rate: float,
-) -> tuple[RecordSet, np.ndarray, dict[str, np.ndarray]]:
-    """Read the chosen records of every source and join them (groups numbered 0..G-1)."""
-    iq, labels, metas, groups, attrs = [], [], [], [], []
+    deferred: int | None = None,
+) -> tuple[RecordSet, np.ndarray, dict[str, np.ndarray], Samples | None]:
+    """Read the chosen records of every source and join them (groups numbered 0..G-1).
+
+    ``deferred`` (the record length): read nothing yet, say where the samples are.
+    """
+    iq, labels, metas, groups, attrs, where = [], [], [], [], [], []
     offset = 0
     for source, rows in zip(sources, chosen, strict=True):
-        iq.append(source.read(rows))
+        block, samples = take_samples(source, rows, deferred)
+        iq.append(block)
+        where.append(samples)
         if advance is not None and source.lazy:
             advance(1)
         labels.append(_label_index(source.names[rows], class_names))
@@ -279,7 +300,8 @@ def _build(
         info,
     )
     _, renumbered = np.unique(np.concatenate(groups), return_inverse=True)
-    return records, renumbered.ravel().astype(np.int64), joined
+    samples = Samples.concat(where) if deferred is not None else None
+    return records, renumbered.ravel().astype(np.int64), joined, samples
 
 
 def _open_all(
@@ -309,6 +331,7 @@ def load_files(
     max_per_class: int = 0,
     seed: int = 0,
     advance: Callable[[int], None] | None = None,
+    deferred: bool = False,
 ) -> FileRecords:
     """Load data files (from :func:`expand_paths`) into one set of ``length``-sample records.
 
@@ -319,6 +342,8 @@ def load_files(
     are an error unless ``drop_unknown``. ``max_records`` (total) and ``max_per_class`` cap
     the set by a seeded choice of whole groups (0: no cap). ``snr_key`` names a SigMF field
     (or npz meta column) holding the SNR in dB. ``advance(1)`` is called once per file.
+    ``deferred``: read no samples yet (see :class:`FileRecords`): a large RML2018 file is
+    then read only while it is imaged, chunk by chunk.
     """
     caps = (_count("max_records", max_records, 0), _count("max_per_class", max_per_class, 0))
     seed = _count("seed", seed, 0)
@@ -338,11 +363,13 @@ def load_files(
         where = Path(paths[0]) if len(paths) == 1 else None
         raise DataError(where, f"no record of the classes asked for ({', '.join(class_names)})")
     chosen = _cap(sources, keep, class_names, caps, seed)
-    records, groups, attrs = _build(sources, chosen, class_names, advance, rate)
+    records, groups, attrs, samples = _build(
+        sources, chosen, class_names, advance, rate, length if deferred else None
+    )
     missing = [c for c, n in zip(class_names, records.counts(), strict=True) if n == 0]
     if missing:
         log.warning("no records of class(es) %s in these files", ", ".join(missing))
-    return FileRecords(records, groups, attrs, dropped)
+    return FileRecords(records, groups, attrs, dropped, samples)
 
 
 def _cap(

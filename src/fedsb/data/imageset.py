@@ -3,6 +3,8 @@
 Images are stored as uint8 (x 255): 8 x 32 x 32 channels cost 8 KB per record instead of 32 KB,
 so a 20k-record training set stays ~160 MB in memory; batches are converted to float on the fly.
 Splits are generated with their own seeds (train, val, test), so nothing is shared between them.
+The user's files can hold far more (RML2018: 20 GB of images): :class:`MappedImageSet` keeps
+them on disk (``image_store``) and reads one batch at a time.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..images.config import ImageConfig
 from ..io.cache import temp_path
 from ..signals import RecordSet, generate
 from .config import DataConfig
+from .image_store import ImageStore
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +68,92 @@ class ImageSet:
         )
 
 
-def quantised_images(iq: np.ndarray, images: ImageConfig) -> torch.Tensor:
-    """IQ records -> uint8 images (what every model is trained and evaluated on)."""
-    return to_images(iq, images).mul_(255.0).round_().to(torch.uint8)
+class MappedImageSet(ImageSet):
+    """An ImageSet whose uint8 images stay on disk: rows ``rows`` of an :class:`ImageStore`.
+
+    ``subset`` only selects rows and ``batch`` reads just its batch, so a split of a 20 GB
+    store costs its index arrays. ``images`` reads every row of the set into memory: for
+    small sets and code that needs one tensor.
+    """
+
+    store: ImageStore
+    rows: np.ndarray
+
+    def __init__(
+        self,
+        store: ImageStore,
+        rows: np.ndarray,
+        labels: torch.Tensor,
+        snr_db: torch.Tensor,
+        class_names: tuple[str, ...],
+    ):
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.shape != tuple(labels.shape) or rows.shape != tuple(snr_db.shape):
+            raise ValueError("rows, labels and snr_db must be of one length")
+        for name, value in (("store", store), ("rows", rows), ("labels", labels)):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "snr_db", snr_db)
+        object.__setattr__(self, "class_names", tuple(class_names))
+
+    @property
+    def images(self) -> torch.Tensor:  # type: ignore[override]
+        """Every image of the set, read into memory (N, C, H, W) uint8."""
+        return torch.from_numpy(self.store.take(self.rows))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.store.shape[1:])  # type: ignore[return-value]
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float inputs in [0, 1] and labels for ``index``, read from the store."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        x = torch.from_numpy(self.store.take(self.rows[index.numpy()]))
+        return x.float().div_(255.0), self.labels[index]
+
+    def subset(self, index: torch.Tensor | np.ndarray) -> MappedImageSet:
+        """The records at ``index``: rows of the same store, nothing read."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        return MappedImageSet(
+            self.store,
+            self.rows[index.numpy()],
+            self.labels[index],
+            self.snr_db[index],
+            self.class_names,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"MappedImageSet({len(self)} records of {self.store!r})"
+
+
+def join_sets(sets: Sequence[ImageSet]) -> ImageSet:
+    """One ImageSet from several with the same classes (the union of client data).
+
+    Sets that are all rows of one store stay on disk; otherwise their images are joined in
+    memory.
+    """
+    first = sets[0]
+    labels = torch.cat([s.labels for s in sets])
+    snr = torch.cat([s.snr_db for s in sets])
+    if all(isinstance(s, MappedImageSet) and s.store is first.store for s in sets):
+        rows = np.concatenate([s.rows for s in sets])  # type: ignore[attr-defined]
+        return MappedImageSet(first.store, rows, labels, snr, first.class_names)  # type: ignore
+    return ImageSet(torch.cat([s.images for s in sets]), labels, snr, first.class_names)
+
+
+def quantised_images(
+    iq: np.ndarray, images: ImageConfig, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """IQ records -> uint8 images (what every model is trained and evaluated on).
+
+    ``out``: a float32 buffer of the float images' shape to reuse (saves fresh pages).
+    """
+    return to_images(iq, images, out=out).mul_(255.0).round_().to(torch.uint8)
 
 
 def images_from_records(records: RecordSet, data: DataConfig) -> ImageSet:

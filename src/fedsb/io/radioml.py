@@ -191,13 +191,19 @@ def _rows(
     check_budget(path, count * 8, "the selection", f"{count_text(count)} complex64 samples")
     if idx is None:
         return np.arange(wanted), None
+    if bool(np.all(idx[1:] > idx[:-1])):  # already increasing: no reordering copy
+        return idx, None
     return np.unique(idx, return_inverse=True)  # h5py wants increasing unique indices
 
 
 def _rml2018_block(
-    handle: h5py.File, rows: np.ndarray, path: Path
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read sorted unique ``rows``: (n, L, 2) floats -> complex64, one-hot -> column, SNR."""
+    handle: h5py.File, rows: np.ndarray, path: Path, out: tuple[np.ndarray, ...]
+) -> None:
+    """Read sorted unique ``rows`` into ``out`` (IQ, one-hot column, SNR views of their size).
+
+    (n, L, 2) floats -> complex64; the caller's arrays are filled in place, so a selection
+    costs its own size plus one chunk, not twice its size.
+    """
     contiguous = rows[-1] - rows[0] + 1 == len(rows)
     sel = slice(int(rows[0]), int(rows[-1]) + 1) if contiguous else rows
     x, y, z = handle["X"][sel], handle["Y"][sel], handle["Z"][sel]
@@ -205,9 +211,10 @@ def _rml2018_block(
     bad = np.flatnonzero(hot.sum(axis=1) != 1)
     if bad.size:
         raise DataError(path, f"Y row {int(rows[bad[0]])} is not one-hot")
-    iq = np.empty(x.shape[:2], dtype=np.complex64)
+    iq, cols, snr = out
     iq.real, iq.imag = x[..., 0], x[..., 1]
-    return iq, np.argmax(hot, axis=1), np.asarray(z, dtype=np.float64).reshape(-1)
+    cols[:] = np.argmax(hot, axis=1)
+    snr[:] = np.asarray(z, dtype=np.float64).reshape(-1)
 
 
 def read_rml2018(
@@ -231,20 +238,16 @@ def read_rml2018(
     column_names = rml2018_names(order)
     with _open_hdf5(path) as handle:
         xs, ys, zs = _rml2018_datasets(handle, path)
-        n = xs.shape[0]
-        rows, inverse = _rows(n, xs.shape[1], max_records, index, path)
+        n, length = xs.shape[0], xs.shape[1]
+        rows, inverse = _rows(n, length, max_records, index, path)
+        iq = np.empty((len(rows), length), np.complex64)
+        cols, snr = np.empty(len(rows), np.int64), np.empty(len(rows), np.float64)
         try:
-            blocks = [
-                _rml2018_block(handle, rows[a : a + CHUNK], path)
-                for a in range(0, len(rows), CHUNK)
-            ]
+            for a in range(0, len(rows), CHUNK):
+                views = (iq[a : a + CHUNK], cols[a : a + CHUNK], snr[a : a + CHUNK])
+                _rml2018_block(handle, rows[a : a + CHUNK], path, views)
         except (OSError, ValueError) as exc:  # a corrupt chunk, a filter this h5py lacks
             raise DataError(path, f"cannot read the data ({' '.join(str(exc).split())})") from exc
-        length = xs.shape[1]
-    if not blocks:
-        iq, cols, snr = np.zeros((0, length), np.complex64), np.zeros(0, np.int64), np.zeros(0)
-    else:
-        iq, cols, snr = (np.concatenate(parts) for parts in zip(*blocks, strict=True))
     if inverse is not None:
         iq, cols, snr = iq[inverse.ravel()], cols[inverse.ravel()], snr[inverse.ravel()]
     class_names, remap = _rml2018_classes(column_names)
