@@ -18,7 +18,6 @@ the fraction ``keep`` of that data's windows (its ``1 - keep`` quantile).
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +32,9 @@ from ..images.config import ImageConfig
 from ..io.load import load_records, source_format
 from ..models.checkpoint import load_checkpoint
 from ..models.export import merged_model
-from ..runs import CONFIG_FILE, MODEL_FILE, PREDICTIONS_FILE
+from ..runs import MODEL_FILE, PREDICTIONS_FILE
 from ..training.loop import predict
-from .evaluate_run import RunModel, check_finite, load_run_model
+from .evaluate_run import RunModel, check_finite, load_run_model, record_length
 from .scoring import load_predictions
 
 #: Below this calibrated confidence a burst is unknown, unless thresholds are chosen on data.
@@ -50,18 +49,6 @@ class Thresholds:
     confidence: float = DEFAULT_CONFIDENCE
     energy: float | None = None
     source: str = "defaults"
-
-
-def _length(run: Path) -> int:
-    """data.generator.length of the run's config: the record length the model was trained on."""
-    try:
-        config = tomllib.loads((run / CONFIG_FILE).read_text())
-        length = int(config["data"]["generator"]["length"])
-    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
-        raise DataError(run / CONFIG_FILE, "missing or without data.generator.length") from None
-    if length < 1:
-        raise DataError(run / CONFIG_FILE, f"data.generator.length must be >= 1, got {length}")
-    return length
 
 
 def load_classifier(run: str | Path) -> tuple[RunModel, dict]:
@@ -83,7 +70,7 @@ def load_classifier(run: str | Path) -> tuple[RunModel, dict]:
     except (ConfigError, KeyError, TypeError) as exc:
         raise DataError(path, f"metadata 'images': {exc}") from None
     names = tuple(meta["class_names"])
-    return RunModel(model, names, images, _length(run), 1.0), meta
+    return RunModel(model, names, images, record_length(run), 1.0), meta
 
 
 def window_scores(logits: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:

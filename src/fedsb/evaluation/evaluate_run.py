@@ -48,7 +48,8 @@ def check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
             raise DataError(path, f"weight {name!r} holds NaN or Inf")
 
 
-def _record_length(run: Path) -> int:
+def record_length(run: Path) -> int:
+    """data.generator.length of the run's config: the record length its model was trained on."""
     try:
         config = tomllib.loads((run / CONFIG_FILE).read_text())
         length = int(config["data"]["generator"]["length"])
@@ -72,7 +73,7 @@ def load_run_model(run: Path) -> RunModel:
     if meta.get("kind") != "merged":
         raise DataError(path, "not the merged model of a finished run")
     check_finite(state, path)
-    length = _record_length(run)
+    length = record_length(run)
     model = backbone_from_checkpoint(state, meta, path)
     try:
         images = from_dict(ImageConfig, meta["images"])
