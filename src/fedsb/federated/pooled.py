@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..data.imageset import ImageSet
 from ..data.partition import concat
 from ..evaluation.calibration import fit_temperature_central
 from ..models.adapters import adapter_state, trainable_parameters
@@ -70,11 +71,10 @@ def _round_row(epoch_row: dict, server_round: int, task: Task, trained: int, sta
     }
 
 
-def _start(task: Task, cfg: RunConfig, run: RunDir, cache_dir: Path | None) -> int:
+def _start(task: Task, cfg: RunConfig, run: RunDir, cache_dir: Path | None, union: ImageSet) -> int:
     """Config, partition, the basis from the union, the init row; returns the trained count."""
     run.save_config(cfg)
     write_json(run.path / PARTITION_FILE, task.partition)
-    union = concat(task.units)
     init_basis(
         task,
         cfg,
@@ -108,8 +108,8 @@ def run_pooled(
     if resume:
         reporter.info(f"{run.path}: a centralized run keeps no checkpoints; training it again")
         (run.path / METRICS_FILE).unlink(missing_ok=True)
-    trained = _start(task, cfg, run, cache_dir)
-    union, val = concat(task.units), task.val
+    union, val = concat(task.units), task.val  # built once: it copies every image
+    trained = _start(task, cfg, run, cache_dir, union)
     train_cfg = pooled_train_config(cfg)
     clock = [time.perf_counter()]
 
