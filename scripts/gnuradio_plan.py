@@ -19,6 +19,12 @@ CLASSES: tuple[str, ...] = (
     "GFSK", "CPFSK", "WBFM", "AM-DSB", "AM-SSB",
 )  # fmt: skip
 
+#: Classes no RadioML 2016 model has seen (``--classes extra``), for measuring unknowns.
+EXTRA_CLASSES: tuple[str, ...] = (
+    "OOK", "16PSK", "32QAM", "256QAM", "16APSK", "4FSK", "OFDM", "LFM", "NBFM", "AM-DSB-SC",
+)  # fmt: skip
+ANALOG = ("WBFM", "AM-DSB", "AM-SSB", "NBFM", "AM-DSB-SC")
+
 #: Per-site receivers: multipath profile, CFO bias bound and jitter (cycles/sample), clock error
 #: (ppm), SNR mix (Beta a, b over the --snr range) and noise floor (channel noise voltage).
 SITES: tuple[dict[str, Any], ...] = (
@@ -44,7 +50,7 @@ def _seed(value: int) -> int:
 def _tx_params(label: str, rng: np.random.Generator) -> dict[str, Any]:
     """Random transmitter settings in the spirit of RadioML 2016 (GNU Radio blocks)."""
     p: dict[str, Any] = {"label": label, "data_seed": int(rng.integers(2**63))}
-    if label in ("WBFM", "AM-DSB", "AM-SSB"):
+    if label in ANALOG:
         wide = label == "WBFM"
         p.update(
             audio_seed=_seed(rng.integers(2**31)),
@@ -58,6 +64,12 @@ def _tx_params(label: str, rng: np.random.Generator) -> dict[str, Any]:
             tau=float(rng.choice([50e-6, 75e-6])),
             max_dev=float(rng.uniform(25e3, 75e3)),
         )
+    elif label == "LFM":  # chirps sweeping 5-40 % of the band every 256-4096 samples
+        p.update(sweep=float(rng.uniform(0.05, 0.4)), period=int(rng.integers(256, 4097)))
+    elif label == "OFDM":  # 64 or 128 subcarriers, a quarter to 3/4 of them used
+        size = int(rng.choice([64, 128]))
+        p.update(fft_len=size, used=2 * int(rng.integers(size // 8, 3 * size // 8 + 1)))
+        p.update(bits=int(rng.choice([2, 4])))
     else:
         p.update(sps=int(rng.integers(4, 17)), rolloff=float(rng.uniform(0.2, 0.5)))
         p.update(index=float(rng.uniform(0.3, 0.7) if label == "GFSK" else rng.uniform(0.5, 1.0)))

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
-from gnuradio_plan import CLASSES, plan
+from gnuradio_plan import CLASSES, EXTRA_CLASSES, plan
 
 FS = 200e3  # must equal gnuradio_tx.FS (checked when GNU Radio is loaded)
 #: Refuse plans above this many samples (800 MB of cf32) before generating anything.
@@ -210,11 +210,14 @@ def _count(lo: int, hi: int):
 
 
 def _classes(text: str) -> tuple[str, ...]:
+    """Comma-separated class names; ``extra`` stands for the unseen set EXTRA_CLASSES."""
     names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in CLASSES]
+    names = tuple(x for n in names for x in (EXTRA_CLASSES if n == "extra" else (n,)))
+    allowed = CLASSES + EXTRA_CLASSES
+    unknown = [n for n in names if n not in allowed]
     if unknown or not names or len(set(names)) != len(names):
         bad = f"unknown class {unknown[0]!r}" if unknown else "empty or repeated class list"
-        raise argparse.ArgumentTypeError(f"{bad}; choose from {', '.join(CLASSES)}")
+        raise argparse.ArgumentTypeError(f"{bad}; choose from {', '.join(allowed)} or extra")
     return names
 
 
@@ -230,7 +233,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--length", type=_count(64, 65536), default=1024, help="record length")
         p.add_argument("--snr", type=_snr, default=(-10.0, 20.0), help="SNR range LO:HI (dB)")
         p.add_argument("--seed", type=_count(0, 2**63 - 1), default=0)
-        p.add_argument("--classes", type=_classes, default=CLASSES, help="comma-separated")
+        p.add_argument("--classes", type=_classes, default=CLASSES,
+                       help="comma-separated; 'extra': the classes RadioML 2016 lacks")  # fmt: skip
         p.add_argument("--jobs", type=_count(1, 64), default=min(2, os.cpu_count() or 1))
         p.add_argument("--time-limit", type=_count(1, 86400), default=600, help="seconds")
         p.add_argument("--force", action="store_true", help="replace existing recordings")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from gnuradio import analog, blocks, channels, digital, filter, gr
+from gnuradio import fft as gr_fft
 
 #: Sample rate of every recording; the audio sources run at FS / AUDIO_INTERP.
 FS = 200e3
@@ -28,18 +29,40 @@ TAIL = 64
 _delay: int | None = None
 
 
+def _cross32() -> np.ndarray:
+    """32-point cross QAM: the 6 x 6 square grid less its corners."""
+    grid = np.arange(-5, 6, 2, dtype=float)
+    pts = np.array([complex(i, q) for i in grid for q in grid])
+    return pts[(np.abs(pts.real) < 5) | (np.abs(pts.imag) < 5)]
+
+
+def _apsk16() -> np.ndarray:
+    """DVB-S2 16APSK: 4 points on the inner ring, 12 on the outer (radius ratio 2.57)."""
+    inner = np.exp(1j * (np.pi / 4 + np.pi / 2 * np.arange(4)))
+    outer = 2.57 * np.exp(1j * (np.pi / 12 + np.pi / 6 * np.arange(12)))
+    return np.concatenate([inner, outer])
+
+
 def _points(label: str) -> list[complex]:
-    """Constellation points (from GNU Radio's own constellations) scaled to unit mean power."""
-    if label == "PAM4":
-        pts = np.array([-3.0, -1.0, 1.0, 3.0], complex)
+    """Constellation points (GNU Radio's own where it has them) scaled to unit mean power."""
+    fixed = {
+        "PAM4": lambda: np.array([-3.0, -1.0, 1.0, 3.0], complex),
+        "OOK": lambda: np.array([0.0, 1.0], complex),
+        "32QAM": _cross32,
+        "16APSK": _apsk16,
+    }
+    objects = {
+        "BPSK": digital.constellation_bpsk,
+        "QPSK": digital.constellation_qpsk,
+        "8PSK": digital.constellation_8psk,
+        "QAM16": digital.constellation_16qam,
+        "QAM64": lambda: digital.qam_constellation(64),
+        "16PSK": lambda: digital.psk_constellation(16),
+        "256QAM": lambda: digital.qam_constellation(256),
+    }
+    if label in fixed:
+        pts = fixed[label]()
     else:
-        objects = {
-            "BPSK": digital.constellation_bpsk,
-            "QPSK": digital.constellation_qpsk,
-            "8PSK": digital.constellation_8psk,
-            "QAM16": digital.constellation_16qam,
-            "QAM64": lambda: digital.qam_constellation(64),
-        }
         pts = np.array(objects[label]().points(), complex)
     return list(pts / math.sqrt(np.mean(np.abs(pts) ** 2)))
 
@@ -87,14 +110,44 @@ def _gfsk(tb: gr.top_block, p: dict[str, Any], n: int) -> tuple[Any, int]:
 
 
 def _cpfsk(tb: gr.top_block, p: dict[str, Any], n: int) -> tuple[Any, int]:
-    """Binary CPFSK: NRZ bits held for ``sps`` samples -> analog.frequency_modulator_fc."""
+    """CPFSK: NRZ symbols held for ``sps`` samples -> analog.frequency_modulator_fc.
+
+    Binary (CPFSK), or 4-level (4FSK: levels -3, -1, 1, 3 over 3, the outer ones at ``index``).
+    """
     sps = p["sps"]
-    src = blocks.vector_source_b(_bits(p, n + sps), False)
-    nrz = digital.chunks_to_symbols_bf([-1.0, 1.0])
+    levels = [-1.0, -1 / 3, 1 / 3, 1.0] if p["label"] == "4FSK" else [-1.0, 1.0]
+    rng = np.random.default_rng(p["data_seed"])
+    symbols = rng.integers(0, len(levels), (n + sps) // sps + 16).astype(np.uint8)
+    src = blocks.vector_source_b(symbols.tolist(), False)
+    nrz = digital.chunks_to_symbols_bf(levels)
     hold = blocks.repeat(gr.sizeof_float, sps)
     fm = analog.frequency_modulator_fc(math.pi * p["index"] / sps)
     tb.connect(src, nrz, hold, fm)
     return fm, sps
+
+
+def _lfm(tb: gr.top_block, p: dict[str, Any], n: int) -> tuple[Any, int]:
+    """Linear FM chirps: a sawtooth sweeping ``sweep`` of FS every ``period`` samples."""
+    saw = analog.sig_source_f(FS, analog.GR_SAW_WAVE, FS / p["period"], 1.0, -0.5)
+    fm = analog.frequency_modulator_fc(2 * math.pi * p["sweep"])
+    tb.connect(saw, fm)
+    return fm, 0
+
+
+def _ofdm(tb: gr.top_block, p: dict[str, Any], n: int) -> tuple[Any, int]:
+    """OFDM: QPSK or 16QAM on the ``used`` middle subcarriers, inverse fft_vcc, cyclic prefix."""
+    size, cp = p["fft_len"], p["fft_len"] // 4
+    rng = np.random.default_rng(p["data_seed"])
+    points = np.asarray(_points("QPSK" if p["bits"] == 2 else "QAM16"))
+    used = np.r_[-p["used"] // 2 : 0, 1 : p["used"] // 2 + 1] % size  # DC left empty
+    count = n // (size + cp) + 2
+    grid = np.zeros((count, size), complex)
+    grid[:, used] = points[rng.integers(0, points.size, (count, used.size))]
+    src = blocks.vector_source_c(grid.astype(np.complex64).reshape(-1).tolist(), False, size)
+    ifft = gr_fft.fft_vcc(size, False, [], False)
+    prefix = digital.ofdm_cyclic_prefixer(size, size + cp)
+    tb.connect(src, ifft, prefix)
+    return prefix, 0
 
 
 def _audio(tb: gr.top_block, p: dict[str, Any]) -> Any:
@@ -115,8 +168,9 @@ def _audio(tb: gr.top_block, p: dict[str, Any]) -> Any:
 
 
 def _am_dsb(tb: gr.top_block, p: dict[str, Any], n: int) -> tuple[Any, int]:
-    """Double sideband with carrier: 1 + m * audio, interpolated to FS."""
-    gain, carrier = blocks.multiply_const_ff(p["mod_index"]), blocks.add_const_ff(1.0)
+    """Double sideband: 1 + m * audio (AM-DSB), or m * audio (AM-DSB-SC), interpolated to FS."""
+    gain = blocks.multiply_const_ff(p["mod_index"])
+    carrier = blocks.add_const_ff(0.0 if p["label"] == "AM-DSB-SC" else 1.0)
     to_c = blocks.float_to_complex(1)
     up = filter.rational_resampler_ccf(AUDIO_INTERP, 1)
     tb.connect(_audio(tb, p), gain, carrier, to_c, up)
@@ -141,13 +195,28 @@ def _wbfm(tb: gr.top_block, p: dict[str, Any], n: int) -> tuple[Any, int]:
     return tx, ANALOG_SKIP
 
 
+def _nbfm(tb: gr.top_block, p: dict[str, Any], n: int) -> tuple[Any, int]:
+    """Narrowband FM via analog.nbfm_tx (peak deviation ``max_dev`` / 10: 2.5-7.5 kHz)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        tx = analog.nbfm_tx(FS / AUDIO_INTERP, FS, p["tau"], p["max_dev"] / 10)
+    tb.connect(_audio(tb, p), tx)
+    return tx, ANALOG_SKIP
+
+
+_LINEAR = ("BPSK", "QPSK", "8PSK", "QAM16", "QAM64", "PAM4", "OOK", "16PSK", "32QAM", "256QAM",
+           "16APSK")  # fmt: skip
 _TX = {
-    **dict.fromkeys(("BPSK", "QPSK", "8PSK", "QAM16", "QAM64", "PAM4"), _linear),
+    **dict.fromkeys(_LINEAR, _linear),
     "GFSK": _gfsk,
     "CPFSK": _cpfsk,
+    "4FSK": _cpfsk,
     "AM-DSB": _am_dsb,
+    "AM-DSB-SC": _am_dsb,
     "AM-SSB": _am_ssb,
     "WBFM": _wbfm,
+    "NBFM": _nbfm,
+    "LFM": _lfm,
+    "OFDM": _ofdm,
 }
 
 

@@ -240,7 +240,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 #: The presets shipped inside the package: ``--config run`` loads ``presets/run.toml``.
-PRESETS = ("data", "pretrain", "finetune", "run")
+PRESETS = ("data", "pretrain", "finetune", "run", "pretrain-wide", "run-wide", "pretrain-broad")
 
 
 def preset_path(name: str) -> Path:

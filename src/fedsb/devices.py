@@ -2,10 +2,13 @@
 
 "auto" takes the GPU when torch sees one and the CPU otherwise; "cuda" without one is a
 ConfigError, not a silent fall back. Wire states, checkpoints and predictions always leave on the
-CPU, so a GPU run writes the same files a CPU run does.
+CPU, so a GPU run writes the same files a CPU run does. Mixed precision (``train.amp``) is
+bfloat16 autocast on CUDA only; without it nothing changes, so CPU runs stay bit-identical.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from torch import nn
@@ -38,4 +41,16 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-__all__ = ["DEVICES", "model_device", "resolve_device"]
+def autocast(device: torch.device, enabled: bool, key: str = "train.amp"):
+    """bfloat16 autocast on CUDA when ``enabled`` (no loss scaling needed); else no change.
+
+    Refused off CUDA: CPU autocast would silently change what a CPU run computes.
+    """
+    if not enabled:
+        return contextlib.nullcontext()
+    if device.type != "cuda":
+        raise ConfigError(f"{key}: mixed precision runs on CUDA only; the model is on {device}")
+    return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
+__all__ = ["DEVICES", "autocast", "model_device", "resolve_device"]

@@ -84,6 +84,7 @@ def test_export_writes_the_three_files(trained, capsys, tmp_path):
         ("out-file", r"out\.txt: not a directory \(--out takes a folder\)"),
         ("keep", r"keep: must be in \(0, 1\], got 1\.5"),
         ("calibrate", r"nope\.npz: file not found"),
+        ("overlap", r"overlap: must be in \[0, 1\), got 1\.0"),
         ("export-into-run", r"out: .* holds a run; its model\.safetensors would be replaced"),
     ],
 )
@@ -104,6 +105,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_path, caps
         argv += ["--calibrate", str(meta), "--keep", "1.5"]
     elif case == "calibrate":
         argv += ["--calibrate", str(tmp_path / "nope.npz")]
+    elif case == "overlap":
+        argv += ["--overlap", "1"]
     elif case == "export-into-run":
         argv = ["export", "--run", str(run_dir), "--out", str(run_dir)]
     before, model = _files(tmp_path), (run_dir / MODEL_FILE).read_bytes()

@@ -121,7 +121,8 @@ def test_an_annotations_probabilities_are_its_windows_mean_log_probability(easy,
         {"core:sample_start": 3000, "core:sample_count": 100, "core:comment": "a note"},
     ]
     meta = write_pair(tmp_path / "rec", iq, anns)
-    [summary] = classify_files(easy / "run", [meta], tmp_path / "out", ClassifyOptions())
+    side_by_side = ClassifyOptions(config=ClassifyConfig(overlap=0.0))  # overlapping: elsewhere
+    [summary] = classify_files(easy / "run", [meta], tmp_path / "out", side_by_side)
     bursts = json.loads(Path(summary["files"]["json"]).read_text())["bursts"]
     loaded, _ = load_classifier(easy / "run")
     starts = [1000, 1256, 1512, 1768, 2024, 2400 - 256]  # 5 whole windows, one flush with the end
@@ -276,3 +277,17 @@ def test_bad_input_is_refused_before_anything_is_written(easy, tmp_path, case, e
             options = ClassifyOptions(config=ClassifyConfig(batch=0))
         classify_files(easy / "run", inputs, out, options)
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_the_device_option_reaches_the_model_and_a_bad_one_writes_nothing(easy, tmp_path):
+    """auto (the CPU here) labels every burst as the default CPU run does, number for number."""
+    iq, _ = burst_recording(KNOWN, 2, 1024, (10.0, 20.0), seed=3, generator=CLEAN)
+    meta = write_pair(tmp_path / "in" / "rec", iq)
+    results = []
+    for out, options in (("a", ClassifyOptions()), ("b", ClassifyOptions(device="auto"))):
+        [summary] = classify_files(easy / "run", [meta], tmp_path / out, options)
+        results.append(json.loads(Path(summary["files"]["json"]).read_text())["bursts"])
+    assert results[0] == results[1] and len(results[0]) > 0
+    with pytest.raises(ConfigError, match=r"^device: 'tpu' is not one of auto, cpu, cuda$"):
+        classify_files(easy / "run", [meta], tmp_path / "c", ClassifyOptions(device="tpu"))
+    assert not (tmp_path / "c").exists()

@@ -154,3 +154,33 @@ def test_an_rml2018_file_of_only_known_classes_needs_no_drop_unknown(trained, tm
     assert result["records"] == n
     names = np.asarray(CLASSES)[pred.labels]
     assert names.tolist() == source.label_names.tolist()
+
+
+def test_the_device_option_gives_the_same_cpu_predictions(trained, capsys):
+    """auto is the CPU on a machine without a GPU: bit-equal logits, the same eval.json."""
+    root, _ = trained
+    save_records(_records(256, seed=16), root / "dev.npz")
+    default, pred = evaluate_run(root / "run", root / "dev.npz")
+    chosen, pred_cpu = evaluate_run(root / "run", root / "dev.npz", device="cpu")
+    assert pred_cpu.logits.dtype == np.float64
+    np.testing.assert_array_equal(pred_cpu.logits, pred.logits)
+    assert chosen == default
+    outs = []
+    for device in ("cpu", "auto"):
+        out = root / f"e-{device}.json"
+        argv = ["evaluate", "--run", str(root / "run"), "--data", str(root / "dev.npz")]
+        code, stdout, _ = cli([*argv, "--out", str(out), "--device", device], capsys)
+        assert code == 0, stdout
+        outs.append(json.loads(out.read_text()))
+    assert outs[0] == outs[1] == json.loads(json.dumps(default))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_evaluation_on_the_gpu_matches_the_cpu(trained):
+    root, _ = trained
+    save_records(_records(256, seed=17), root / "gpu.npz")
+    _, cpu = evaluate_run(root / "run", root / "gpu.npz", device="cpu")
+    result, gpu = evaluate_run(root / "run", root / "gpu.npz", device="cuda")
+    assert isinstance(gpu.logits, np.ndarray) and gpu.logits.dtype == np.float64
+    np.testing.assert_allclose(gpu.logits, cpu.logits, rtol=1e-3, atol=1e-3)
+    assert result["records"] == len(cpu.labels)

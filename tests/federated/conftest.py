@@ -18,7 +18,8 @@ from fedsb.federated.config import RunConfig
 from fedsb.federated.engine_local import LocalEngine
 from fedsb.federated.engines import run_federated
 from fedsb.federated.server import RunResult
-from fedsb.federated.task import Task, build_task, init_basis, initial_state
+from fedsb.federated.round0 import init_basis
+from fedsb.federated.task import Task, build_task, initial_state
 from fedsb.reporter import SilentReporter
 from fedsb.training.config import PretrainConfig
 from fedsb.training.pretrain import pretrain
@@ -85,7 +86,7 @@ def fedsb_task(ws: Workspace, *overrides: str) -> tuple[Task, RunConfig, dict[st
     cfg = ws.config(*overrides)
     task = build_task(cfg, ws.cache, SilentReporter())
     engine = LocalEngine(task, cfg)
-    init_basis(task, cfg, ws.cache, engine.init_gradients)
+    init_basis(task, cfg, ws.cache, engine.init_round)
     engine.close()
     return task, cfg, initial_state(task)
 

@@ -15,7 +15,7 @@ from fedsb.federated.server import federate, finish
 from fedsb.federated.task import build_task
 from fedsb.reporter import SilentReporter
 
-METHODS = ("init_gradients", "train", "calibration_stats", "close")
+METHODS = ("init_round", "train", "calibration_stats", "close")
 
 
 def _signature(cls: type, name: str) -> list[tuple[str, object]]:

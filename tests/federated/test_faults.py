@@ -232,7 +232,8 @@ def test_a_run_trains_only_the_sampled_clients(workspace, tmp_path):
         assert r["clients"] == sample_clients(cfg, r["round"], 6)
         assert r["accepted"] == r["clients"] and len(r["clients"]) == 3
         per_client = r["bytes_up_per_client"] + r["bytes_down_per_client"]
-        assert r["round_bytes"] == 3 * per_client  # only the 3 sampled clients communicate
+        # only the 3 sampled clients communicate (and those drawn for the first time get B, A)
+        assert r["round_bytes"] == 3 * per_client + r["basis_bytes"]
     assert len({tuple(r["clients"]) for r in rounds}) > 1
     assert len(rows[-1]["client_test_acc"]) == 6  # but every client is scored at the end
 

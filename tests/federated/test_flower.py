@@ -2,8 +2,9 @@
 
 A simulation costs ~15-20 s (mostly Ray and actor start-up), so the file runs exactly one,
 shared by every assert through a module-scoped fixture: 3 clients x 2 rounds where client 1
-raises in every training round. All three clients send LoRA-SB's round-0 gradients; clients 0
-and 2 are aggregated. Same seed and config on the embedded engine must give the same global
+raises in every training round. All three clients answer LoRA-SB's round 0, a sketch (two
+messages each: ``init_source = "sketch"``; the full-gradient round 0 goes through the same
+``round0_reply`` in the deployment tests); clients 0 and 2 are aggregated. Same seed and config on the embedded engine must give the same global
 state (R and head), the same metrics rows (test_acc, bytes), the same federated temperature
 (``evaluation.json``) and the same one-line drop reason.
 """
@@ -53,7 +54,7 @@ def _pair(ws: Workspace, root: Path, *overrides: str) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def runs(workspace, tmp_path_factory) -> tuple[Path, Path]:
-    return _pair(workspace, tmp_path_factory.mktemp("flower"), *RAISE)
+    return _pair(workspace, tmp_path_factory.mktemp("flower"), *RAISE, "init_source='sketch'")
 
 
 def _close(a: Any, b: Any, path: str = "") -> None:

@@ -14,6 +14,7 @@ import fedsb.models.checkpoint as checkpoint
 from fedsb.federated.aggregate import parameter_count, payload_bytes
 from fedsb.federated.engines import run_federated
 from fedsb.federated.progress import Progress, Totals, save_progress, split_prefixed
+from fedsb.federated.round0 import SEED_BYTES
 from fedsb.federated.server import FederatedError, prepare
 from fedsb.models.checkpoint import load_checkpoint
 from fedsb.runs import ADAPTER_FILE, BASIS_FILE, STATE_FILE, RunDir
@@ -145,18 +146,26 @@ def test_cumulative_bytes_are_the_running_sum(small):
     assert final["bytes_per_round_per_client"] == pytest.approx(sum(per_round) / len(rounds))
 
 
-def test_init_bytes_are_the_gradients_up_and_the_basis_down(small):
+def test_init_bytes_are_the_sketch_up_and_q_and_the_basis_down(small):
     init = read_rows(small.path)[0]
     basis, _ = load_checkpoint(small.path / BASIS_FILE)
-    assert init["bytes_down_per_client"] == payload_bytes(basis)
-    # each client sent one summed gradient per adapted base weight: one d_out x d_in matrix
-    # per layer, where the basis holds B (d_out x r) and A (r x d_in)
+    assert init["init_source"] == "sketch" and init["init_clients"] == 3
+    # each client sent G·Ω (d_out x k) and Qᵀ·G (k x d_in) per adapted base weight, where the
+    # basis holds B (d_out x r) and A (r x d_in), k = r + init_oversample at most min(d_out, d_in)
     layers = {k.rsplit(".lora_", 1)[0] for k in basis}
-    numel = sum(
+    up = q = 0
+    for n in layers:
+        d_out, d_in = basis[f"{n}.lora_B.weight"].shape[0], basis[f"{n}.lora_A.weight"][0].numel()
+        k = min(RANK + 8, d_out, d_in)
+        up, q = up + k * (d_out + d_in), q + d_out * k
+    assert 4 * up < init["bytes_up_per_client"] < 4 * up + 2 * 2048  # two safetensors payloads
+    down = init["bytes_down_per_client"] - payload_bytes(basis) - SEED_BYTES  # then Q went down
+    assert 4 * q < down < 4 * q + 2048
+    full = sum(
         basis[f"{n}.lora_B.weight"].shape[0] * basis[f"{n}.lora_A.weight"][0].numel()
         for n in layers
     )
-    assert 4 * numel < init["bytes_up_per_client"] < 4 * numel + 2048
+    assert init["bytes_up_per_client"] < 4 * full  # less than the summed gradients would be
 
 
 def test_params_count_is_r_squared_per_layer_plus_the_head(small):

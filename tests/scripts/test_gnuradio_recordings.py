@@ -265,3 +265,23 @@ def test_existing_recordings_are_kept(tmp_path: Path) -> None:
         slow.stderr,
     )
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_the_extra_classes_are_bursts_of_their_own_at_their_snr(tmp_path: Path) -> None:
+    """The classes RadioML 2016 lacks (``--classes extra``): each one, at its annotated power."""
+    generate("bursts", "--out", tmp_path, "--bursts", 40, "--classes", "extra", "--length",
+             LENGTH, "--snr", "10:20", "--seed", 4)  # fmt: skip
+    meta, iq = read(tmp_path / "bursts.sigmf-meta")
+    bursts = json.loads((tmp_path / "truth.json").read_text())["bursts"]
+    extra = {"OOK", "16PSK", "32QAM", "256QAM", "16APSK", "4FSK", "OFDM", "LFM", "NBFM",
+             "AM-DSB-SC"}  # fmt: skip
+    assert {b["label"] for b in bursts} == extra
+    assert canonical_label("AM-DSB-SC") not in RML2016_CLASSES
+    floor = noise_floor(iq, [(b["start"], b["count"]) for b in bursts])
+    assert floor == pytest.approx(0.02**2, rel=0.1)
+    for burst in bursts:
+        inside = np.mean(np.abs(iq[burst["start"] : burst["start"] + burst["count"]]) ** 2)
+        assert inside / floor > 1 + 10 ** (burst["snr_db"] / 10) / 4, burst
+    proc = run("bursts", "--out", tmp_path / "x", "--classes", "extra,OOK")
+    assert proc.returncode == 2 and "empty or repeated class list" in proc.stderr
+    assert not (tmp_path / "x").exists()

@@ -16,7 +16,11 @@ def test_class_tuples_are_consistent():
     assert len(set(C.KNOWN_CLASSES)) == len(C.KNOWN_CLASSES)  # no name twice anywhere
     assert not set(C.EXTERNAL_CLASSES) & set(C.ALL_CLASSES)
     assert all(n == n.strip().lower() for n in C.KNOWN_CLASSES)
-    assert C.CLASS_SETS == {"rml2016": C.RML2016_CLASSES, "all": C.ALL_CLASSES}
+    assert C.CLASS_SETS == {
+        "rml2016": C.RML2016_CLASSES,
+        "all": C.ALL_CLASSES,
+        "wide25": C.WIDE25_CLASSES,
+    }
 
 
 @pytest.mark.parametrize(("spec", "expected"), [

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from .app import console, safe
+from .evaluate import DeviceOpt
 
 RecordingsArg = Annotated[
     list[Path],
@@ -24,7 +25,12 @@ CalibrateOpt = Annotated[
                  "thresholds on it."),
 ]  # fmt: skip
 KeepOpt = Annotated[
-    float, typer.Option("--keep", help="Share of the calibration windows the thresholds keep.")
+    float,
+    typer.Option("--keep", help="Share of the confident calibration windows (right, >= 10 dB) "
+                 "the thresholds keep."),
+]  # fmt: skip
+OverlapOpt = Annotated[
+    float, typer.Option("--overlap", help="Share of a window the next one overlaps (0: none).")
 ]
 ConfidenceOpt = Annotated[
     float | None, typer.Option("--min-confidence", help="Unknown below this probability.")
@@ -41,20 +47,23 @@ def classify_cmd(
     data: DataModeOpt = "auto",
     calibrate: CalibrateOpt = None,
     keep: KeepOpt = 0.95,
+    overlap: OverlapOpt = 0.5,
     min_confidence: ConfidenceOpt = None,
     min_energy: EnergyOpt = None,
     batch: Annotated[int, typer.Option("--batch", help="Windows per model call.")] = 256,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Label the bursts of SigMF recordings: a new SigMF recording, CSV and JSON per input.
 
-    Annotated recordings: each annotation; others: the bursts energy detection finds.
+    Annotated recordings: each annotation; others: the bursts detection finds (energy over
+    the whole band and in sub-bands).
     """
     from ..evaluation.classify import ClassifyConfig
     from ..evaluation.classify_run import ClassifyOptions, classify_files
     from .progress import RichReporter
 
-    config = ClassifyConfig(batch=batch)
-    options = ClassifyOptions(data, calibrate, keep, min_confidence, min_energy, config)
+    config = ClassifyConfig(batch=batch, overlap=overlap)
+    options = ClassifyOptions(data, calibrate, keep, min_confidence, min_energy, config, device)
     for s in classify_files(run, recordings, out, options, RichReporter()):
         labels = ", ".join(f"{k} {n}" for k, n in sorted(s["labels"].items()))
         source = s["bursts_from"]

@@ -20,6 +20,11 @@ EvalOutOpt = Annotated[
 DropOpt = Annotated[
     bool, typer.Option("--drop-unknown", help="Leave out classes the model does not know.")
 ]
+DeviceOpt = Annotated[
+    str,
+    typer.Option("--device", help="Where the model runs: auto (the GPU when there is one), cpu "
+                 "or cuda."),
+]  # fmt: skip
 
 
 def evaluate_cmd(
@@ -27,6 +32,7 @@ def evaluate_cmd(
     data: DataOpt,
     out: EvalOutOpt = None,
     drop_unknown: DropOpt = False,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Evaluate a run's model on any labelled IQ data and write eval.json.
 
@@ -37,7 +43,7 @@ def evaluate_cmd(
     from ..runs import check_file_out, write_json
 
     target = check_file_out(out or Path(run) / "eval.json")
-    result, _ = evaluate_run(run, data, drop_unknown)
+    result, _ = evaluate_run(run, data, drop_unknown, device)
     write_json(target, result)
     before, after = result["calibration_before"], result["calibration_after"]
     title = f"{data.name}: {result['records']} records, T = {result['temperature']:.2f}"

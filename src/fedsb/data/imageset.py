@@ -4,7 +4,9 @@ Images are stored as uint8 (x 255): 8 x 32 x 32 channels cost 8 KB per record in
 so a 20k-record training set stays ~160 MB in memory; batches are converted to float on the fly.
 Splits are generated with their own seeds (train, val, test), so nothing is shared between them.
 The user's files can hold far more (RML2018: 20 GB of images): :class:`MappedImageSet` keeps
-them on disk (``image_store``) and reads one batch at a time.
+them on disk (``image_store``) and reads one batch at a time. A federation of many clients lists
+every client's training split as a :class:`LazyImageSet` (its size known, its records made when
+first read), so only the clients drawn for a round are ever built.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -131,6 +134,81 @@ class MappedImageSet(ImageSet):
         return f"MappedImageSet({len(self)} records of {self.store!r})"
 
 
+class SetSource(Protocol):
+    """What a :class:`LazyImageSet` reads from: ``get(key)`` builds (or keeps) the set."""
+
+    def get(self, key: Any) -> ImageSet:
+        """The set of ``key``, built on first use."""
+        ...
+
+
+class LazyImageSet(ImageSet):
+    """An ImageSet of known size and classes whose records come from ``source.get(key)``.
+
+    Nothing is built until a record, a label or the image shape is read; every read asks the
+    source again, so what stays in memory (and for how long) is the source's choice. The
+    source must give ``size`` records of ``class_names``: a ValueError otherwise.
+    """
+
+    size: int
+    source: SetSource
+    key: Any
+
+    def __init__(self, size: int, class_names: Sequence[str], source: SetSource, key: Any):
+        for name, value in (("size", int(size)), ("source", source), ("key", key)):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "class_names", tuple(class_names))
+
+    def loaded(self) -> ImageSet:
+        """The records, from the source (built now if it holds none)."""
+        data = self.source.get(self.key)
+        if len(data) != self.size or data.class_names != self.class_names:
+            raise ValueError(
+                f"{self!r}: the source gave {len(data)} records of {data.class_names}, "
+                f"expected {self.size} of {self.class_names}"
+            )
+        return data
+
+    @property
+    def images(self) -> torch.Tensor:  # type: ignore[override]
+        """Every image of the set (built if needed)."""
+        return self.loaded().images
+
+    @property
+    def labels(self) -> torch.Tensor:  # type: ignore[override]
+        """Every label of the set (built if needed)."""
+        return self.loaded().labels
+
+    @property
+    def snr_db(self) -> torch.Tensor:  # type: ignore[override]
+        """Every record's SNR (built if needed)."""
+        return self.loaded().snr_db
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image (built if needed)."""
+        return self.loaded().shape
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float inputs and labels for ``index``, from the built set."""
+        return self.loaded().batch(index)
+
+    def subset(self, index: torch.Tensor | np.ndarray) -> ImageSet:
+        """The records at ``index`` of the built set."""
+        return self.loaded().subset(index)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"LazyImageSet({self.size} records, key {self.key!r})"
+
+
 def join_sets(sets: Sequence[ImageSet]) -> ImageSet:
     """One ImageSet from several with the same classes (the union of client data).
 
@@ -189,10 +267,12 @@ def cached_images(
     cache_dir: Path | None,
     build: Callable[[], ImageSet],
     progress: Callable[[int], None] | None = None,
+    write: bool = True,
 ) -> ImageSet:
     """The image set cached under ``key`` in ``cache_dir``, else ``build()`` and cache it.
 
     A damaged entry is rebuilt; the write is atomic (a temporary file, then a rename).
+    ``write=False`` reads an entry but writes none (the caller keeps the images elsewhere).
     """
     path = None if cache_dir is None else Path(cache_dir) / f"images-{key}.safetensors"
     cached = read_cached_images(path) if path is not None and path.exists() else None
@@ -201,7 +281,7 @@ def cached_images(
             progress(len(cached))
         return cached
     result = build()
-    if path is not None:
+    if path is not None and write:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path(path, ".safetensors")
         tensors = {"images": result.images, "labels": result.labels, "snr_db": result.snr_db}
@@ -221,10 +301,12 @@ def load_or_build(
     workers: int = 0,
     progress: Callable[[int], None] | None = None,
     counts: Sequence[int] | None = None,
+    write: bool = True,
 ) -> ImageSet:
     """Images for ``data`` from the cache (keyed by the config hash), else generated and cached.
 
     ``counts`` (one per class) replaces ``data.per_class``: a label-skewed client set.
+    ``write=False``: a cached entry is read, a generated set is not cached.
     """
     key = config_hash(data if counts is None else (data, [int(n) for n in counts]))
 
@@ -239,4 +321,4 @@ def load_or_build(
         )
         return images_from_records(records, data)
 
-    return cached_images(key, cache_dir, build, progress)
+    return cached_images(key, cache_dir, build, progress, write)

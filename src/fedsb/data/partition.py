@@ -7,7 +7,8 @@ channel profiles. Every draw comes from ``partition.seed``; the data from ``data
 
 Each client has three splits from its own conditions: train (skewed counts), val and test
 (class-balanced). The global test set is the union of the clients' test splits, so it covers
-every client's SNR window and channel.
+every client's SNR window and channel. ``build_client_data`` builds a client at once;
+``client_sets`` lists 1,000 clients and builds a training split only when it is read.
 """
 
 from __future__ import annotations
@@ -134,6 +135,31 @@ def client_data_config(
     return replace(data, generator=plan.generator, seed=seed, per_class=per_class)
 
 
+def build_split(
+    plan: ClientPlan,
+    cfg: PartitionConfig,
+    data: DataConfig,
+    split: str,
+    cache_dir: Path | None,
+    progress: Callable[[int], None] | None = None,
+    write: bool = True,
+) -> ImageSet:
+    """Generate (or load from the cache) one split of one client: a function of its plan alone.
+
+    Eager (``build_client_data``) and lazy (``client_sets``) clients both come from here, so a
+    client's data are the same whenever and in whatever order they are built. ``write=False``
+    reads the per-split cache but adds nothing to it.
+    """
+    if split == "train":
+        train_cfg = client_data_config(data, plan, "train", 1)
+        return load_or_build(
+            train_cfg, cache_dir, progress=progress, counts=plan.counts, write=write
+        )
+    per_class = cfg.val_per_class if split == "val" else cfg.test_per_class
+    split_cfg = client_data_config(data, plan, split, per_class)
+    return load_or_build(split_cfg, cache_dir, progress=progress, write=write)
+
+
 def build_client_data(
     plan: ClientPlan,
     cfg: PartitionConfig,
@@ -142,13 +168,9 @@ def build_client_data(
     progress: Callable[[int], None] | None = None,
 ) -> ClientData:
     """Generate (or load from the cache) one client's three splits."""
-    train_cfg = client_data_config(data, plan, "train", 1)
-    train = load_or_build(train_cfg, cache_dir, progress=progress, counts=plan.counts)
-    val = load_or_build(
-        client_data_config(data, plan, "val", cfg.val_per_class), cache_dir, progress=progress
-    )
-    test = load_or_build(
-        client_data_config(data, plan, "test", cfg.test_per_class), cache_dir, progress=progress
+    train, val, test = (
+        build_split(plan, cfg, data, split, cache_dir, progress)
+        for split in ("train", "val", "test")
     )
     return ClientData(plan, train, val, test)
 

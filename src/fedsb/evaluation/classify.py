@@ -1,13 +1,17 @@
 """Classify the bursts of SigMF recordings with a run's model, streaming in bounded memory.
 
 What is classified: each annotation of a recording that has some; in one without, the bursts
-that energy detection finds (:mod:`fedsb.signals.bursts`; the transfer issue's front-end is
-not built yet, so energy detection is all there is). A burst is cut into windows of the
-model's record length (non-overlapping, plus one flush with its end when a quarter window or
-more is left; a burst shorter than a window gets one window centred on it); its
-log-probabilities at the run's temperature are averaged over its windows and renormalised:
-the burst's calibrated probabilities. Then ``unknown`` by the thresholds of
+that detection finds (:mod:`fedsb.signals.bursts`: energy over the whole band and in
+sub-bands, edges fitted). A burst is cut into windows of the model's record length, each
+``overlap`` of a window after the last (half a window by default; plus one flush with its end
+when a quarter step or more is left; a burst shorter than a window gets one window centred on
+it); its log-probabilities at the run's temperature are averaged over its windows and
+renormalised: the burst's calibrated probabilities. Then ``unknown`` by the thresholds of
 :mod:`.classify_model`.
+
+When the model's images use the front-end (``images.frontend``), each burst's band is
+estimated once over the burst and its windows are gated by its edges
+(:mod:`fedsb.signals.burst_frontend`), instead of every window estimating its own.
 
 Memory: samples are read ``chunk`` at a time for detection and one batch of windows at a time
 for the model; only the bursts still being classified keep accumulators (their log-probability
@@ -18,17 +22,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from ..data.imageset import quantised_images
+from ..devices import model_device
 from ..errors import ConfigError
+from ..images.config import ImageConfig
 from ..io.sigmf_labels import Labelled
 from ..io.sigmf_spans import capture_of
 from ..io.sigmf_stream import Recording
+from ..signals.burst_frontend import BAND_SAMPLES, apply_given, burst_band
+from ..signals.burst_search import SpectralPower
 from ..signals.bursts import BlockPower, BurstConfig, band_edges, detect_bursts, periodogram
+from ..signals.frontend import FrontendConfig
 from .classify_model import Thresholds, window_scores
 from .evaluate_run import RunModel
 
@@ -44,12 +53,19 @@ class ClassifyConfig:
     top: int = 3  # classes listed per burst
     nfft: int = 256  # periodogram bins for the frequency edges
     detect: BurstConfig = field(default_factory=BurstConfig)
+    overlap: float = 0.5  # share of a window the next one overlaps (0: side by side)
 
     def __post_init__(self) -> None:
         for key in ("batch", "chunk", "top", "nfft"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        if not 0 <= self.overlap < 1:
+            raise ConfigError(f"overlap: must be in [0, 1), got {self.overlap}")
         self.detect.check()
+
+    def hop(self, length: int) -> int:
+        """Samples from one window's start to the next one's."""
+        return max(1, round(length * (1 - self.overlap)))
 
 
 @dataclass(frozen=True)
@@ -97,21 +113,28 @@ def find_segments(
     if rec.annotations:
         return _annotated(rec), math.nan
     acc = BlockPower(config.detect.block)
+    spec = SpectralPower() if config.detect.band_sigmas > 0 else None
     for chunk in rec.chunks(config.chunk):
         acc.add(chunk)
+        if spec is not None:
+            spec.add(chunk)
         advance(chunk.size)
-    found, floor = detect_bursts(acc.result(), config.detect)
+    spectrum = spec.result() if spec is not None else None
+    found, floor = detect_bursts(acc.result(), config.detect, spectrum=spectrum)
     return [Segment(s, n, "detected") for s, n in found], floor
 
 
-def window_starts(start: int, count: int, length: int, total: int) -> np.ndarray:
-    """Starts of the windows of one span (see module doc), inside [0, total - length]."""
+def window_starts(
+    start: int, count: int, length: int, total: int, hop: int | None = None
+) -> np.ndarray:
+    """Starts of the windows of one span, ``hop`` apart (default ``length``; see module doc)."""
+    hop = length if hop is None else hop
     if count < length:
         centred = start + count // 2 - length // 2
         return np.asarray([min(max(centred, 0), total - length)], np.int64)
-    k = count // length
-    starts = start + length * np.arange(k, dtype=np.int64)
-    if count - k * length >= length // 4:
+    k = (count - length) // hop + 1
+    starts = start + hop * np.arange(k, dtype=np.int64)
+    if count - (k - 1) * hop - length >= hop // 4:
         starts = np.append(starts, start + count - length)
     return starts
 
@@ -126,6 +149,7 @@ class _Acc:
     power: float = 0.0
     psd: np.ndarray | None = None
     segments: int = 0
+    band: tuple[float, float, bool] | None = None  # the burst's front-end band estimate
 
 
 def _read(rec: Recording, starts: np.ndarray, length: int, limit: int) -> np.ndarray:
@@ -137,10 +161,11 @@ def _read(rec: Recording, starts: np.ndarray, length: int, limit: int) -> np.nda
     return np.stack([rec.read(s, length) for s in starts.tolist()])
 
 
-def _logits(loaded: RunModel, iq: np.ndarray) -> np.ndarray:
-    images = quantised_images(iq, loaded.images).float().div_(255.0)
+def _logits(loaded: RunModel, iq: np.ndarray, config: ImageConfig | None = None) -> np.ndarray:
+    images = quantised_images(iq, config or loaded.images).float().div_(255.0)
     with torch.inference_mode():
-        return loaded.model(images).double().numpy()
+        logits = loaded.model(images.to(model_device(loaded.model)))
+        return logits.cpu().double().numpy()
 
 
 def _finish(
@@ -180,9 +205,11 @@ def _finish(
     )
 
 
-def _windows(segments: list[Segment], length: int, total: int) -> tuple[np.ndarray, np.ndarray]:
+def _windows(
+    segments: list[Segment], length: int, total: int, hop: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(segment index, start) of every window, segment by segment."""
-    parts = [window_starts(s.start, s.count, length, total) for s in segments]
+    parts = [window_starts(s.start, s.count, length, total, hop) for s in segments]
     index = np.repeat(np.arange(len(parts), dtype=np.int64), [p.size for p in parts])
     return index, (np.concatenate(parts) if parts else np.zeros(0, np.int64))
 
@@ -198,19 +225,23 @@ def classify_segments(
 ) -> list[Labelled]:
     """Every segment classified (see module doc); ``advance`` gets the samples passed over."""
     length = loaded.length
-    index, starts = _windows(segments, length, rec.total)
+    index, starts = _windows(segments, length, rec.total, config.hop(length))
     open_: dict[int, _Acc] = {}
     out: list[Labelled] = []
     ctx = (loaded, thresholds, floor, config.top)
     pos, limit = 0, max(config.chunk, 2 * config.batch * length)
+    front = loaded.images.frontend
+    plain = replace(loaded.images, frontend=FrontendConfig()) if front.active else None
     for lo in range(0, index.size, config.batch):
         seg, st = index[lo : lo + config.batch], starts[lo : lo + config.batch]
         iq = _read(rec, st, length, limit)
-        logp, energy = window_scores(_logits(loaded, iq), loaded.temperature)
+        for s in np.unique(seg).tolist():
+            open_.setdefault(s, _Acc(np.zeros(len(loaded.class_names))))
+        seen = _front(rec, segments, open_, (seg, st, iq), front) if plain else iq
+        logp, energy = window_scores(_logits(loaded, seen, plain), loaded.temperature)
         for s in np.unique(seg).tolist():
             rows = seg == s
-            acc = open_.setdefault(s, _Acc(np.zeros(len(loaded.class_names))))
-            _add(acc, logp[rows], energy[rows], iq[rows], floor, config.nfft)
+            _add(open_[s], logp[rows], energy[rows], iq[rows], floor, config.nfft)
         done = int(seg[-1]) if lo + config.batch >= index.size else int(seg[-1]) - 1
         for s in sorted(k for k in open_ if k <= done):
             out.append(_finish(segments[s], open_.pop(s), rec, ctx))
@@ -221,6 +252,34 @@ def classify_segments(
     if rec.total > pos:
         advance(rec.total - pos)
     return out
+
+
+def _front(
+    rec: Recording,
+    segments: list[Segment],
+    accs: dict[int, _Acc],
+    batch: tuple[np.ndarray, np.ndarray, np.ndarray],
+    config: FrontendConfig,
+) -> np.ndarray:
+    """A batch of windows (segment, start, samples) through the front-end, burst by burst.
+
+    Each burst's band is estimated once, on its middle ``BAND_SAMPLES``; each window is gated
+    to the part of it that lies in its burst.
+    """
+    seg, st, iq = batch
+    band = np.empty((3, seg.size))
+    for s in np.unique(seg).tolist():
+        acc, span = accs[s], segments[s]
+        if acc.band is None:
+            n = min(span.count, BAND_SAMPLES)
+            acc.band = burst_band(rec.read(span.start + (span.count - n) // 2, n))
+        band[:, seg == s] = np.asarray(acc.band, np.float64)[:, None]
+    first = np.asarray([segments[s].start for s in seg.tolist()], np.int64) - st
+    end = first + np.asarray([segments[s].count for s in seg.tolist()], np.int64)
+    length = iq.shape[1]
+    start = np.clip(first, 0, length - 1)
+    stop = np.maximum(np.clip(end, 1, length), start + 1)
+    return apply_given(iq, config, (band[0], band[1], band[2] > 0), (start, stop))
 
 
 def _add(acc: _Acc, logp: np.ndarray, energy: np.ndarray, iq: np.ndarray, floor, nfft) -> None:

@@ -10,14 +10,23 @@ probability of the mean log-probabilities) is below ``confidence``, or when its 
 ``T * logsumexp(logits / T)`` (Liu et al. 2020, "Energy-based out-of-distribution detection",
 sign flipped so that higher means more familiar) is below ``energy``. Thresholds come, in
 order, from the options; from labelled data of known classes (``--calibrate``); from the
-run's held-out ``predictions.npz`` (federated runs); else the defaults (confidence 0.5, no
-energy threshold, since the energy's scale depends on the model). Chosen on data, each keeps
-the fraction ``keep`` of that data's windows (its ``1 - keep`` quantile).
+run's held-out ``predictions.npz`` (federated runs); from the run's test data
+(``data.test_paths`` of its config, e.g. a ``fedsb finetune --test-data`` run), when those
+files are still there; else the defaults (confidence 0.5, no energy threshold, since the
+energy's scale depends on the model).
+
+Chosen on data, each keeps the fraction ``keep`` of that data's confident windows (its
+``1 - keep`` quantile): those the model labels right at ``CALIBRATE_MIN_SNR`` dB or more
+(windows without an SNR count). An unknown signal is one that looks less familiar than the
+model's own classes do when it can tell them; a weak known burst may fall below that too,
+and is then unknown rather than a guess. With fewer than ``MIN_CALIBRATION`` such windows,
+all windows are used.
 """
 
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +36,13 @@ import torch
 from ..config import from_dict
 from ..data.imageset import ImageSet, quantised_images
 from ..data.sources import to_model_classes, windows
+from ..devices import resolve_device
 from ..errors import ConfigError, DataError
 from ..images.config import ImageConfig
 from ..io.load import load_records, source_format
 from ..models.checkpoint import load_checkpoint
 from ..models.export import merged_model
-from ..runs import MODEL_FILE, PREDICTIONS_FILE
+from ..runs import CONFIG_FILE, MODEL_FILE, PREDICTIONS_FILE
 from ..training.loop import predict
 from .evaluate_run import RunModel, check_finite, load_run_model, record_length
 from .scoring import load_predictions
@@ -40,6 +50,8 @@ from .scoring import load_predictions
 #: Below this calibrated confidence a burst is unknown, unless thresholds are chosen on data.
 DEFAULT_CONFIDENCE = 0.5
 DEFAULT_KEEP = 0.95
+CALIBRATE_MIN_SNR = 10.0  # dB: the calibration windows (see module doc)
+MIN_CALIBRATION = 20
 
 
 @dataclass(frozen=True)
@@ -51,18 +63,19 @@ class Thresholds:
     source: str = "defaults"
 
 
-def load_classifier(run: str | Path) -> tuple[RunModel, dict]:
-    """(the run's merged model and what feeds it, its checkpoint's metadata).
+def load_classifier(run: str | Path, device: str = "cpu") -> tuple[RunModel, dict]:
+    """(the run's merged model on ``device`` and what feeds it, its checkpoint's metadata).
 
     The metadata holds ``temperature`` only where one was fitted.
     """
+    target = resolve_device(device)  # a missing GPU is refused before anything is read
     run = Path(run)
     if not run.is_dir():
         raise DataError(run, "no such run directory")
     path = run / MODEL_FILE
     state, meta = load_checkpoint(path)
     if meta.get("kind") == "merged":
-        return load_run_model(run), meta
+        return load_run_model(run, device), meta
     check_finite(state, path)
     model = merged_model(state, meta, path)
     try:
@@ -70,7 +83,7 @@ def load_classifier(run: str | Path) -> tuple[RunModel, dict]:
     except (ConfigError, KeyError, TypeError) as exc:
         raise DataError(path, f"metadata 'images': {exc}") from None
     names = tuple(meta["class_names"])
-    return RunModel(model, names, images, record_length(run), 1.0), meta
+    return RunModel(model.to(target), names, images, record_length(run), 1.0), meta
 
 
 def window_scores(logits: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
@@ -80,18 +93,42 @@ def window_scores(logits: np.ndarray, temperature: float) -> tuple[np.ndarray, n
     return torch.log_softmax(z, dim=1).numpy(), energy.numpy()
 
 
-def thresholds_from_logits(logits: np.ndarray, temperature: float, keep: float, source: str):
-    """Thresholds that keep the fraction ``keep`` of these known windows (see module doc)."""
+def thresholds_from_logits(
+    logits: np.ndarray,
+    temperature: float,
+    keep: float,
+    source: str,
+    labels: np.ndarray | None = None,
+    snr_db: np.ndarray | None = None,
+) -> Thresholds:
+    """Thresholds that keep the fraction ``keep`` of these known windows (see module doc).
+
+    With ``labels`` (and ``snr_db``), only the confident windows count.
+    """
     if not 0 < keep <= 1:
         raise ConfigError(f"keep: must be in (0, 1], got {keep}")
     logp, energy = window_scores(logits, temperature)
-    confidence = np.exp(logp.max(1))
+    use = np.ones(len(logits), bool)
+    if labels is not None:
+        use = logp.argmax(1) == np.asarray(labels)
+        if snr_db is not None:
+            snr = np.asarray(snr_db, np.float64)
+            use &= ~(snr < CALIBRATE_MIN_SNR)  # NaN (no SNR) counts
+        if use.sum() >= MIN_CALIBRATION:
+            source += f", {int(use.sum())} windows right at >= {CALIBRATE_MIN_SNR:g} dB"
+        else:
+            use[:] = True
+            source += f", all {use.size} windows (too few right at >= {CALIBRATE_MIN_SNR:g} dB)"
+    confidence = np.exp(logp[use].max(1))
     q = 1 - keep
-    return Thresholds(float(np.quantile(confidence, q)), float(np.quantile(energy, q)), source)
+    return Thresholds(float(np.quantile(confidence, q)), float(np.quantile(energy[use], q)), source)
 
 
-def calibration_logits(loaded: RunModel, data: Path) -> np.ndarray:
-    """Logits of the model on labelled data of its classes (as ``fedsb evaluate`` reads it)."""
+def calibration_logits(loaded: RunModel, data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(logits, labels, SNRs in dB) of the model on labelled data of its classes.
+
+    The data is read as ``fedsb evaluate`` reads it.
+    """
     data = Path(data)
     if not data.exists():
         raise DataError(data, "file not found")
@@ -106,7 +143,24 @@ def calibration_logits(loaded: RunModel, data: Path) -> np.ndarray:
         torch.zeros(len(records)),
         loaded.class_names,
     )
-    return predict(loaded.model, images).double().numpy()
+    logits = predict(loaded.model, images).double().numpy()
+    return logits, np.asarray(records.labels), np.asarray(records.snr_db, np.float64)
+
+
+def run_test_data(run: Path) -> list[Path]:
+    """``data.test_paths`` of the run's config (none when unreadable or not all present)."""
+    try:
+        config = tomllib.loads((Path(run) / CONFIG_FILE).read_text())
+        paths = [Path(p) for p in config["data"]["test_paths"]]
+    except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
+        return []
+    return paths if paths and all(p.exists() for p in paths) else []
+
+
+def _calibrated(loaded: RunModel, paths: list[Path], keep: float, source: str) -> Thresholds:
+    parts = [calibration_logits(loaded, p) for p in paths]
+    logits, labels, snr = (np.concatenate([part[i] for part in parts]) for i in range(3))
+    return thresholds_from_logits(logits, loaded.temperature, keep, source, labels, snr)
 
 
 def choose_thresholds(
@@ -125,16 +179,19 @@ def choose_thresholds(
     if energy is not None and not math.isfinite(energy):
         raise ConfigError(f"min_energy: must be a finite number, got {energy}")
     chosen = Thresholds()
+    tests = run_test_data(run) if calibrate is None else []
     if calibrate is not None:
-        logits = calibration_logits(loaded, calibrate)
-        chosen = thresholds_from_logits(
-            logits, loaded.temperature, keep, f"calibrated on {calibrate}"
-        )
+        chosen = _calibrated(loaded, [Path(calibrate)], keep, f"calibrated on {calibrate}")
     elif (Path(run) / PREDICTIONS_FILE).exists():
         pred = load_predictions(Path(run) / PREDICTIONS_FILE)
         if pred.logits.shape[1] == len(loaded.class_names):
             source = f"the run's {PREDICTIONS_FILE} (held-out test split)"
-            chosen = thresholds_from_logits(pred.logits, loaded.temperature, keep, source)
+            chosen = thresholds_from_logits(
+                pred.logits, loaded.temperature, keep, source, pred.labels, pred.snr_db
+            )
+    elif tests:
+        source = f"the run's test data ({', '.join(map(str, tests))})"
+        chosen = _calibrated(loaded, tests, keep, source)
     if confidence is None and energy is None:
         return chosen
     return Thresholds(

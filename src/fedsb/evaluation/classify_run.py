@@ -38,6 +38,7 @@ class ClassifyOptions:
     min_confidence: float | None = None
     min_energy: float | None = None
     config: ClassifyConfig = field(default_factory=ClassifyConfig)
+    device: str = "cpu"  # auto | cpu | cuda: where the model runs (results are the CPU's types)
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -87,7 +88,7 @@ def classify_files(
     reporter: Reporter | None = None,
 ) -> list[dict[str, Any]]:
     """Classify every recording into ``out``; one summary per recording (files, counts)."""
-    loaded, meta = load_classifier(run)
+    loaded, meta = load_classifier(run, options.device)
     thresholds = choose_thresholds(
         loaded, run, options.calibrate, options.keep, options.min_confidence, options.min_energy
     )

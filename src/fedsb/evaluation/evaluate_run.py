@@ -5,7 +5,8 @@ is rebuilt; the data (npz cache, SigMF file/archive/directory, RadioML) are load
 labels mapped through the alias table onto the model's classes; records longer than the
 model's record length are cut into non-overlapping windows (each keeps its record's label and
 SNR), shorter ones are refused; then the images are rendered with the run's image config and
-scored (``scoring.score``) before and after the run's temperature.
+scored (``scoring.score``) before and after the run's temperature. The model runs on the chosen
+device (``devices.resolve_device``: auto, cpu or cuda); logits come back to the CPU.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import nn
 from ..config import from_dict
 from ..data.imageset import ImageSet, quantised_images
 from ..data.sources import to_model_classes, windows
+from ..devices import resolve_device
 from ..errors import ConfigError, DataError
 from ..images.config import ImageConfig
 from ..io.load import load_records, source_format
@@ -60,11 +62,13 @@ def record_length(run: Path) -> int:
     return length
 
 
-def load_run_model(run: Path) -> RunModel:
-    """The merged model of a finished run, with what is needed to feed it.
+def load_run_model(run: Path, device: str = "cpu") -> RunModel:
+    """The merged model of a finished run on ``device``, with what is needed to feed it.
 
-    A one-line DataError when any of it is unusable (metadata, tensors, weights, config).
+    A one-line DataError when any of it is unusable (metadata, tensors, weights, config); a
+    ConfigError for a device this machine does not have (before anything is read).
     """
+    target = resolve_device(device)
     run = Path(run)
     if not run.is_dir():
         raise DataError(run, "no such run directory")
@@ -85,12 +89,17 @@ def load_run_model(run: Path) -> RunModel:
     if not 0 < temperature < float("inf"):
         raise DataError(path, f"metadata 'temperature' must be > 0, got {temperature!r}")
     names = tuple(meta["class_names"])
-    return RunModel(model, names, images, length, float(temperature))
+    return RunModel(model.to(target), names, images, length, float(temperature))
 
 
-def evaluate_run(run: Path, data: Path, drop_unknown: bool = False) -> tuple[dict, Predictions]:
-    """(eval dict as written to eval.json, predictions) of ``run``'s model on ``data``."""
-    loaded = load_run_model(run)
+def evaluate_run(
+    run: Path, data: Path, drop_unknown: bool = False, device: str = "cpu"
+) -> tuple[dict, Predictions]:
+    """(eval dict as written to eval.json, predictions) of ``run``'s model on ``data``.
+
+    The model runs on ``device``; the predictions are CPU float64 whatever it is.
+    """
+    loaded = load_run_model(run, device)
     data = Path(data)
     if not data.exists():
         raise DataError(data, "file not found")

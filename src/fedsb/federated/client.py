@@ -18,6 +18,7 @@ from ..models.adapters import adapter_state, load_adapter_state
 from ..models.lora_sb_init import estimate_weight_gradients
 from ..training.loop import LossFn, Tally, run_epoch, shuffled_batches, warmup_cosine
 from . import dp as dpacc
+from . import payload
 from .config import RunConfig
 from .methods import method
 from .states import client_start, fresh_seed, split_update
@@ -181,23 +182,32 @@ def client_init_step(model, data, cfg: RunConfig, client: int, samples: int) -> 
 def client_step(
     model, data, cfg: RunConfig, server_round: int, client: int, global_state, personal=None
 ):
-    """Train one client and apply its (simulated) behaviour: (state sent, metrics, kept).
+    """Train one client and apply its (simulated) behaviour: (upload, metrics, kept).
 
-    Every engine calls this. The client starts from the global state (its W0 loaded where the
-    method folds into it), the round's new factors (flora) and what it kept (fedsa's B, passed
-    as ``personal``); it sends the method's keys and keeps the rest (``states.split_update``).
-    The global torch RNG (dropout) is seeded per (round, client) and restored afterwards, so
-    results do not depend on which process ran which client before.
+    Every engine calls this. ``global_state`` is the round's broadcast in ``client.payload``'s
+    precision (``payload.decode``). The client starts from it (its W0 loaded where the method
+    folds into it), the round's new factors (flora) and what it kept (``personal``: fedsa's B,
+    and its int8 error-feedback residuals); it sends the method's keys, encoded as
+    ``payload.encode_update`` says, and keeps the rest (``states.split_update``) and its new
+    residuals. The global torch RNG (dropout) is seeded per (round, client) and restored
+    afterwards, so results do not depend on which process ran which client before.
     """
     from .faults import misbehave  # looked up per call: tests replace it to forge bad answers
 
-    fed = method(cfg.method)
+    fed, kind = method(cfg.method), cfg.client.payload
+    received = payload.decode(global_state, kind)
+    own = payload.without_residuals(personal) if personal is not None else None
     fresh = fresh_seed(cfg.adapter.init_seed, server_round)
-    start = client_start(model, fed, global_state, personal, fresh)
+    start = client_start(model, fed, received, own, fresh)
     seed = client_seed(cfg.seed, server_round, client)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         state, metrics = client_update(model, start, data, cfg, server_round, seed)
     sent, kept = split_update(fed, state)
     reference = {k: start[k] for k in sent}
-    return misbehave(sent, reference, cfg.attack, client, seed), metrics, kept
+    sent = misbehave(sent, reference, cfg.attack, client, seed)
+    feedback = [k for k in reference if k in received]  # not flora's new factors
+    wire, residual = payload.encode_update(
+        sent, reference, payload.residuals(personal), kind, feedback
+    )
+    return wire, metrics, payload.with_residuals(kept, residual)

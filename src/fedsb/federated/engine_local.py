@@ -21,11 +21,12 @@ import torch
 
 from .aggregate import deserialize, serialize
 from .calibrate import client_calibration_stats, val_units
-from .client import client_init_step, client_step
+from .client import client_step
 from .config import RunConfig
 from .faults import ClientResult
 from .methods import method
 from .personal import client_logits
+from .round0 import client_round0
 from .task import Task
 
 State = dict[str, torch.Tensor]
@@ -107,12 +108,11 @@ class LocalEngine:
             init_args = (threads, task, cfg)
             self.pool = ProcessPoolExecutor(workers, ctx, _worker_init, init_args)
 
-    def init_gradients(self, ids: list[int]) -> list[State]:
-        """LoRA-SB round 0: each listed unit's summed weight gradients, computed here."""
+    def init_round(self, ids: list[int], stage: str, sent: State) -> list[State]:
+        """LoRA-SB round 0: each listed unit's reply to ``stage`` (``round0``), computed here."""
         samples = init_samples(self.cfg, len(ids))
-        return [
-            client_init_step(self.task.model, self.task.units[i], self.cfg, i, samples) for i in ids
-        ]
+        model, units = self.task.model, self.task.units
+        return [client_round0(model, units[i], self.cfg, i, samples, stage, sent) for i in ids]
 
     def train(
         self,
@@ -123,10 +123,13 @@ class LocalEngine:
     ) -> list[ClientResult]:
         """One round of the listed units from ``global_state``, here or in the worker pool.
 
-        ``personal``: what each client kept from its last round (fedsa's B), handed back to it.
+        ``personal``: what each client kept from its last round (fedsa's B, int8 residuals),
+        handed back to it; a client without an entry (no residual yet) gets None.
+        ``global_state`` is the broadcast as sent (``payload.broadcast``); its blob is the wire.
         """
         blob = serialize(global_state)
-        jobs = [(server_round, c, blob, serialize(personal[c]) if personal else None) for c in ids]
+        kept = {c: serialize(personal[c]) for c in ids if c in (personal or {})}
+        jobs = [(server_round, c, blob, kept.get(c)) for c in ids]
         if self.pool is None:
             answers = [attempt(self.task, self.cfg, *job) for job in jobs]
         else:

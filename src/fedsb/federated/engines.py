@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 class Engine(Protocol):
     """What ``federate`` and ``calibrate.fit_global_temperature`` ask of an engine."""
 
-    def init_gradients(self, ids: list[int]) -> list[State]:
-        """LoRA-SB round 0: each listed client's summed weight gradients, in ``ids`` order."""
+    def init_round(self, ids: list[int], stage: str, sent: State) -> list[State]:
+        """LoRA-SB round 0: each listed client's reply to ``stage`` (``round0``), in order."""
         ...
 
     def train(

@@ -22,6 +22,7 @@ from ..data.imageset import ImageSet
 from ..training.loop import Evaluation, evaluate_logits, predict
 from .faults import ClientResult
 from .methods import FedMethod
+from .payload import without_residuals
 from .states import initial_personal, load_global
 from .task import Task
 
@@ -49,6 +50,16 @@ def updated(personal: Personal, results: Sequence[ClientResult]) -> dict[int, St
     return out
 
 
+def model_kept(personal: Personal | None) -> dict[int, State]:
+    """The kept tensors that are part of each client's model (fedsa's B), by client.
+
+    Without the int8 error-feedback residuals (``payload``): they are what a client still owes
+    the server, not a part of its model; a client that keeps nothing else is left out.
+    """
+    out = {c: without_residuals(kept) for c, kept in (personal or {}).items()}
+    return {c: kept for c, kept in out.items() if kept}
+
+
 def unit_weights(task: Task) -> list[float]:
     """Each client's weight in the mean of the kept tensors: its training examples."""
     return [float(len(u)) for u in task.units]
@@ -57,8 +68,9 @@ def unit_weights(task: Task) -> list[float]:
 def global_model(global_state: State, personal: Personal, weights: Sequence[float]) -> State:
     """The global state plus the weighted mean of the clients' kept tensors (the global model).
 
-    With nothing kept, the global state itself.
+    With nothing kept (error-feedback residuals are not counted), the global state itself.
     """
+    personal = model_kept(personal)
     if not personal:
         return global_state
     w = torch.tensor([float(weights[i]) for i in personal], dtype=torch.float64)
@@ -80,8 +92,10 @@ def client_logits(
 ) -> list[torch.Tensor]:
     """Each client's logits on its dataset, under its own model (global + its kept tensors).
 
-    With nothing kept, the global model is loaded once for all.
+    With nothing kept (error-feedback residuals are not counted), the global model is loaded
+    once for all.
     """
+    personal = model_kept(personal)
     if not personal:
         load_global(model, fed, global_state)
         return [predict(model, d) for d in datasets]
@@ -106,6 +120,7 @@ __all__ = [
     "evaluate_personal",
     "global_model",
     "initial",
+    "model_kept",
     "unit_weights",
     "updated",
 ]

@@ -27,10 +27,10 @@ from ..runs import METRICS_FILE, PARTITION_FILE, RunDir, write_json
 from ..training.config import TrainConfig
 from ..training.loop import evaluate_logits, fit, predict
 from .aggregate import parameter_count
-from .client import client_init_step
 from .config import RunConfig
+from .round0 import client_round0, init_basis
 from .server import RunResult, write_final
-from .task import Task, init_basis, save_basis
+from .task import Task, save_basis
 
 
 def pooled_train_config(cfg: RunConfig) -> TrainConfig:
@@ -75,11 +75,13 @@ def _start(task: Task, cfg: RunConfig, run: RunDir, cache_dir: Path | None, unio
     """Config, partition, the basis from the union, the init row; returns the trained count."""
     run.save_config(cfg)
     write_json(run.path / PARTITION_FILE, task.partition)
+    samples = cfg.adapter.init_samples
     init_basis(
         task,
         cfg,
         cache_dir,
-        lambda ids: [client_init_step(task.model, union, cfg, 0, cfg.adapter.init_samples)],
+        lambda ids, stage, sent: [client_round0(task.model, union, cfg, 0, samples, stage, sent)],
+        ids=[0],  # the union is one client
     )
     save_basis(task.model, run.path)
     frozen = evaluate_logits(predict(task.model, task.test), task.test)

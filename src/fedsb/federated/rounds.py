@@ -18,6 +18,7 @@ import numpy as np
 
 from ..data.imageset import ImageSet
 from ..errors import FedsbError
+from ..models.lora_sb_init import lora_sb_basis
 from ..training.loop import Evaluation, evaluate_logits, predict
 from . import dp as dpacc
 from .aggregate import (
@@ -31,7 +32,15 @@ from .aggregate import (
 from .config import RunConfig
 from .faults import ClientResult
 from .methods import FedMethod, method
-from .personal import Personal, evaluate_personal, global_model, unit_weights, updated
+from .payload import broadcast, rebase, received_update
+from .personal import (
+    Personal,
+    evaluate_personal,
+    global_model,
+    model_kept,
+    unit_weights,
+    updated,
+)
 from .progress import Progress, State, Totals
 from .site_eval import SiteAnswers, pool_evaluation
 from .states import fresh_seed, layer_scalings, load_global, upload_reference
@@ -54,6 +63,27 @@ def sample_clients(cfg: RunConfig, server_round: int, n_units: int) -> list[int]
     return sorted(int(i) for i in rng.choice(n_units, size=min(k, n_units), replace=False))
 
 
+def init_participants(cfg: RunConfig, n_clients: int) -> list[int]:
+    """Round 0's clients: ``init_clients`` of them (a seeded draw), else a round's draw."""
+    if not cfg.init_clients:
+        return sample_clients(cfg, 0, n_clients)
+    rng = np.random.default_rng([cfg.seed, 0, 23])
+    k = min(cfg.init_clients, n_clients)
+    return sorted(int(i) for i in rng.choice(n_clients, size=k, replace=False))
+
+
+def basis_newcomers(cfg: RunConfig, server_round: int, ids: list[int], n_clients: int) -> int:
+    """How many of round ``server_round``'s clients have not received LoRA-SB's B and A yet.
+
+    A client receives them in round 0 if it took part (never with proxy data), else the first
+    round it is drawn in. The draws are seeded, so this needs no stored state to resume.
+    """
+    seen = set() if cfg.init_source == "proxy" else set(init_participants(cfg, n_clients))
+    for past in range(1, server_round):
+        seen.update(sample_clients(cfg, past, n_clients))
+    return len(set(ids) - seen)
+
+
 def evaluate_state(task: Task, state: State, data: ImageSet, fed: FedMethod) -> Evaluation:
     """The evaluation on ``data`` of the model with ``state`` (of method ``fed``) loaded."""
     load_global(task.model, fed, state)
@@ -65,7 +95,9 @@ def scores(task: Task, fed: FedMethod, global_state: State, personal: Personal) 
 
     With kept tensors (fedsa), every client's own model on its own splits (pooled), and the
     global model (mean of the kept tensors) on the global test set as ``global_model_test_*``.
+    Error-feedback residuals (``payload``) are kept too, but are no part of a client's model.
     """
+    personal = model_kept(personal)
     if not personal:
         val = evaluate_state(task, global_state, task.val, fed)  # for model and hyper-parameters
         test = evaluate_state(task, global_state, task.test, fed)
@@ -127,17 +159,22 @@ def initial_scores(task: Task, engine: SiteEvaluator, fed: FedMethod, global_sta
 
 
 def screen(
-    results: list[ClientResult], reference: State, norm_bound: float
+    results: list[ClientResult], reference: State, norm_bound: float, kind: str = "fp32"
 ) -> tuple[list[ClientResult], dict[str, str]]:
     """(accepted answers, client -> why left out): engine errors and failed update checks.
 
     ``reference``: what an honest upload holds (keys, shapes, dtypes) and its distance is
-    measured from (the global state, for the plain methods).
+    measured from (the global state, for the plain methods). An upload in ``kind``
+    (``client.payload``) is decoded onto it first; an accepted answer holds the decoded state.
     """
     dropped: dict[str, str] = {}
     accepted: list[ClientResult] = []
     for res in results:
-        reason = res.error or check_update(res.state, reference, norm_bound)
+        reason = res.error
+        if reason is None and kind != "fp32":
+            state, reason = received_update(res.state, reference, kind)
+            res = replace(res, state=state)
+        reason = reason or check_update(res.state, reference, norm_bound)
         if reason is None:
             accepted.append(res)
         else:
@@ -157,29 +194,50 @@ def _require_enough(
 
 
 def _server_update(
-    task: Task, cfg: RunConfig, global_state: State, opt_state: State, accepted: list
+    task: Task,
+    cfg: RunConfig,
+    global_state: State,
+    opt_state: State,
+    accepted: list,
+    received: State | None = None,
 ) -> tuple[State, State]:
-    """Aggregate the accepted states and take the server optimiser's step: (global, opt)."""
+    """Aggregate the accepted states and take the server optimiser's step: (global, opt).
+
+    ``received``: the broadcast the clients decoded, when it is not ``global_state`` (fp16,
+    int8): the aggregate of their states is moved onto the exact state (``payload.rebase``).
+    """
     states = [r.state for r in accepted]
     weights = [r.metrics["num-examples"] for r in accepted]
     s = cfg.server
     scalings = layer_scalings(task.model)
-    aggregated = aggregate_round(
-        cfg.method, states, weights, global_state, scalings, s.aggregation, s.trim
-    )
+    base = global_state if received is None else received
+    aggregated = aggregate_round(cfg.method, states, weights, base, scalings, s.aggregation, s.trim)
+    if base is not global_state:
+        aggregated = rebase(aggregated, base, global_state)
     return server_step(
         global_state, aggregated, s.optimizer, opt_state, s.lr, s.beta1, s.beta2, s.tau
     )
 
 
-def _traffic(cfg: RunConfig, global_state: State, ids: list[int], results: list) -> dict:
-    """This round's measured bytes: the global state down to every sampled client, states up."""
+def basis_bytes(task: Task, fed: FedMethod) -> int:
+    """The bytes of LoRA-SB's B and A, sent once to each client (0 for other methods)."""
+    return payload_bytes(lora_sb_basis(task.model)) if fed.needs_basis else 0
+
+
+def _traffic(
+    cfg: RunConfig, global_state: State, ids: list[int], results: list, basis: int = 0
+) -> dict:
+    """This round's measured bytes: the global state down to every sampled client, states up.
+
+    ``basis``: the bytes of B and A sent to the clients drawn for the first time.
+    """
     down = payload_bytes(global_state)
     ups = [r.bytes_up for r in results if r.bytes_up]
     return {
         "bytes_down_per_client": down,
         "bytes_up_per_client": float(np.mean(ups)) if ups else 0.0,
-        "round_bytes": down * len(ids) + sum(ups),
+        "basis_bytes": basis,
+        "round_bytes": down * len(ids) + sum(ups) + basis,
     }
 
 
@@ -233,14 +291,17 @@ def run_round(
     start = time.perf_counter()
     fed = method(cfg.method)
     ids = sample_clients(cfg, server_round, task.n_clients)
-    results = engine.train(server_round, ids, before.global_state, before.personal or None)
+    kind = cfg.client.payload
+    sent, received = broadcast(before.global_state, kind)  # fp32: the global state, twice
+    results = engine.train(server_round, ids, sent, before.personal or None)
     seed = fresh_seed(cfg.adapter.init_seed, server_round)
-    reference = upload_reference(task.model, fed, before.global_state, seed)
-    accepted, dropped = screen(results, reference, cfg.server.norm_bound)
+    reference = upload_reference(task.model, fed, received, seed)
+    accepted, dropped = screen(results, reference, cfg.server.norm_bound, kind)
     _require_enough(cfg, server_round, task.n_clients, accepted, dropped)
-    glob, opt = _server_update(task, cfg, before.global_state, before.opt_state, accepted)
+    glob, opt = _server_update(task, cfg, before.global_state, before.opt_state, accepted, received)
     personal = updated(before.personal, results)
-    traffic = _traffic(cfg, before.global_state, ids, results)
+    basis = basis_newcomers(cfg, server_round, ids, task.n_clients) * basis_bytes(task, fed)
+    traffic = _traffic(cfg, sent, ids, results, basis)  # the bytes actually sent
     totals = replace(before.totals, bytes=before.totals.bytes + traffic["round_bytes"])
     totals, privacy = _privacy(cfg, totals, accepted, results)
     row = {

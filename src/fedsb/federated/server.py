@@ -51,9 +51,10 @@ from .methods import FedMethod, method
 from .personal import Personal, global_model, unit_weights
 from .personal import initial as initial_personal
 from .progress import Progress, State, Totals, load_progress, save_progress, split_prefixed
+from .round0 import init_basis
 from .rounds import FederatedError, evaluate_state, initial_scores, run_round, sample_clients
 from .states import initial_global, load_global, start_state
-from .task import Task, init_basis, load_basis, save_basis
+from .task import Task, load_basis, save_basis
 
 if TYPE_CHECKING:  # engines.run_federated imports the server loop: typing only, no cycle
     from .engines import Engine, SiteEvaluator
@@ -152,9 +153,9 @@ def _started(
     """A new run: config, partition, round 0 (LoRA-SB's basis), the init row, checkpoint 0."""
     run.save_config(cfg)
     write_json(run.path / PARTITION_FILE, task.partition)
-    init = {"bytes_up": 0.0, "bytes_down": 0.0}
+    init = {"clients": 0.0, "bytes_up": 0.0, "bytes_down": 0.0}
     if method(cfg.method).needs_basis:
-        init = init_basis(task, cfg, cache_dir, engine.init_gradients)
+        init = init_basis(task, cfg, cache_dir, engine.init_round)
     save_basis(task.model, run.path)
     fed = method(cfg.method)
     global_state = initial_global(task.model, fed)
@@ -164,16 +165,16 @@ def _started(
         frozen = initial_scores(task, engine, fed, shared)
     else:
         frozen = evaluate_state(task, shared, task.test, fed).as_dict("test")
-    up, down = init["bytes_up"], init["bytes_down"]
-    n = task.n_clients
-    totals = Totals((up + down) * n, (0,) * n)
+    k = max(init["clients"], 1.0)
+    totals = Totals(init["bytes_up"] + init["bytes_down"], (0,) * task.n_clients)
     run.log(
         round=0,
         stage="init",
         method=cfg.method,
         init_source=cfg.init_source,
-        bytes_up_per_client=up,
-        bytes_down_per_client=down,
+        init_clients=int(init["clients"]),
+        bytes_up_per_client=init["bytes_up"] / k,
+        bytes_down_per_client=init["bytes_down"] / k,
         cumulative_bytes=totals.bytes,
         **frozen,
     )

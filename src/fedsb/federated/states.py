@@ -24,6 +24,7 @@ from torch import nn
 from ..models.adapters import adapted_layers, adapter_state, load_adapter_state
 from ..models.folding import BASE_WEIGHT, base_weights, fresh_lora_factors, load_base_weights
 from .methods import FedMethod
+from .payload import without_residuals
 
 State = dict[str, torch.Tensor]
 
@@ -69,14 +70,14 @@ def start_state(
     """Every trained tensor a client starts round ``seed``'s training from (nothing is loaded).
 
     The global state without W0, the round's new factors (flora, from ``seed``) and the client's
-    kept tensors (fedsa's B).
+    kept tensors (fedsa's B; not its error-feedback residuals, which are no trained tensors).
     """
     if fed.plain:
         return dict(global_state)
     start = {k: v for k, v in global_state.items() if not k.endswith(BASE_WEIGHT)}
     if fed.fresh_adapters:
         start.update(_fresh(model, seed))
-    start.update(personal or {})
+    start.update(without_residuals(personal))
     return start
 
 

@@ -2,9 +2,9 @@
 
 ``build_task`` runs once on the server side (and, for the Flower engine, its files are read back
 by each ClientApp): it loads the pretrained backbone, wraps the layers for the run's method, and
-for fedsb fixes B and A from one gradient estimate, either on the server's proxy data or from a
-federated round 0 in which every client sends its summed gradients once. B and A are then saved
-in the run directory and *loaded* (never re-derived: SVD signs are not unique) on resume.
+for fedsb ``round0.init_basis`` fixes B and A from one gradient estimate (the server's proxy
+data here, or the clients' round 0). B and A are then saved in the run directory and *loaded*
+(never re-derived: SVD signs are not unique) on resume.
 ``build_site_task`` is the server's task of a deployment whose data stay at the sites: the
 model and, optionally, the server's own test set, no client data.
 """
@@ -12,7 +12,6 @@ model and, optionally, the server's own test set, no client data.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,23 +19,16 @@ import torch
 from torch import nn
 
 from ..config import load_config
+from ..data.client_sets import eval_records, lazy_client_data
 from ..data.file_partition import file_partition_rows
 from ..data.file_sets import file_classes, file_clients, file_partition
-from ..data.imageset import ImageSet, load_or_build, split_config
-from ..data.partition import (
-    ClientData,
-    build_client_data,
-    concat,
-    partition_rows,
-    plan_partition,
-)
+from ..data.imageset import ImageSet, join_sets, load_or_build, split_config
+from ..data.partition import ClientData, partition_rows, plan_partition
 from ..devices import resolve_device
 from ..errors import ConfigError
 from ..models.adapters import adapted_layers, adapter_state, apply_adapters
 from ..models.checkpoint import load_backbone, load_checkpoint, save_checkpoint
 from ..models.lora_sb_init import (
-    init_lora_sb,
-    initialize_lora_sb,
     load_lora_sb_basis,
     lora_sb_basis,
 )
@@ -46,7 +38,6 @@ from ..signals import resolve_classes
 from ..training.config import PretrainConfig
 from ..training.loop import init_batches
 from ..training.pretrain import DrawHistory, resolve_pretrained
-from .aggregate import payload_bytes
 from .config import RunConfig
 from .sites import server_test_set
 
@@ -58,7 +49,7 @@ class Task:
     model: nn.Module
     meta: dict
     checkpoint: Path
-    clients: list[ClientData]
+    clients: list[ClientData]  # generated: training splits built when read (data.client_sets)
     test: ImageSet | None  # union of the clients' test splits (sites: the server's, or None)
     val: ImageSet | None  # union of the clients' validation splits (None at the sites)
     units: list[ImageSet]  # what each client trains on (empty at the sites)
@@ -76,21 +67,20 @@ def load_clients(
 ) -> tuple[list[ClientData], list[dict]]:
     """Every client's data of ``cfg.partition`` and the partition's rows (partition.json).
 
-    Generated clients are built under one "client data" progress task; the user's files
-    (``data.source = "files"``) are read, mapped onto the backbone's ``classes``, split and
-    dealt to the clients by ``data.file_sets``.
+    Generated clients (``data.client_sets``): a training split is built when a round (or round
+    0) first reads it, so a round of 10 out of 1,000 clients builds 10; the validation and test
+    splits are built once into a memory-mapped store, under one "client data" progress task.
+    The user's files (``data.source = "files"``) are read, mapped onto the backbone's
+    ``classes``, split and dealt to the clients by ``data.file_sets``.
     """
     if cfg.data.from_files:
         return file_clients(
             cfg.data, cfg.partition, cfg.data.generator.length, classes, cache_dir, reporter
         )
     plans = plan_partition(cfg.partition, cfg.data)
-    k = len(plans[0].counts)
-    total = sum(p.size for p in plans) + len(plans) * k * (
-        cfg.partition.val_per_class + cfg.partition.test_per_class
-    )
+    total = eval_records(plans, cfg.partition, cfg.data)
     with reporter.task("client data", total) as advance:
-        clients = [build_client_data(p, cfg.partition, cfg.data, cache_dir, advance) for p in plans]
+        clients = lazy_client_data(plans, cfg.partition, cfg.data, cache_dir, advance)
     return clients, partition_rows(plans)
 
 
@@ -136,29 +126,6 @@ def proxy_batches(cfg: RunConfig, checkpoint: Path, cache_dir: Path | None, batc
     return init_batches(proxy, cfg.adapter.init_samples, batch_size, cfg.adapter.init_seed)
 
 
-def init_basis(
-    task: Task,
-    cfg: RunConfig,
-    cache_dir: Path | None,
-    gradients_from: Callable[[list[int]], list[dict[str, torch.Tensor]]],
-) -> dict[str, float]:
-    """Fix LoRA-SB's B, A and R0; returns round-0 communication (mean bytes per client).
-
-    ``gradients_from(ids)`` is the engine's round 0: each listed client's summed gradients
-    (``client.client_init_gradients``), used when ``init_source = "clients"``.
-    """
-    if cfg.init_source == "proxy":
-        batches = proxy_batches(cfg, task.checkpoint, cache_dir, cfg.client.batch_size)
-        initialize_lora_sb(task.model, batches, cfg.adapter)
-        up = 0.0
-    else:
-        grads = gradients_from(list(range(task.n_clients)))
-        up = sum(payload_bytes(g) for g in grads) / len(grads)
-        total = {k: torch.stack([g[k] for g in grads]).sum(0) for k in grads[0]}
-        init_lora_sb(task.model, total, cfg.adapter.init_lr)
-    return {"bytes_up": up, "bytes_down": float(payload_bytes(lora_sb_basis(task.model)))}
-
-
 def build_task(
     cfg: RunConfig,
     cache_dir: Path | None,
@@ -174,8 +141,8 @@ def build_task(
     clients, partition = load_clients(cfg, cache_dir, reporter, tuple(meta["class_names"]))
     if clients[0].train.class_names != tuple(meta["class_names"]):
         raise ConfigError("data.classes differ from the classes the backbone was trained on")
-    test = concat([c.test for c in clients])
-    val = concat([c.val for c in clients])
+    test = join_sets([c.test for c in clients])  # rows of one store: they stay on disk
+    val = join_sets([c.val for c in clients])
     units = [c.train for c in clients]
     return Task(model, meta, checkpoint, clients, test, val, units, partition)
 

@@ -138,13 +138,24 @@ def init_lora_sb(model: nn.Module, gradients: Mapping[str, torch.Tensor], lr: fl
         d_out, d_in = matrix_shape(layer.base_layer)
         delta = -lr * torch.sign(g.detach().float()).reshape(d_out, d_in)
         u, s, vh = torch.linalg.svd(delta, full_matrices=False)
-        r = layer.rank
-        assert layer.lora_R is not None
-        with torch.no_grad():
-            layer.lora_B.weight.copy_(u[:, :r].reshape(layer.lora_B.weight.shape))
-            layer.lora_A.weight.copy_(vh[:r].reshape(layer.lora_A.weight.shape))
-            layer.lora_R.weight.copy_(torch.diag(s[:r]))
-        layer.scaling = 1.0
+        set_lora_sb_factors(layer, u, s, vh)
+
+
+def set_lora_sb_factors(
+    layer: AdaptedLayer, u: torch.Tensor, s: torch.Tensor, vh: torch.Tensor
+) -> None:
+    """B = U_r, A = Vh_r, R = diag(s_r), s = 1: the layer starts at W0 + U_r·diag(s_r)·Vh_r.
+
+    ``u`` (d_out × ≥r), ``s`` (≥r) and ``vh`` (≥r × d_in) are any factorisation of the step
+    (an SVD, or a sketch's); only the first ``layer.rank`` columns and rows are used.
+    """
+    r = layer.rank
+    assert layer.lora_R is not None
+    with torch.no_grad():
+        layer.lora_B.weight.copy_(u[:, :r].reshape(layer.lora_B.weight.shape))
+        layer.lora_A.weight.copy_(vh[:r].reshape(layer.lora_A.weight.shape))
+        layer.lora_R.weight.copy_(torch.diag(s[:r]))
+    layer.scaling = 1.0
 
 
 def initialize_lora_sb(

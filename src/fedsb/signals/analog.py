@@ -90,40 +90,157 @@ def analytic(m: np.ndarray) -> np.ndarray:
     return sp_fft.ifft(full, axis=1)
 
 
+def band_message(rng: np.random.Generator, n: int, length: int, width: np.ndarray) -> np.ndarray:
+    """A speech-like message confined to [0.05, 1] x ``width`` (cycles/sample), peak 1.
+
+    For a drawn bandwidth: noise with a syllabic envelope, then a spectrum falling linearly
+    from the low edge to 0.2-0.5 of it at ``width`` (so upper and lower sidebands differ), a
+    formant bump, and nothing outside the band: the band's edges are sharp.
+    """
+    fast = sp_fft.next_fast_len(length, real=True)
+    syllables = rng.uniform(2.0, 10.0, size=n) / fast
+    envelope = np.abs(_lowpass_noise(rng, n, fast, syllables, order=2.0))
+    envelope = 0.2 + envelope / np.maximum(envelope.max(axis=1, keepdims=True), 1e-12)
+    noise = rng.standard_normal((n, fast), dtype=np.float32) * envelope.astype(np.float32)
+    w = width[:, None]
+    f = np.fft.rfftfreq(fast)[None, :] / w  # frequency / band edge
+    edge = rng.uniform(0.2, 0.5, size=(n, 1))
+    formant = rng.uniform(0.2, 0.8, size=(n, 1))
+    gain = (1 - (1 - edge) * f) * (1 + 2 * np.exp(-(((f - formant) / 0.15) ** 2)))
+    inside = (f >= 0.05) & (f <= 1.0)
+    inside[~inside.any(axis=1), 1] = True  # a band narrower than a bin keeps the first bin
+    gain *= inside
+    m = sp_fft.irfft(sp_fft.rfft(noise, axis=1) * gain.astype(np.float32), n=fast, axis=1)
+    m = m[:, :length]
+    return m / np.maximum(np.abs(m).max(axis=1, keepdims=True), 1e-12)
+
+
+def _message(rng: np.random.Generator, n: int, length: int, width: np.ndarray | None):
+    return message(rng, n, length) if width is None else band_message(rng, n, length, width)
+
+
+def _with_band(meta: Meta, band: np.ndarray | None) -> Meta:
+    return meta if band is None else {**meta, "bandwidth": band}
+
+
 def am_dsb(
-    name: str, rng: np.random.Generator, n: int, length: int, cfg: PulseConfig
+    name: str,
+    rng: np.random.Generator,
+    n: int,
+    length: int,
+    cfg: PulseConfig,
+    band: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Meta]:
-    """Double-sideband AM with carrier: 1 + mu * m(t), modulation depth mu in [0.3, 1]."""
+    """Double-sideband AM: 1 + mu * m(t), depth mu in [0.3, 1]; am-dsb-sc: m(t) alone.
+
+    With ``band`` the message fills half of it (both sidebands together fill it).
+    """
     mu = rng.uniform(0.3, 1.0, size=n)
-    x = 1.0 + mu[:, None] * message(rng, n, length)
-    return unit_power(x.astype(np.complex64)), {"mod_index": mu}
+    m = _message(rng, n, length, None if band is None else band / 2)
+    carrier = 0.0 if name == "am-dsb-sc" else 1.0
+    x = carrier + mu[:, None] * m
+    meta = {"mod_index": mu} if carrier else {}
+    return unit_power(x.astype(np.complex64)), _with_band(meta, band)
+
+
+SSB_SIDES = {"am-ssb-upper": 1.0, "am-ssb-lower": -1.0}  # others: upper or lower at random
 
 
 def am_ssb(
-    name: str, rng: np.random.Generator, n: int, length: int, cfg: PulseConfig
+    name: str,
+    rng: np.random.Generator,
+    n: int,
+    length: int,
+    cfg: PulseConfig,
+    band: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Meta]:
-    """Suppressed-carrier single sideband, upper or lower at random (sideband = +1 / -1)."""
+    """Single sideband (sideband = +1 upper / -1 lower); am-ssb-wc keeps a carrier (depth mu).
+
+    am-ssb and am-ssb-wc draw the side per record. With ``band`` the message fills it and the
+    band is centred (the carrier sits at its lower or upper edge).
+    """
     side = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+    side = np.full(n, SSB_SIDES[name]) if name in SSB_SIDES else side
     fast = sp_fft.next_fast_len(length)
-    x = analytic(message(rng, n, fast))[:, :length]  # Hilbert at a fast length, then crop
+    if band is None:
+        x = analytic(message(rng, n, fast))[:, :length]  # Hilbert at a fast length, then crop
+    else:  # a sideband up to B <= 1: made at twice the rate, then every other sample
+        fast = sp_fft.next_fast_len(2 * length)
+        x = analytic(band_message(rng, n, fast, band / 2))[:, : 2 * length : 2]
+        x = x * expj(-np.pi * band[:, None] * np.arange(length))  # band [0, B] -> [-B/2, B/2]
     x = np.where(side[:, None] > 0, x, np.conj(x))
-    return unit_power(x.astype(np.complex64)), {"sideband": side}
+    meta = {"sideband": side}
+    if name == "am-ssb-wc":
+        mu = rng.uniform(0.3, 1.0, size=n)
+        x = unit_power(x) * mu[:, None] + (
+            1.0 if band is None else _edge_carrier(band, side, length)
+        )
+        meta["mod_index"] = mu
+    return unit_power(x.astype(np.complex64)), _with_band(meta, band)
+
+
+def _edge_carrier(band: np.ndarray, side: np.ndarray, length: int) -> np.ndarray:
+    """The carrier of a centred SSB band: at -B/2 for the upper side, +B/2 for the lower."""
+    return expj(-np.pi * (side * band)[:, None] * np.arange(length))
+
+
+#: FM classes: peak deviation (cycles/sample) without a drawn band, modulation index with one
+FM_CLASSES = {"wbfm": ((0.02, 0.08), (3.0, 8.0)), "nbfm": ((0.002, 0.01), (0.2, 1.0))}
+RMS_TO_DEVIATION = 2.576  # with a drawn band, dev is the deviation exceeded 1 % of the time
+
+
+def fm(
+    name: str,
+    rng: np.random.Generator,
+    n: int,
+    length: int,
+    cfg: PulseConfig,
+    band: np.ndarray | None = None,
+) -> tuple[np.ndarray, Meta]:
+    """FM: phase = 2*pi*dev*cumsum(m), peak deviation dev (cycles/sample; ``mod_index``).
+
+    With ``band``: a modulation index beta is drawn and Carson's rule B = 2 (dev + W) gives the
+    message bandwidth W = B / (2 (beta + 1)) and dev = beta W, where dev is 2.576 times the
+    RMS deviation (a Gaussian-like message exceeds it 1 % of the time; with the peak, Carson's
+    rule would overstate the 99 % bandwidth of wideband FM by up to 2x).
+    """
+    dev_range, beta_range = FM_CLASSES[name]
+    dev = rng.uniform(*dev_range, size=n)
+    if band is None:
+        m = message(rng, n, length)
+    else:
+        beta = rng.uniform(*beta_range, size=n)
+        width = band / (2 * (beta + 1))
+        dev = beta * width
+        m = band_message(rng, n, length, width)
+        m /= RMS_TO_DEVIATION * np.sqrt(np.maximum(np.mean(m**2, axis=1, keepdims=True), 1e-24))
+    phase = 2 * np.pi * dev[:, None] * np.cumsum(m, axis=1)
+    return expj(phase), _with_band({"mod_index": dev}, band)
 
 
 def wbfm(
-    name: str, rng: np.random.Generator, n: int, length: int, cfg: PulseConfig
+    name: str,
+    rng: np.random.Generator,
+    n: int,
+    length: int,
+    cfg: PulseConfig,
+    band: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Meta]:
-    """Wideband FM: phase = 2*pi*dev*cumsum(m), peak deviation dev in [0.02, 0.08] cycles/sample."""
-    dev = rng.uniform(0.02, 0.08, size=n)
-    phase = 2 * np.pi * dev[:, None] * np.cumsum(message(rng, n, length), axis=1)
-    return expj(phase), {"mod_index": dev}
+    """Wideband FM: peak deviation dev in [0.02, 0.08] cycles/sample (see ``fm``)."""
+    return fm(name, rng, n, length, cfg, band)
 
 
 def lfm(
-    name: str, rng: np.random.Generator, n: int, length: int, cfg: PulseConfig
+    name: str,
+    rng: np.random.Generator,
+    n: int,
+    length: int,
+    cfg: PulseConfig,
+    band: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Meta]:
     """Sawtooth linear-FM chirp, up or down, sweeping bandwidth B over a period of P samples."""
     bw = rng.uniform(0.05, 0.5, size=n)
+    bw = bw if band is None else band
     period = rng.uniform(0.125, 2.0, size=n) * length
     start = rng.uniform(0.0, 1.0, size=n) if cfg.timing else np.zeros(n)
     sign = np.where(rng.random(n) < 0.5, 1.0, -1.0)
@@ -131,4 +248,4 @@ def lfm(
     frac = np.mod(k, period[:, None]) / period[:, None]
     freq = sign[:, None] * bw[:, None] * (frac - 0.5)
     phase = 2 * np.pi * np.cumsum(freq, axis=1)
-    return expj(phase), {"mod_index": bw * sign, "timing": start}
+    return expj(phase), _with_band({"mod_index": bw * sign, "timing": start}, band)

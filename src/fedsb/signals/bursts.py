@@ -15,9 +15,15 @@ block, so a 1 GB cf32 file costs 8 MB of powers; the samples are streamed, never
   its window), and only pieces at least ``min_length`` long whose mean power clears the
   threshold for their own length. A weak burst can come out in pieces.
 
+Then the edges of the weak bursts found are fitted by likelihood ratio on the block powers
+(``reach``): this mends the edges that the smoothing blurs and the pieces a weak burst falls
+into. When a spectrogram of the recording is given (:class:`.burst_search.SpectralPower`), its
+sub-bands are searched for weak narrowband bursts away from those already found
+(``band_sigmas``), their edges fitted on their sub-band's power. Together they find bursts
+2-5 dB weaker (see :mod:`.burst_search` and docs/classify.md).
+
 Frequency edges come from the mean periodogram of a burst's samples: the outermost bins more
 than 3 dB (more for few segments) above the noise floor's level, or none.
-This is energy detection alone: no front-end or matched filter (see docs/classify.md).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from .burst_search import band_bursts, fit_edges, hysteresis, smooth
 
 #: Samples the floor's first estimate smooths over (the quantile is corrected for this).
 FLOOR_WINDOW = 1024
@@ -46,6 +53,8 @@ class BurstConfig:
     min_length: int = 512  # samples; shorter detections are dropped
     min_gap: int = 256  # samples; shorter quiet gaps inside a burst are bridged
     floor_quantile: float = 0.1  # of the smoothed power, for the first floor estimate
+    band_sigmas: float = 6.0  # z that starts a burst in a sub-band; 0: no sub-band search
+    reach: int = 2048  # samples an edge may move when fitted; 0: edges are not fitted
 
     def check(self) -> BurstConfig:
         """This config, or a ConfigError naming the first bad setting."""
@@ -59,6 +68,10 @@ class BurstConfig:
             raise ConfigError("detect.min_length: must be >= 1 (and detect.min_gap >= 0)")
         if self.floor_quantile not in _Z:
             raise ConfigError(f"detect.floor_quantile: one of {sorted(_Z)} expected")
+        if self.band_sigmas != 0 and not self.band_sigmas > self.off_sigmas:
+            raise ConfigError("detect.band_sigmas: must be 0 (off) or above detect.off_sigmas")
+        if self.reach < 0 or self.reach % self.block:
+            raise ConfigError(f"detect.reach: a multiple of the block ({self.block}) >= 0 expected")
         return self
 
 
@@ -81,23 +94,10 @@ class BlockPower:
 
     def result(self) -> np.ndarray:
         """(blocks,) float32 powers; a last partial block is left out."""
-        return np.concatenate(self._parts) if self._parts else np.zeros(0, np.float32)
-
-
-def _smooth(power: np.ndarray, k: int) -> np.ndarray:
-    """Centred moving average over ``k`` blocks (shifted inwards at the ends)."""
-    c = np.concatenate([[0.0], np.cumsum(power, dtype=np.float64)])
-    n = power.size
-    lo = np.clip(np.arange(n) - k // 2, 0, n)
-    hi = np.minimum(lo + k, n)
-    lo = np.maximum(hi - k, 0)
-    return (c[hi] - c[lo]) / (hi - lo)
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of True."""
-    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True))
+        if not self._parts:
+            return np.zeros(0, np.float32)
+        self._parts = [np.concatenate(self._parts)]  # held once, not twice
+        return self._parts[0]
 
 
 def _gamma_quantile(q: float, k: int) -> float:
@@ -105,32 +105,19 @@ def _gamma_quantile(q: float, k: int) -> float:
     return (1 - 1 / (9 * k) + _Z[q] / (3 * math.sqrt(k))) ** 3
 
 
-def _hysteresis(s: np.ndarray, on: float, off: float, gap: int) -> list[tuple[int, int]]:
-    """Runs above ``off`` that reach ``on``, runs closer than ``gap`` blocks joined."""
-    out: list[tuple[int, int]] = []
-    for a, b in _runs(s > off):
-        if not (s[a:b] > on).any():
-            continue
-        if out and a - out[-1][1] < gap:
-            out[-1] = (out[-1][0], b)
-        else:
-            out.append((a, b))
-    return out
-
-
 def noise_floor(power: np.ndarray, config: BurstConfig = BurstConfig()) -> float:
     """Mean noise power per sample; NaN for a recording shorter than the floor's window."""
     k = FLOOR_WINDOW // config.block or 1
     if power.size < 2 * k:
         return math.nan
-    s = _smooth(power, k)
+    s = smooth(power, k)
     floor = float(np.quantile(s, config.floor_quantile)) / _gamma_quantile(
         config.floor_quantile, k * config.block
     )
     sigma = 1 / math.sqrt(k * config.block)
     busy = np.zeros(power.size, bool)
     on, off = floor * (1 + config.on_sigmas * sigma), floor * (1 + config.off_sigmas * sigma)
-    for a, b in _hysteresis(s, on, off, 0):
+    for a, b in hysteresis(s, on, off, 0):
         busy[max(0, a - k // 4) : b + k // 4] = True
     quiet = power[~busy]
     return float(quiet.mean(dtype=np.float64)) if quiet.size >= 0.05 * power.size else floor
@@ -156,10 +143,10 @@ def _scale_bursts(
 ) -> list[tuple[int, int]]:
     """Edge-corrected bursts at one smoothing width (blocks)."""
     sigma = 1 / math.sqrt(width * config.block)
-    s = _smooth(power, width)
+    s = smooth(power, width)
     on, off = floor * (1 + config.on_sigmas * sigma), floor * (1 + config.off_sigmas * sigma)
     out = []
-    for a, b in _hysteresis(s, on, off, -(-config.min_gap // config.block)):
+    for a, b in hysteresis(s, on, off, -(-config.min_gap // config.block)):
         excess = float(np.median(s[a:b])) / floor - 1
         shrink = round(max(0.0, width / 2 - width * config.off_sigmas * sigma / excess))
         if b - a > 2 * shrink:
@@ -167,14 +154,8 @@ def _scale_bursts(
     return out
 
 
-def detect_bursts(
-    power: np.ndarray, config: BurstConfig = BurstConfig(), floor: float | None = None
-) -> tuple[list[tuple[int, int]], float]:
-    """([(start, count)] in samples, sorted; noise floor) of the block powers ``power``."""
-    config.check()
-    floor = noise_floor(power, config) if floor is None else floor
-    if not floor > 0:
-        return [], floor
+def _wide_bursts(power: np.ndarray, floor: float, config: BurstConfig) -> list[tuple[int, int]]:
+    """[a, b) in blocks over the whole band, scale by scale (see module doc)."""
     c = np.concatenate([[0.0], np.cumsum(power, dtype=np.float64)])
     taken: list[tuple[int, int]] = []
     min_blocks = -(-config.min_length // config.block)
@@ -191,8 +172,37 @@ def detect_bursts(
         for seg in _scale_bursts(power, floor, width, config):
             new += [p for p in _pieces(seg, taken, width // 2) if clears(*p)]
         taken = sorted(taken + new)
+    return taken
+
+
+def detect_bursts(
+    power: np.ndarray,
+    config: BurstConfig = BurstConfig(),
+    floor: float | None = None,
+    spectrum: np.ndarray | None = None,
+) -> tuple[list[tuple[int, int]], float]:
+    """([(start, count)] in samples, sorted; noise floor) of the block powers ``power``.
+
+    ``spectrum``: the recording's :class:`.burst_search.SpectralPower` rows, for the sub-band
+    search (none without it).
+    """
+    config.check()
+    floor = noise_floor(power, config) if floor is None else floor
+    if not floor > 0:
+        return [], floor
     block = config.block
-    return [(a * block, (b - a) * block) for a, b in taken], floor
+    wide = _wide_bursts(power, floor, config)
+    taken = fit_edges(wide, power, floor, config.reach // block) if config.reach else wide
+    if spectrum is not None and config.band_sigmas > 0:
+        spans = [(a * block, b * block) for a, b in wide]
+        weak = band_bursts(
+            spectrum, spans, config.band_sigmas, config.off_sigmas, config.min_length
+        )
+        weak = [(s // block, min(e // block, power.size)) for s, e in weak]
+        clear = [w for w in weak if not any(min(w[1], b) > max(w[0], a) for a, b in taken)]
+        taken = sorted(taken + clear)
+    min_blocks = -(-config.min_length // block)
+    return [(a * block, (b - a) * block) for a, b in taken if b - a >= min_blocks], floor
 
 
 def periodogram(x: np.ndarray, nfft: int) -> tuple[np.ndarray, int]:

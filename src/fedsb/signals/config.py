@@ -3,15 +3,21 @@
 Ranges are ``(low, high)`` tuples drawn uniformly (integers inclusive). An impairment is
 switched off with ``enabled = false`` and narrowed by shrinking its range; ``(x, x)`` fixes it.
 Frequencies are in cycles per sample (the sample rate is 1), delays in samples.
+
+The broad-domain options (``center``, ``bandwidth``, ``bursts``, ``pulse.shapes`` and the
+standard TDL ``fading.model`` values) are off by default and listed in ``HASH_NEUTRAL``: at their
+defaults the output, the config hash and the recorded config are what they were before them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from ..config import check_number
+from .tdl_profiles import TDL_MODELS, max_delay_ns
 
 
 def _check_range(
@@ -29,6 +35,18 @@ def _check_range(
 
 
 MAX_SNR_GRID = 100_000  # SNR grid points (snr_step > 0): the grid is built as one array
+MIN_BANDWIDTH = 0.01  # the narrowest drawn occupied bandwidth, a share of the sample rate
+
+#: Pulse shapes of the linear classes (``pulse.shapes``); a record's ``pulse`` meta indexes it.
+PULSE_SHAPES = ("rrc", "gaussian", "rect", "half-sine")
+
+#: ``fading.model``: the exponential profiles, the standard ones (``tdl_profiles.TDL_MODELS``)
+#: or "standard", one of those eight drawn per record.
+FadingModel = Literal[
+    "rayleigh", "rician", "mixed", "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e", "epa", "eva",
+    "etu", "standard",
+]  # fmt: skip
+MAX_TDL_DELAY = 256  # samples: the longest standard-profile delay a config may reach
 
 
 @dataclass(frozen=True)
@@ -39,11 +57,22 @@ class PulseConfig:
     rolloff: tuple[float, float] = (0.15, 0.5)  # RRC roll-off of linear modulations
     gaussian_bt: tuple[float, float] = (0.25, 0.5)  # Gaussian BT of GFSK/GMSK
     timing: bool = True  # random symbol timing / fractional delay in [0, 1) symbol
+    # pulse shapes of the linear classes, one drawn per record (Gaussian: BT from gaussian_bt)
+    shapes: tuple[str, ...] = ("rrc",)
+
+    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"shapes"})
 
     def __post_init__(self) -> None:
         _check_range("sps", self.sps, 1.5, 64.0)
         _check_range("rolloff", self.rolloff, 0.05, 1.0)
         _check_range("gaussian_bt", self.gaussian_bt, 0.1, 2.0)
+        if not self.shapes:
+            raise ValueError("shapes: name at least one pulse shape")
+        for shape in self.shapes:
+            if shape not in PULSE_SHAPES:
+                raise ValueError(f"shapes: {shape!r} is not one of {', '.join(PULSE_SHAPES)}")
+        if len(set(self.shapes)) != len(self.shapes):
+            raise ValueError("shapes: a pulse shape is listed twice")
 
 
 @dataclass(frozen=True)
@@ -52,19 +81,46 @@ class FadingConfig:
 
     enabled: bool = True
     probability: float = 1.0  # share of records that get multipath (the rest: a flat channel)
-    model: Literal["rayleigh", "rician", "mixed"] = "mixed"  # mixed: half Rayleigh, half Rician
+    # mixed: half Rayleigh, half Rician; TDL_MODELS or "standard": a standard profile
+    model: FadingModel = "mixed"
     taps: tuple[int, int] = (1, 4)  # number of taps, one per sample of delay
     delay_spread: tuple[float, float] = (0.3, 1.5)  # decay constant of the profile, samples
     rician_k_db: tuple[float, float] = (0.0, 10.0)  # line-of-sight over scattered power
     time_varying: bool = True
     doppler: tuple[float, float] = (0.0, 0.002)  # max Doppler shift, cycles/sample
+    # standard profiles only: the sample rate that scales their delays (log-uniform, MHz) and
+    # the RMS delay spread of TDL-A..E (uniform, ns); EPA/EVA/ETU have fixed delays
+    sample_rate_mhz: tuple[float, float] = (1.0, 10.0)
+    tdl_delay_spread_ns: tuple[float, float] = (30.0, 300.0)
+
+    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"sample_rate_mhz", "tdl_delay_spread_ns"})
 
     def __post_init__(self) -> None:
         check_number("probability", self.probability, 0, 1)
+        if self.model not in get_args(FadingModel):
+            raise ValueError(
+                f"model: {self.model!r} is not one of {', '.join(get_args(FadingModel))}"
+            )
         _check_range("taps", self.taps, 1, 16)
         _check_range("delay_spread", self.delay_spread, 0.01)
         _check_range("rician_k_db", self.rician_k_db, -20.0, 40.0)
         _check_range("doppler", self.doppler, 0.0, 0.02)
+        _check_range("sample_rate_mhz", self.sample_rate_mhz, 0.01, 1000.0)
+        _check_range("tdl_delay_spread_ns", self.tdl_delay_spread_ns, 1.0, 10_000.0)
+        if self.enabled and self.standard:
+            reach = max_delay_ns(self.model, self.tdl_delay_spread_ns[1])
+            reach *= self.sample_rate_mhz[1] / 1000
+            if reach > MAX_TDL_DELAY:
+                raise ValueError(
+                    f"sample_rate_mhz: {self.model} reaches a delay of {reach:.0f} samples at "
+                    f"{self.sample_rate_mhz[1]:g} MHz (at most {MAX_TDL_DELAY}); lower it or "
+                    "tdl_delay_spread_ns"
+                )
+
+    @property
+    def standard(self) -> bool:
+        """Whether the model is a standard tapped-delay-line profile (or "standard": any)."""
+        return self.model in TDL_MODELS or self.model == "standard"
 
 
 @dataclass(frozen=True)
@@ -102,6 +158,20 @@ class ImpairmentsConfig:
 
 
 @dataclass(frozen=True)
+class OnOffConfig:
+    """Bursts: a share of the records is on for only part of the record, noise elsewhere."""
+
+    probability: float = 0.0  # share of the records that are bursts (0: off, all continuous)
+    duty: tuple[float, float] = (0.2, 1.0)  # on-time / record length, uniform
+    count: tuple[int, int] = (1, 1)  # on-periods per burst record (the on-time is split)
+
+    def __post_init__(self) -> None:
+        check_number("probability", self.probability, 0, 1)
+        _check_range("duty", self.duty, 0.01, 1.0)
+        _check_range("count", self.count, 1, 16)
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     """Everything that defines a generated set, except the classes, counts and seed."""
 
@@ -112,6 +182,13 @@ class GeneratorConfig:
     pulse: PulseConfig = field(default_factory=PulseConfig)
     fading: FadingConfig = field(default_factory=FadingConfig)
     impairments: ImpairmentsConfig = field(default_factory=ImpairmentsConfig)
+    # centre of the occupied band, cycles/sample, uniform (kept inside the band with bandwidth)
+    center: tuple[float, float] = (0.0, 0.0)
+    # occupied bandwidth / sample rate, uniform; (0, 0): each class's own (pulse.sps, ...)
+    bandwidth: tuple[float, float] = (0.0, 0.0)
+    bursts: OnOffConfig = field(default_factory=OnOffConfig)
+
+    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"center", "bandwidth", "bursts"})
 
     def __post_init__(self) -> None:
         if not 16 <= self.length <= 1 << 20:
@@ -124,20 +201,48 @@ class GeneratorConfig:
                 f"snr_step: {self.snr_step!r} dB makes more than {MAX_SNR_GRID:,} grid points "
                 f"over {span:g} dB"
             )
+        _check_range("center", self.center, -0.5, 0.5)
+        if self.bandwidth != (0.0, 0.0):
+            _check_range("bandwidth", self.bandwidth, high=1.0)
+            if self.bandwidth[0] < MIN_BANDWIDTH:
+                raise ValueError(
+                    f"bandwidth: {self.bandwidth[0]} is below the minimum {MIN_BANDWIDTH} "
+                    "([0, 0] switches the drawn bandwidth off)"
+                )
+
+    @property
+    def banded(self) -> bool:
+        """Whether each record's occupied bandwidth is drawn (``bandwidth`` is not (0, 0))."""
+        return self.bandwidth != (0.0, 0.0)
 
     def clean(self) -> GeneratorConfig:
-        """The same config with every impairment and the noise switched off."""
-        return GeneratorConfig(
-            length=self.length,
-            snr_db=self.snr_db,
-            snr_step=self.snr_step,
+        """The same config with every impairment and the noise switched off.
+
+        What the signal is (its pulse shapes, band, centre and bursts) is kept.
+        """
+        return dataclasses.replace(
+            self,
             noise_enabled=False,
-            pulse=PulseConfig(
-                sps=self.pulse.sps,
-                rolloff=self.pulse.rolloff,
-                gaussian_bt=self.pulse.gaussian_bt,
-                timing=False,
-            ),
+            pulse=dataclasses.replace(self.pulse, timing=False),
             fading=FadingConfig(enabled=False),
             impairments=ImpairmentsConfig.all_off(),
         )
+
+
+def recorded(config: Any) -> Any:
+    """A config as a plain dict without the ``HASH_NEUTRAL`` fields at their defaults.
+
+    What a generated set records of its config: a set made with the broad-domain options off
+    records exactly what it did before they existed.
+    """
+    if dataclasses.is_dataclass(config):
+        neutral = getattr(type(config), "HASH_NEUTRAL", frozenset())
+        default = type(config)()
+        return {
+            f.name: recorded(getattr(config, f.name))
+            for f in dataclasses.fields(config)
+            if f.name not in neutral or getattr(config, f.name) != getattr(default, f.name)
+        }
+    if isinstance(config, tuple | list):
+        return [recorded(v) for v in config]
+    return config

@@ -16,10 +16,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from ..config import to_dict
-from . import analog, digital, impairments
-from .classes import ALL_CLASSES, resolve_classes
-from .config import GeneratorConfig
+from . import analog, digital, impairments, placement, tdl
+from .classes import GENERATED_CLASSES, resolve_classes
+from .config import GeneratorConfig, recorded
 from .dsp import unit_power
 from .recordset import RecordSet
 
@@ -29,7 +28,8 @@ _START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 
 BLOCK = 256  # records per seeded block (fixed: changing it changes every generated set)
 
-#: Per-record metadata written for every generated record (NaN where it does not apply).
+#: Per-record metadata written for every generated record (NaN where it does not apply). The
+#: broad-domain options add theirs when they are on (``placement.extra_meta_keys``).
 META_KEYS = (
     "snr_db",
     "sps",
@@ -58,11 +58,16 @@ SYNTHESISERS: dict[str, Synth] = {
     "oqpsk": digital.oqpsk,
     "ofdm": digital.ofdm,
     "am-dsb": analog.am_dsb,
+    "am-dsb-sc": analog.am_dsb,
     "am-ssb": analog.am_ssb,
+    "am-ssb-wc": analog.am_ssb,
+    "am-ssb-upper": analog.am_ssb,
+    "am-ssb-lower": analog.am_ssb,
     "wbfm": analog.wbfm,
+    "nbfm": analog.fm,
     "lfm": analog.lfm,
 }
-assert set(SYNTHESISERS) == set(ALL_CLASSES), "every class needs a synthesiser"
+assert set(SYNTHESISERS) == set(GENERATED_CLASSES), "every class needs a synthesiser"
 
 _PURPOSE = {
     "labels": 0,
@@ -73,6 +78,9 @@ _PURPOSE = {
     "dc": 5,
     "snr": 6,
     "noise": 7,
+    "band": 8,
+    "center": 9,
+    "bursts": 10,
 }
 
 
@@ -97,22 +105,59 @@ def draw_snr(rng: np.random.Generator, n: int, config: GeneratorConfig) -> np.nd
     return rng.uniform(lo, hi, size=n)
 
 
-def generate_block(
-    config: GeneratorConfig, classes: Sequence[str], labels: np.ndarray, seed: int, block: int
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Generate the records of one block: (n, L) complex64 and the META_KEYS arrays."""
-    n, length = len(labels), config.length
-    padded = length + impairments.channel_padding(config.fading)
+def meta_keys(config: GeneratorConfig) -> tuple[str, ...]:
+    """The metadata a set generated with ``config`` has: META_KEYS and the options' own."""
+    return META_KEYS + placement.extra_meta_keys(config)
+
+
+def _synthesise(
+    config: GeneratorConfig,
+    classes: Sequence[str],
+    labels: np.ndarray,
+    seed: int,
+    block: int,
+    meta: dict[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The block's transmitted records (n, L + channel padding) and the burst mask (or None).
+
+    Fills ``meta`` with the synthesisers' draws and the broad-domain options' ones.
+    """
+    n = len(labels)
+    padded = config.length + impairments.channel_padding(config.fading)
+    band = None
+    if config.banded:
+        band = meta["bandwidth"] = placement.draw_bandwidth(stream(seed, block, "band"), n, config)
     x = np.empty((n, padded), np.complex64)
-    meta = {k: np.full(n, np.nan) for k in META_KEYS}
     for c in np.unique(labels):  # one vectorised call per class present in the block
         name = classes[c]
         sel = np.flatnonzero(labels == c)
-        rng = stream(seed, block, "synth", ALL_CLASSES.index(name))
-        x[sel], synth_meta = SYNTHESISERS[name](name, rng, sel.size, padded, config.pulse)
+        rng = stream(seed, block, "synth", GENERATED_CLASSES.index(name))
+        extra = () if band is None else (band[sel],)
+        x[sel], synth_meta = SYNTHESISERS[name](name, rng, sel.size, padded, config.pulse, *extra)
         for key, value in synth_meta.items():
             meta[key][sel] = value
-    x, m = impairments.multipath(x, stream(seed, block, "fading"), config.fading, length)
+    mask = None
+    if config.bursts.probability > 0:
+        rng = stream(seed, block, "bursts")
+        mask, m = placement.burst_mask(rng, n, config.length, config.bursts)
+        meta.update(m)
+        x = placement.gate(x, mask)
+    if "center" in meta:
+        width = None if band is None else meta["bandwidth"]  # as realised (OFDM rounds it)
+        meta["center"] = placement.draw_center(stream(seed, block, "center"), n, config, width)
+        x = placement.shift(x, meta["center"])
+    return x, mask
+
+
+def generate_block(
+    config: GeneratorConfig, classes: Sequence[str], labels: np.ndarray, seed: int, block: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Generate the records of one block: (n, L) complex64 and its ``meta_keys`` arrays."""
+    n, length = len(labels), config.length
+    meta = {k: np.full(n, np.nan) for k in meta_keys(config)}
+    x, mask = _synthesise(config, classes, labels, seed, block, meta)
+    fade = tdl.multipath if config.fading.enabled and config.fading.standard else None
+    x, m = (fade or impairments.multipath)(x, stream(seed, block, "fading"), config.fading, length)
     meta.update(m)
     x, m = impairments.carrier(x, stream(seed, block, "carrier"), config.impairments)
     meta.update(m)
@@ -120,7 +165,8 @@ def generate_block(
     meta.update(m)
     x, m = impairments.dc_offset(x, stream(seed, block, "dc"), config.impairments)
     meta.update(m)
-    x = unit_power(x)  # the SNR refers to the received, impaired signal
+    # the SNR refers to the received, impaired signal (of a burst: while it is on)
+    x = unit_power(x) if mask is None else placement.on_power(x, mask)
     snr = draw_snr(stream(seed, block, "snr"), n, config)
     if config.noise_enabled:
         x = impairments.awgn(x, stream(seed, block, "noise"), snr)
@@ -137,11 +183,14 @@ def _run_blocks(args: tuple) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         for i in range(0, len(labels), BLOCK)
     ]
     iq = np.concatenate([p[0] for p in parts])
-    return iq, {k: np.concatenate([p[1][k] for p in parts]) for k in META_KEYS}
+    return iq, {k: np.concatenate([p[1][k] for p in parts]) for k in meta_keys(config)}
 
 
 def _run_tasks(
-    tasks: list[tuple], workers: int, length: int, progress: Callable[[int], None] | None
+    tasks: list[tuple],
+    workers: int,
+    config: GeneratorConfig,
+    progress: Callable[[int], None] | None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Every task's records in task order, in this process or a pool (same bits either way)."""
     results = []
@@ -157,10 +206,11 @@ def _run_tasks(
                 results.append(result)
                 if progress:
                     progress(len(task[2]))
+    keys = meta_keys(config)
     if not results:
-        return np.zeros((0, length), np.complex64), {k: np.zeros(0) for k in META_KEYS}
+        return np.zeros((0, config.length), np.complex64), {k: np.zeros(0) for k in keys}
     iq = np.concatenate([r[0] for r in results])
-    return iq, {k: np.concatenate([r[1][k] for r in results]) for k in META_KEYS}
+    return iq, {k: np.concatenate([r[1][k] for r in results]) for k in keys}
 
 
 def generate(
@@ -176,7 +226,8 @@ def generate(
 
     Args:
         config: ranges of every per-record parameter.
-        classes: a class-set name (``rml2016``, ``all``), a comma list or a sequence of names.
+        classes: a class-set name (``rml2016``, ``all``, ``wide25``), a comma list or a
+            sequence of names.
         per_class: records per class, or one count per class (label-skewed client sets).
         seed: the whole set is a function of (config, classes, per_class, seed).
         workers: worker processes (1: in this process, 0: one per core); the output does not
@@ -202,11 +253,11 @@ def generate(
     tasks = [
         (config, names, labels[s : s + step], seed, s // BLOCK) for s in range(0, len(labels), step)
     ]
-    iq, meta = _run_tasks(tasks, workers, config.length, progress)
+    iq, meta = _run_tasks(tasks, workers, config, progress)
     info = {
         "source": "fedsb.generate",
         "seed": seed,
         "per_class": per_class,
-        "generator": to_dict(config),
+        "generator": recorded(config),  # without the broad-domain options while they are off
     }
     return RecordSet(iq=iq, labels=labels, class_names=names, meta=meta, info=info)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels
+from . import kernels, tdl_profiles
 from .config import FadingConfig, ImpairmentsConfig
 from .dsp import expj
 
@@ -20,10 +20,14 @@ SINUSOIDS = 8  # sum-of-sinusoids terms per tap (Jakes-like Doppler spectrum)
 
 def channel_padding(cfg: FadingConfig) -> int:
     """Extra leading samples the synthesiser must produce so multipath has no start transient."""
+    if cfg.enabled and cfg.standard:
+        return tdl_profiles.max_delay_samples(
+            cfg.model, cfg.tdl_delay_spread_ns, cfg.sample_rate_mhz
+        )
     return cfg.taps[1] - 1 if cfg.enabled else 0
 
 
-def _tap_knots(
+def tap_knots(
     rng: np.random.Generator, n: int, taps: int, length: int, doppler: np.ndarray
 ) -> np.ndarray:
     """(N, taps, K) unit-power complex gains every KNOT_SPACING samples, max Doppler ``doppler``.
@@ -64,7 +68,7 @@ def multipath(
     doppler = rng.uniform(*cfg.doppler, size=n)  # drawn even when static: later draws stay put
     doppler = doppler if cfg.time_varying else np.zeros(n)
     los_phase = rng.uniform(0, 2 * np.pi, size=n)
-    knots = _tap_knots(rng, n, max_taps, length, doppler)  # (N, T, K)
+    knots = tap_knots(rng, n, max_taps, length, doppler)  # (N, T, K)
 
     i = np.arange(max_taps)[None, :]
     profile = np.where(i < n_taps[:, None], np.exp(-i / spread[:, None]), 0.0)

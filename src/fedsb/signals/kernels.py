@@ -1,10 +1,11 @@
-"""Compiled inner loops (numba) for the two steps numpy cannot vectorise without large temporaries.
+"""Compiled inner loops (numba) for the steps numpy cannot vectorise without large temporaries.
 
-Both are per-sample sums over a handful of neighbours (pulse taps, multipath taps). In numpy
-they cost 2 gathers and a multiply-add per neighbour over (N, L) arrays; compiled, each output
-sample is one short loop. Results match the numpy formulation to float32 rounding, and the
-tests check them against direct double-loop references. ``cache=True`` stores the machine
-code next to this file (or in numba's user cache), so only the first run ever compiles.
+All are per-sample sums over a handful of neighbours (pulse taps, multipath taps or paths).
+In numpy they cost 2 gathers and a multiply-add per neighbour over (N, L) arrays; compiled,
+each output sample is one short loop. Results match the numpy formulation to float32
+rounding, and the tests check them against direct double-loop references. ``cache=True``
+stores the machine code next to this file (or in numba's user cache), so only the first run
+ever compiles.
 """
 
 from __future__ import annotations
@@ -89,4 +90,34 @@ def tapped_delay_line(x, knots, spacing, scatter, los, faded, out):  # pragma: n
                     continue
                 g = (knots[i, tap, q] * (1 - w) + knots[i, tap, q + 1] * w) * s
                 acc += g * x[i, pad - tap + k]
+            out[i, k] = acc
+
+
+@njit(cache=True, nogil=True)
+def path_delay_line(x, knots, spacing, delays, scatter, los, faded, out):  # pragma: no cover
+    """out[i, k] = sum_p g[i, p, k] * x[i, pad - delays[i, p] + k], paths at any delay.
+
+    Like ``tapped_delay_line`` for sparse profiles (standard TDLs): path p of record i has
+    the integer delay ``delays[i, p]`` and amplitude ``scatter[i, p]`` (0: unused), and the
+    line-of-sight term ``los[i]`` has delay 0.
+    """
+    n, length = out.shape
+    paths = knots.shape[1]
+    pad = x.shape[1] - length
+    inv = 1.0 / spacing
+    for i in range(n):
+        if not faded[i]:
+            for k in range(length):
+                out[i, k] = x[i, pad + k]
+            continue
+        for k in range(length):
+            q = k // spacing
+            w = np.float32((k - q * spacing) * inv)
+            acc = los[i] * x[i, pad + k]
+            for p in range(paths):
+                s = scatter[i, p]
+                if s == 0.0:
+                    continue
+                g = (knots[i, p, q] * (1 - w) + knots[i, p, q + 1] * w) * s
+                acc += g * x[i, pad - delays[i, p] + k]
             out[i, k] = acc

@@ -17,6 +17,9 @@ from . import kernels
 
 SPAN = 4  # symbols on each side of t: the pulse is truncated to 2*SPAN symbols
 OVERSAMPLE = 64  # fractional-time resolution of the table (1/64 symbol)
+#: The resolution with a drawn bandwidth, where sps may exceed 64: finer than a sample up to
+#: 1024 samples per symbol (the kernels read the resolution from the table's shape).
+BAND_OVERSAMPLE = 1024
 GRID = 32  # quantisation steps of a shape parameter (roll-off, BT) across its range
 _TAPS = np.arange(-SPAN + 1, SPAN + 1)  # symbol offsets m - floor(t)
 
@@ -58,19 +61,43 @@ def rect_phase(u: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(u, dtype=np.float64) + 0.5, 0.0, 1.0)
 
 
+def gaussian(u: np.ndarray, bt: float) -> np.ndarray:
+    """Gaussian amplitude pulse whose spectrum is 3 dB down at ``bt`` / symbol (p(0) = 1)."""
+    sigma = np.sqrt(np.log(2.0)) / (2 * np.pi * bt)  # symbols
+    return np.exp(-0.5 * (np.asarray(u, dtype=np.float64) / sigma) ** 2)
+
+
+def rect(u: np.ndarray) -> np.ndarray:
+    """Rectangular (NRZ) pulse of one symbol, [-1/2, 1/2)."""
+    u = np.asarray(u, dtype=np.float64)
+    return ((u >= -0.5) & (u < 0.5)).astype(np.float64)
+
+
+def half_sine(u: np.ndarray) -> np.ndarray:
+    """Half-sine pulse of one symbol: cos(pi u) on [-1/2, 1/2] (MSK's pulse, as OQPSK's)."""
+    u = np.asarray(u, dtype=np.float64)
+    return np.where(np.abs(u) <= 0.5, np.cos(np.pi * u), 0.0)
+
+
 def parameter_grid(low: float, high: float) -> np.ndarray:
     """The GRID values a shape parameter is quantised to (one value when low == high)."""
     return np.array([low]) if low == high else np.linspace(low, high, GRID)
 
 
 @lru_cache(maxsize=32)
-def pulse_table(kind: str, low: float, high: float) -> np.ndarray:
-    """Table (P, OVERSAMPLE + 1, 2*SPAN) float32 of pulse values p(f/OVERSAMPLE - tap)."""
+def pulse_table(kind: str, low: float, high: float, oversample: int = OVERSAMPLE) -> np.ndarray:
+    """Table (P, oversample + 1, 2*SPAN) float32 of pulse values p(f/oversample - tap)."""
     params = parameter_grid(low, high)
-    frac = np.arange(OVERSAMPLE + 1) / OVERSAMPLE
+    frac = np.arange(oversample + 1) / oversample
     u = frac[:, None] - _TAPS[None, :]  # (F, 2S) time since each symbol
     if kind == "rrc":
         rows = [rrc(u, b) for b in params]
+    elif kind == "gaussian":
+        rows = [gaussian(u, bt) for bt in params]
+    elif kind == "rect":
+        rows = [rect(u) for _ in params]
+    elif kind == "half-sine":
+        rows = [half_sine(u) for _ in params]
     elif kind == "gaussian_phase":
         rows = [gaussian_phase(u, bt) for bt in params]
     elif kind == "rect_phase":

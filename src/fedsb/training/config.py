@@ -42,9 +42,11 @@ class TrainConfig:
     seed: int = 0  # model init, batch order
     threads: int = 0  # torch threads, 0 = one per core
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU when there is one
+    amp: bool = False  # bfloat16 autocast of the training steps; needs device = "cuda"
 
-    #: Where it runs is not what it trains: left out of config hashes at the default.
-    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"device"})
+    #: Where it runs is not what it trains (and amp off is what every older run did): left out
+    #: of config hashes at the default.
+    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"device", "amp"})
 
     def __post_init__(self) -> None:
         check_number("epochs", self.epochs, 1)
@@ -55,6 +57,11 @@ class TrainConfig:
         check_number("label_smoothing", self.label_smoothing, 0, 1, open_high=True)
         check_number("seed", self.seed, 0)
         check_number("threads", self.threads, 0)
+        if self.amp and self.device != "cuda":
+            raise ValueError(
+                f"amp: mixed precision runs on CUDA only; set device = 'cuda' (it is "
+                f"{self.device!r}) or amp = false"
+            )
 
 
 def _check_splits(cfg: PretrainConfig | FinetuneConfig) -> None:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.imageset import ImageSet
-from ..devices import model_device
+from ..devices import autocast, model_device
 from ..signals.summary import accuracy_by_snr
 from .config import TrainConfig
 
@@ -78,10 +78,12 @@ def run_epoch(
     loss_fn: LossFn,
     sched: torch.optim.lr_scheduler.LRScheduler | None = None,
     on_step: Callable[[int], None] | None = None,
+    amp: bool = False,
 ) -> Tally:
     """One optimiser step per index batch of ``batches``; returns the tally of loss and accuracy.
 
     An empty batch is skipped but still clears the gradients. The loss is ``loss_fn``'s.
+    ``amp``: the forward pass and loss under bfloat16 autocast (CUDA only, ``devices.autocast``).
     """
     model.train()
     tally = Tally()
@@ -91,8 +93,9 @@ def run_epoch(
         if len(index) == 0:
             continue
         x, y = (t.to(device) for t in data.batch(index))
-        logits = model(x)
-        loss = loss_fn(logits, y)
+        with autocast(device, amp):
+            logits = model(x)
+            loss = loss_fn(logits, y)
         loss.backward()
         opt.step()
         if sched is not None:
@@ -177,7 +180,8 @@ def fit(
     for epoch in range(1, cfg.epochs + 1):
         row: dict[str, object] = {"epoch": epoch, "lr": sched.get_last_lr()[0]}
         batches = shuffled_batches(len(train), cfg.batch_size, generator)
-        row.update(run_epoch(model, train, opt, batches, loss_fn, sched, on_step).metrics())
+        tally = run_epoch(model, train, opt, batches, loss_fn, sched, on_step, cfg.amp)
+        row.update(tally.metrics())
         row.update(evaluate_logits(predict(model, val), val).as_dict("val"))
         history.append(row)
         if on_epoch:

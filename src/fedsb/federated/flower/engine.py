@@ -217,10 +217,11 @@ class GridEngine:
         metrics = dict(reply.content[METRICS])
         return ClientResult(client, state, metrics, None, bytes_up=payload_bytes(state))
 
-    def init_gradients(self, ids: list[int]) -> list[State]:
-        """Round 0 of LoRA-SB: every listed client's summed gradients (all are required)."""
-        extra = {"samples": init_samples(self.cfg, len(ids)), "server-round": 0}
-        answers = self._exchange(self._messages(STAGE_INIT, ids, extra), ids)
+    def init_round(self, ids: list[int], stage: str, sent: State) -> list[State]:
+        """Round 0 of LoRA-SB: every listed client's reply to ``stage`` (all are required)."""
+        extra = {"samples": init_samples(self.cfg, len(ids)), "server-round": 0, "init": stage}
+        arrays = to_record(sent) if sent else None
+        answers = self._exchange(self._messages(STAGE_INIT, ids, extra, arrays), ids)
         grads = []
         for client, reply, seconds in answers:
             res = self._result(client, reply, seconds)
@@ -238,7 +239,10 @@ class GridEngine:
     ) -> list[ClientResult]:
         """One round: ``global_state`` to every listed client's node, one answer each.
 
-        Kept tensors (fedsa) are refused: the config refuses such a method on Flower.
+        ``global_state`` is the broadcast as sent (``payload.broadcast``: fp16 or int8 tensors
+        with ``client.payload``), and each answer's ``bytes_up`` is that of the upload as sent.
+        Kept tensors (fedsa) are refused: the config refuses such a method on Flower; a node
+        keeps its int8 residuals itself (``node.train_round``).
         """
         _no_personal(personal)
         arrays = to_record(global_state)

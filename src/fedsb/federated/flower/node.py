@@ -35,9 +35,10 @@ from ...models.lora_sb_init import load_lora_sb_basis
 from ...reporter import SilentReporter
 from ...training.loop import predict
 from ...training.pretrain import resolve_pretrained
-from ..client import client_init_step, client_step
+from ..client import client_step
 from ..config import RunConfig
 from ..methods import method
+from ..round0 import client_round0
 from ..site_eval import split_sums
 from ..sites import parse_paths, site_data, site_row
 from ..states import load_global
@@ -45,6 +46,7 @@ from ..task import adapted_model, has_lora_sb
 from . import messages as m
 
 _DATA_SLOTS = 4  # client datasets kept per process (a Ray actor may serve every client)
+RESIDUALS = "payload-residuals"  # context.state: what the client keeps between rounds (int8)
 
 
 def _cache_dir(context: Context, conf: ConfigRecord) -> Path | None:
@@ -187,6 +189,23 @@ def evaluate(msg: Message, context: Context, pid: int) -> MetricRecord:
     return m.metric_record(sums)
 
 
+def train_round(msg: Message, context: Context, pid: int, cfg: RunConfig, model, data):
+    """A training round of ``pid``: (upload, metrics), with ``client_step`` as everywhere.
+
+    What the client keeps between rounds (its int8 error-feedback residuals, ``payload``) lives
+    in ``context.state`` (``RESIDUALS``), as the embedded engine keeps it in the checkpoint; it
+    is replaced only after a round that trained to the end.
+    """
+    _load_basis(model, msg, context)
+    global_state = m.from_record(msg.content[m.ARRAYS])
+    server_round = int(msg.content[m.CONFIG]["server-round"])
+    kept = m.from_record(context.state[RESIDUALS]) if RESIDUALS in context.state else None
+    state, metrics, kept = client_step(model, data, cfg, server_round, pid, global_state, kept)
+    if kept:
+        context.state[RESIDUALS] = m.to_record(kept)
+    return state, metrics
+
+
 def train(msg: Message, context: Context, pid: int) -> Message:
     """Round 0 (summed gradients) or a training round (trained tensors + metrics) of ``pid``."""
     torch.set_num_threads(1)
@@ -195,13 +214,12 @@ def train(msg: Message, context: Context, pid: int) -> Message:
     data = client.train
     stage = str(conf["stage"])
     if stage == m.STAGE_INIT:
-        state = client_init_step(model, data, cfg, pid, int(conf["samples"]))
+        sent = m.from_record(msg.content[m.ARRAYS]) if m.ARRAYS in msg.content else {}
+        stage = str(conf["init"])
+        state = client_round0(model, data, cfg, pid, int(conf["samples"]), stage, sent)
         metrics = {"num-examples": len(data)}
     elif stage == m.STAGE_TRAIN:
-        _load_basis(model, msg, context)
-        global_state = m.from_record(msg.content[m.ARRAYS])
-        server_round = int(conf["server-round"])
-        state, metrics, _ = client_step(model, data, cfg, server_round, pid, global_state)
+        state, metrics = train_round(msg, context, pid, cfg, model, data)
     else:
         raise ConfigError(f"unknown stage {stage!r}")
     content = RecordDict({m.ARRAYS: m.to_record(state), m.METRICS: m.metric_record(metrics)})

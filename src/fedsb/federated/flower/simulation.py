@@ -2,11 +2,12 @@
 
 ``flwr.simulation.run_simulation`` is deprecated in favour of ``flwr run`` but is the only
 programmatic entry: it runs the ServerApp in a thread of this process (so it can use the task
-already built and hand back the ``RunResult``) and the ClientApps in Ray actors, one per CPU
-(``num_cpus=1``: two clients train at once on two cores). Each client is one SuperNode with
-``partition-id`` = client id. Flower's environment is made quiet and local for the call.
-``run_site_simulation`` simulates a deployment whose data stay at the sites (each node reads
-only its own data-path, the server none).
+already built and hand back the ``RunResult``) and the ClientApps in Ray actors, each with the
+resources of ``[flower]`` (``num_cpus = 1``: two clients train at once on two cores; ``num_gpus``
+a share of one GPU, refused without CUDA, where Ray would wait for ever). Each client is one
+SuperNode with ``partition-id`` = client id. Flower's environment is made quiet and local for
+the call. ``run_site_simulation`` simulates a deployment whose data stay at the sites (each node
+reads only its own data-path, the server none).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from ...errors import FedsbError
+import torch
+
+from ...errors import ConfigError, FedsbError
 from ...reporter import Reporter
 from ...runs import RunDir
-from ..config import RunConfig
+from ..config import FlowerConfig, RunConfig
 from ..server import FederatedError, RunResult
 from ..task import Task
 
@@ -59,11 +62,27 @@ def flower_env() -> Iterator[None]:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def _simulate(server_main, client_app, n_nodes: int) -> None:
+def backend_config(resources: FlowerConfig) -> dict:
+    """The Simulation Engine's backend config: ``[flower]``'s resources per ClientApp."""
+    if resources.num_gpus > 0 and not torch.cuda.is_available():
+        raise ConfigError(
+            f"flower.num_gpus: {resources.num_gpus:g} but torch {torch.__version__} sees no CUDA "
+            "device; set it to 0"
+        )
+    return {
+        "client_resources": {
+            "num_cpus": resources.num_cpus,
+            "num_gpus": float(resources.num_gpus),
+        }
+    }
+
+
+def _simulate(server_main, client_app, n_nodes: int, resources: FlowerConfig) -> None:
     """Run ``server_main(grid, context)`` against ``n_nodes`` simulated ClientApps."""
     from flwr.serverapp import ServerApp
     from flwr.simulation import run_simulation
 
+    backend = backend_config(resources)  # before Ray starts
     server_app = ServerApp()
     server_app.main()(server_main)
     try:
@@ -71,7 +90,7 @@ def _simulate(server_main, client_app, n_nodes: int) -> None:
             server_app=server_app,
             client_app=client_app,
             num_supernodes=n_nodes,
-            backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+            backend_config=backend,
         )
     except FedsbError:
         raise
@@ -107,7 +126,7 @@ def run_simulation_engine(
                 grid, task, cfg, run, cache_dir, reporter, resume, on_round, connect_timeout=60.0
             )
 
-        _simulate(_main, client_app, len(task.units))
+        _simulate(_main, client_app, len(task.units), cfg.flower)
     return _result(outcome)
 
 
@@ -136,5 +155,5 @@ def run_site_simulation(
                 grid, cfg, run, cache_dir, reporter, test_paths, resume, on_round, 60.0
             )
 
-        _simulate(_main, site_app(data_paths), len(data_paths))
+        _simulate(_main, site_app(data_paths), len(data_paths), cfg.flower)
     return _result(outcome)
