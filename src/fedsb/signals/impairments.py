@@ -78,8 +78,10 @@ def multipath(
     scatter[:, 0] *= np.sqrt(1.0 / (1.0 + k_lin)).astype(np.float32)
     los = np.sqrt(profile[:, 0] * k_lin / (1.0 + k_lin)) * np.exp(1j * los_phase)
     y = np.empty((n, length), np.complex64)
-    kernels.tapped_delay_line(
-        np.ascontiguousarray(x), knots, KNOT_SPACING, scatter, los.astype(np.complex64), faded, y
+    delays = np.tile(np.arange(max_taps, dtype=np.intp), (n, 1))  # tap t: delay t
+    los = los.astype(np.complex64)
+    kernels.path_delay_line(
+        np.ascontiguousarray(x), knots, KNOT_SPACING, delays, scatter, los, faded, y
     )
     kind = np.where(faded, np.where(rician, 2.0, 1.0), 0.0)
     meta = {

@@ -65,41 +65,13 @@ def phase_train(symbols, t, table, param_idx, out):  # pragma: no cover - compil
 
 
 @njit(cache=True, nogil=True)
-def tapped_delay_line(x, knots, spacing, scatter, los, faded, out):  # pragma: no cover
-    """out[i, k] = sum_tap g[i, tap, k] * x[i, pad - tap + k] with time-varying tap gains.
-
-    g = knots interpolated linearly (knots every ``spacing`` samples) * scatter[i, tap], plus
-    the line-of-sight term ``los[i]`` on tap 0; records with ``faded[i]`` False pass through.
-    """
-    n, length = out.shape
-    taps = knots.shape[1]
-    pad = x.shape[1] - length
-    inv = 1.0 / spacing
-    for i in range(n):
-        if not faded[i]:
-            for k in range(length):
-                out[i, k] = x[i, pad + k]
-            continue
-        for k in range(length):
-            q = k // spacing
-            w = np.float32((k - q * spacing) * inv)
-            acc = los[i] * x[i, pad + k]
-            for tap in range(taps):
-                s = scatter[i, tap]
-                if s == 0.0:
-                    continue
-                g = (knots[i, tap, q] * (1 - w) + knots[i, tap, q + 1] * w) * s
-                acc += g * x[i, pad - tap + k]
-            out[i, k] = acc
-
-
-@njit(cache=True, nogil=True)
 def path_delay_line(x, knots, spacing, delays, scatter, los, faded, out):  # pragma: no cover
     """out[i, k] = sum_p g[i, p, k] * x[i, pad - delays[i, p] + k], paths at any delay.
 
-    Like ``tapped_delay_line`` for sparse profiles (standard TDLs): path p of record i has
-    the integer delay ``delays[i, p]`` and amplitude ``scatter[i, p]`` (0: unused), and the
-    line-of-sight term ``los[i]`` has delay 0.
+    Path p of record i has the integer delay ``delays[i, p]`` (a tapped delay line: p), the
+    amplitude ``scatter[i, p]`` (0: unused) and gains interpolated linearly between ``knots``
+    (every ``spacing`` samples); the line-of-sight term ``los[i]`` has delay 0. Records with
+    ``faded[i]`` False pass through.
     """
     n, length = out.shape
     paths = knots.shape[1]
