@@ -7,9 +7,11 @@ import torch
 from fedsb.data import client_sets
 from fedsb.data.imageset import ImageSet, MappedImageSet
 from fedsb.federated.engine_local import LocalEngine
-from fedsb.federated.rounds import sample_clients
+from fedsb.federated.rounds import round_sample, sample_clients
 from fedsb.federated.task import build_task, initial_state
 from fedsb.reporter import SilentReporter
+
+from .conftest import read_rows
 
 MANY = (
     "partition.clients=1000",
@@ -69,3 +71,23 @@ def test_a_round_of_a_thousand_clients_builds_only_the_drawn_ones(workspace, mon
     finally:
         engine.close()
     assert len([1 for _, split in calls if split != "train"]) == 2000  # each split once
+
+
+def test_round_rows_can_score_a_fixed_sample_and_the_final_row_scores_all(workspace, tmp_path):
+    full, sampled = tmp_path / "full", tmp_path / "sampled"
+    workspace.run(full)
+    workspace.run(sampled, "server.eval_records=10")
+    rows, ref = read_rows(sampled), read_rows(full)
+    rounds = [r for r in rows if r["stage"] == "round"]
+    for r in rounds:  # accuracy on 10 records: a multiple of 0.1
+        assert abs(r["test_acc"] * 10 - round(r["test_acc"] * 10)) < 1e-9, r["test_acc"]
+        assert abs(r["val_acc"] * 10 - round(r["val_acc"] * 10)) < 1e-9, r["val_acc"]
+    assert rows[0]["test_acc"] == ref[0]["test_acc"]  # round 0 and the final row: every record
+    assert rows[-1]["test_acc"] == ref[-1]["test_acc"] and rows[-1]["stage"] == "final"
+    assert any(a["test_acc"] != b["test_acc"] for a, b in zip(rounds, ref[1:-1]))
+    data = ImageSet(
+        torch.zeros(50, 1, 2, 2), torch.arange(50) % 3, torch.zeros(50), ("a", "b", "c")
+    )
+    a, b = round_sample(data, 10, 1), round_sample(data, 10, 1)
+    assert len(a) == 10 and torch.equal(a.labels, b.labels)  # seeded: the same every round
+    assert round_sample(data, 0, 1) is data and round_sample(data, 80, 1) is data

@@ -75,9 +75,13 @@ class ServerConfig:
     beta1: float = 0.9  # fedavgm momentum; fedadam first moment
     beta2: float = 0.99
     tau: float = 1e-3  # fedadam adaptivity (epsilon)
+    # > 0: each round's row scores a seeded sample of this many validation and test records
+    # (thousands of clients); the round-0 and final rows always score all of them
+    eval_records: int = 0
 
     def __post_init__(self) -> None:
         check_number("fraction", self.fraction, 0, 1, open_low=True)
+        check_number("eval_records", self.eval_records, 0)
         check_number("min_clients", self.min_clients, 1)
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation {self.aggregation!r} is not one of {AGGREGATIONS}")

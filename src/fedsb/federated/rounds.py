@@ -90,8 +90,18 @@ def evaluate_state(task: Task, state: State, data: ImageSet, fed: FedMethod) -> 
     return evaluate_logits(predict(task.model, data), data)
 
 
-def scores(task: Task, fed: FedMethod, global_state: State, personal: Personal) -> dict:
-    """The row's validation and test scores of the global state.
+def round_sample(data: ImageSet, records: int, seed: int) -> ImageSet:
+    """The round rows' sample of ``data``: ``records`` of them drawn (seeded, sorted), or all."""
+    if not records or len(data) <= records:
+        return data
+    rng = np.random.default_rng([seed, 29])
+    return data.subset(np.sort(rng.choice(len(data), size=records, replace=False)))
+
+
+def scores(
+    task: Task, fed: FedMethod, global_state: State, personal: Personal, records: int = 0
+) -> dict:
+    """The row's validation and test scores of the global state (``records``: a sample).
 
     With kept tensors (fedsa), every client's own model on its own splits (pooled), and the
     global model (mean of the kept tensors) on the global test set as ``global_model_test_*``.
@@ -99,8 +109,11 @@ def scores(task: Task, fed: FedMethod, global_state: State, personal: Personal) 
     """
     personal = model_kept(personal)
     if not personal:
-        val = evaluate_state(task, global_state, task.val, fed)  # for model and hyper-parameters
-        test = evaluate_state(task, global_state, task.test, fed)
+        val_set, test_set = (
+            round_sample(d, records, i) for i, d in enumerate((task.val, task.test))
+        )
+        val = evaluate_state(task, global_state, val_set, fed)  # for model and hyper-parameters
+        test = evaluate_state(task, global_state, test_set, fed)
         return {"val_acc": val.accuracy, "val_loss": val.loss, **test.as_dict("test")}
     val = evaluate_personal(task, fed, global_state, personal, "val")
     test = evaluate_personal(task, fed, global_state, personal, "test")
@@ -316,7 +329,7 @@ def run_round(
         **(
             site_scores(task, engine, fed, glob, ids)
             if task.sites
-            else scores(task, fed, glob, personal)
+            else scores(task, fed, glob, personal, cfg.server.eval_records)
         ),
         **privacy,
     }
