@@ -17,8 +17,8 @@ from fedsb.config import apply_overrides
 from fedsb.federated.config import RunConfig
 from fedsb.federated.engine_local import LocalEngine
 from fedsb.federated.engines import run_federated
-from fedsb.federated.server import RunResult
 from fedsb.federated.round0 import init_basis
+from fedsb.federated.server import RunResult
 from fedsb.federated.task import Task, build_task, initial_state
 from fedsb.reporter import SilentReporter
 from fedsb.training.config import PretrainConfig

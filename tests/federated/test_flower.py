@@ -4,9 +4,10 @@ A simulation costs ~15-20 s (mostly Ray and actor start-up), so the file runs ex
 shared by every assert through a module-scoped fixture: 3 clients x 2 rounds where client 1
 raises in every training round. All three clients answer LoRA-SB's round 0, a sketch (two
 messages each: ``init_source = "sketch"``; the full-gradient round 0 goes through the same
-``round0_reply`` in the deployment tests); clients 0 and 2 are aggregated. Same seed and config on the embedded engine must give the same global
-state (R and head), the same metrics rows (test_acc, bytes), the same federated temperature
-(``evaluation.json``) and the same one-line drop reason.
+``round0_reply`` in the deployment tests); clients 0 and 2 are aggregated. Same seed and
+config on the embedded engine must give the same global state (R and head), the same metrics
+rows (test_acc, bytes), the same federated temperature (``evaluation.json``) and the same
+one-line drop reason.
 """
 
 from __future__ import annotations
