@@ -1,9 +1,11 @@
 """``fedsb classify`` throughput: samples per second and the real-time factor at a stated rate.
 
-Run: ``python bench/bench_classify.py --run RUN [--seconds 10] [--rate 1e6] [--occupancy 0.3]``.
+Run: ``python bench/bench_classify.py --run RUN [--seconds 10] [--rate 1e6] [--occupancy 0.3]
+[--overlap 0.5]``.
 A long unannotated recording is generated (generator bursts of 1 to 4 records at 5-20 dB over
 white noise, ``occupancy`` of the time busy; written in chunks, never held whole), then
-classified as ``fedsb classify`` does (detection pass, then the model on every burst's windows).
+classified as ``fedsb classify`` does (detection pass: block powers, the coarse spectrogram and
+the sub-band search; then the model on every burst's windows, ``--overlap`` of a window apart).
 The real-time factor is the recording's duration at ``--rate`` over the wall time: above 1,
 classification keeps up with a receiver at that rate. Prints the detection and classification
 passes apart, and the peak resident memory.
@@ -66,6 +68,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1e6, help="sample rate for the RTF (S/s)")
     parser.add_argument("--occupancy", type=float, default=0.3, help="share of time in bursts")
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--overlap", type=float, default=ClassifyConfig().overlap)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
@@ -77,7 +80,7 @@ def main() -> None:
         path = Path(tmp) / "bench.sigmf-meta"
         bursts = write_recording(path, samples, loaded.length, args.occupancy, seed=0)
         rec = open_recording(path)
-        config = ClassifyConfig(batch=args.batch)
+        config = ClassifyConfig(batch=args.batch, overlap=args.overlap)
         start = time.perf_counter()
         segments, floor = find_segments(rec, config, lambda n: None)
         detected = time.perf_counter()

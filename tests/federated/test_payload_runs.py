@@ -22,6 +22,10 @@ from fedsb.runs import ADAPTER_FILE, STATE_FILE
 from .conftest import Workspace, fedsb_task, read_rows
 
 KINDS = ("fp32", "fp16", "int8")
+# SGD: AdamW's first step, lr * g / (|g| + eps), turns a gradient near 0 into +-lr on either
+# side of a last-bit difference (the engines' float32 sums, or fp16's rounding of the start),
+# so two runs may differ by a whole step where SGD's step, linear in g, differs by the rounding
+BASE = ("rounds=3", "client.optimizer='sgd'")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "int8": torch.int8}
 
 
@@ -31,10 +35,10 @@ def _tensors(path: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def runs(workspace, tmp_path_factory) -> dict[str, Path]:
-    """fedsb, 3 clients x 3 rounds, in each precision, on the embedded engine."""
+    """fedsb, 3 clients x 3 rounds (SGD), in each precision, on the embedded engine."""
     root = tmp_path_factory.mktemp("payload")
     for kind in KINDS:
-        workspace.run(root / kind, f"client.payload='{kind}'", "rounds=3")
+        workspace.run(root / kind, f"client.payload='{kind}'", *BASE)
     return {kind: root / kind for kind in KINDS}
 
 
@@ -67,7 +71,7 @@ def test_the_rows_count_the_bytes_on_the_wire(runs, kind):
 
 def test_lower_precision_moves_the_model_about_as_fp32_does(workspace, runs):
     """The drift from fp32's final state is a small part of how far fp32 moved the model."""
-    start = fedsb_task(workspace, "rounds=3")[2]
+    start = fedsb_task(workspace, *BASE)[2]
     final = {k: split_prefixed(_tensors(p / STATE_FILE), "global.") for k, p in runs.items()}
 
     def dist(a: dict, b: dict) -> float:
@@ -76,9 +80,9 @@ def test_lower_precision_moves_the_model_about_as_fp32_does(workspace, runs):
     moved = dist(final["fp32"], start)
     assert moved > 0
     assert dist(final["fp16"], final["fp32"]) < 0.01 * moved
-    assert dist(final["int8"], final["fp32"]) < 0.25 * moved
+    assert dist(final["int8"], final["fp32"]) < 0.05 * moved  # measured: 0.12 % and 0.5 %
     accuracy = {k: read_rows(p)[-1]["test_acc"] for k, p in runs.items()}
-    assert abs(accuracy["int8"] - accuracy["fp32"]) < 0.15, accuracy
+    assert abs(accuracy["int8"] - accuracy["fp32"]) <= 0.05, accuracy
 
 
 def test_int8_clients_keep_their_residuals_in_the_checkpoint(runs):
@@ -189,20 +193,16 @@ def _assert_same_tensors(a: dict, b: dict) -> None:
 
 
 @pytest.mark.parametrize("kind", ("fp16", "int8"))
-def test_flower_gives_the_embedded_numbers(workspace, tmp_path, kind):
+def test_flower_gives_the_embedded_numbers(workspace, runs, tmp_path, kind):
     """The nodes keep their residuals in their Context: same rows, states and calibration.
 
-    With SGD: the engines' float32 sums differ in the last bits, and AdamW's first step,
-    lr * g / (|g| + eps), turns a gradient near 0 into +-lr on either side of such a
-    difference, which the rounding to fp16 or int8 then keeps; SGD's step is linear in g.
-    A node that lost its residual would be off by up to half a step per round (~1e-4 here).
+    SGD (``BASE``): the engines' float32 sums differ in the last bits. A node that lost its
+    residual would be off by up to half a step per round (~1e-4 here), beyond the tolerance.
     """
     pytest.importorskip("flwr.simulation")
     pytest.importorskip("ray")
-    overrides = (f"client.payload='{kind}'", "rounds=3", "client.optimizer='sgd'")
-    local, flower = tmp_path / "local", tmp_path / "flower"
-    workspace.run(local, *overrides)
-    _flower_run(workspace, flower, *overrides)
+    local, flower = runs[kind], tmp_path / "flower"
+    _flower_run(workspace, flower, f"client.payload='{kind}'", *BASE)
     rows_l, rows_f = read_rows(local), read_rows(flower)
     # the embedded engine's final row also scores the "global model" of the kept tensors, as
     # for fedsa (server.write_final), and the residuals are kept tensors there: the same model

@@ -25,7 +25,10 @@ from .classify import ClassifyConfig, classify_recording, passes
 from .classify_model import DEFAULT_KEEP, choose_thresholds, load_classifier
 from .evaluate_run import RunModel
 
-FRONT_END = "energy detection over the estimated noise floor (no other front-end yet)"
+FRONT_END = (
+    "energy detection over the estimated noise floor, in the whole band and in sub-bands, the "
+    "edges of weak bursts fitted; the model's images.frontend (when on) applied burst by burst"
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ def _info(run: Path, loaded: RunModel, meta: dict, thresholds, config: ClassifyC
         "thresholds": asdict(thresholds),
         "front_end": FRONT_END,
         "detector": {k: v for k, v in asdict(config.detect).items()},
+        "overlap": config.overlap,
+        "images_frontend": asdict(loaded.images.frontend),
     }
 
 
