@@ -110,20 +110,21 @@ def _pct(value: float | None) -> str:
 
 HEAD = (
     "| recording | found | < −5 dB | −5…0 dB | ≥ 0 dB | false detections | labels right ≥ 10 dB "
-    "| seen → unknown: all (≥ 10 dB) | right → unknown |"
+    "| top class right ≥ 10 dB | seen → unknown: all (≥ 10 dB) | right → unknown |"
 )
 UNSEEN_HEAD = "| unseen classes | found | → unknown: all | ≥ 10 dB |"
 
 
 def table(named: list[tuple[str, dict]]) -> str:
     """Markdown rows of scored recordings: (name, figures) with seen classes, then unseen."""
-    rows = [HEAD, "|---" * 9 + "|"]
+    rows = [HEAD, "|---" * 10 + "|"]
     for name, f in named:
         if f["n_ge10"]:
             rows.append(
                 f"| {name} | {_pct(f['found'])} | {_pct(f['found[-99,-5)'])} | "
                 f"{_pct(f['found[-5,0)'])} | {_pct(f['found[0,99)'])} | {f['false_detections']} "
                 f"| {_pct(f['labels_right_ge10'])} (n = {f['n_ge10']}) | "
+                f"{_pct(f['top1_right_ge10'])} | "
                 f"{_pct(f['seen_unknown'])} ({_pct(f['seen_unknown_ge10'])}) | "
                 f"{_pct(f['seen_right_called_unknown'])} |"
             )

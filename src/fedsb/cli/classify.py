@@ -46,7 +46,7 @@ def classify_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the results in.")],
     data: DataModeOpt = "auto",
     calibrate: CalibrateOpt = None,
-    keep: KeepOpt = 0.95,
+    keep: KeepOpt = 0.99,
     overlap: OverlapOpt = 0.5,
     min_confidence: ConfidenceOpt = None,
     min_energy: EnergyOpt = None,

@@ -49,7 +49,7 @@ from .scoring import load_predictions
 
 #: Below this calibrated confidence a burst is unknown, unless thresholds are chosen on data.
 DEFAULT_CONFIDENCE = 0.5
-DEFAULT_KEEP = 0.95
+DEFAULT_KEEP = 0.99  # chosen on the GNU Radio validation recordings (docs/classify.md)
 CALIBRATE_MIN_SNR = 10.0  # dB: the calibration windows (see module doc)
 MIN_CALIBRATION = 20
 
@@ -101,9 +101,9 @@ def thresholds_from_logits(
     labels: np.ndarray | None = None,
     snr_db: np.ndarray | None = None,
 ) -> Thresholds:
-    """Thresholds that keep the fraction ``keep`` of these known windows (see module doc).
+    """Thresholds that each keep the fraction ``keep`` of these known windows.
 
-    With ``labels`` (and ``snr_db``), only the confident windows count.
+    With ``labels`` (and ``snr_db``), only the confident windows count (see module doc).
     """
     if not 0 < keep <= 1:
         raise ConfigError(f"keep: must be in (0, 1], got {keep}")
@@ -119,9 +119,9 @@ def thresholds_from_logits(
         else:
             use[:] = True
             source += f", all {use.size} windows (too few right at >= {CALIBRATE_MIN_SNR:g} dB)"
-    confidence = np.exp(logp[use].max(1))
     q = 1 - keep
-    return Thresholds(float(np.quantile(confidence, q)), float(np.quantile(energy[use], q)), source)
+    confidence = float(np.quantile(np.exp(logp[use].max(1)), q))
+    return Thresholds(confidence, float(np.quantile(energy[use], q)), source)
 
 
 def calibration_logits(loaded: RunModel, data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
