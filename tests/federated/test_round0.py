@@ -13,6 +13,7 @@ from fedsb.config import load_config
 from fedsb.data.config import PartitionConfig
 from fedsb.federated.aggregate import payload_bytes
 from fedsb.federated.config import RunConfig, ServerConfig
+from fedsb.federated.payload import SCALES
 from fedsb.federated.round0 import (
     GRADIENTS,
     PROJECT,
@@ -32,6 +33,7 @@ from fedsb.federated.task import build_task
 from fedsb.models.adapters import matrix_shape
 from fedsb.models.checkpoint import load_checkpoint
 from fedsb.models.lora_sb_init import lora_sb_basis, lora_sb_layers
+from fedsb.models.state import AdapterStateError
 from fedsb.reporter import SilentReporter
 from fedsb.runs import BASIS_FILE, CONFIG_FILE
 
@@ -120,10 +122,11 @@ def test_a_bad_round0_reply_names_the_client(task_cfg, workspace):
     grads[1][name] = grads[1][name][:1]  # a truncated gradient from client 1
     clients = replace(cfg, init_source="clients")
     ask = _ask_from(task.model, clients, grads)
-    with pytest.raises(FederatedError, match=rf"^round 0: client 1: reply: '{name}' has shape"):
+    with pytest.raises(FederatedError, match=rf"^round 0: client 1: reply: key .{name}.: shape"):
         init_basis(task, clients, workspace.cache, ask, ids=[0, 1, 2])
     grads[1][name] = torch.full_like(grads[0][name], float("nan"))
-    with pytest.raises(FederatedError, match=r"^round 0: client 1: reply: .* holds NaN or Inf"):
+    nan = r"^round 0: client 1: reply: key .*: \d+ NaN and 0 Inf"
+    with pytest.raises(FederatedError, match=nan):
         init_basis(task, clients, workspace.cache, ask, ids=[0, 1, 2])
 
 
@@ -131,7 +134,7 @@ def test_a_client_refuses_a_malformed_q(task_cfg):
     task, cfg = task_cfg
     grads = _low_rank_gradients(task.model, 2, 1, seed=3)[0]
     name = next(iter(grads))
-    with pytest.raises(ValueError, match=r"round 0: keys differ"):
+    with pytest.raises(AdapterStateError, match=r"^round 0: Q: (missing keys|key '.*': shape)"):
         round0_reply(grads, task.model, cfg, PROJECT, {name: torch.zeros(3, 3)})
     with pytest.raises(ValueError, match=r"unknown stage 'moon'"):
         round0_reply(grads, task.model, cfg, "moon", {})
@@ -196,3 +199,50 @@ def test_the_full_gradient_round0_sends_one_weight_sized_gradient_per_layer(work
     assert init["cumulative_bytes"] == 3 * (
         init["bytes_up_per_client"] + init["bytes_down_per_client"]
     )
+
+
+def test_an_int8_round0_sends_int8_replies_and_an_fp16_basis(task_cfg, workspace):
+    """Under ``client.payload = 'int8'`` the replies are int8 (one scale per tensor), Q, B and A
+    go in fp16, and the server keeps the basis exactly as the clients decode it."""
+    task, cfg = task_cfg
+    int8 = replace(cfg, client=replace(cfg.client, payload="int8"))
+    grads = _low_rank_gradients(task.model, 3, 3, seed=4)
+    log: list = []
+    replies: list = []
+
+    def ask(ids, stage, sent):
+        log.append({k: v.dtype for k, v in sent.items()})
+        out = [round0_reply(grads[i], task.model, int8, stage, sent) for i in ids]
+        replies.extend(out)
+        return out
+
+    init = init_basis(task, int8, workspace.cache, ask, ids=[0, 1, 2])
+    assert {t.dtype for r in replies for k, t in r.items() if k != SCALES} == {torch.int8}
+    assert set(log[1].values()) == {torch.float16}  # Q
+    assert init["bytes_up"] == sum(payload_bytes(r) for r in replies)
+    basis = lora_sb_basis(task.model)
+    for key, value in basis.items():  # fp16 values: every node decodes these very numbers
+        assert torch.equal(value, value.half().float()), key
+    half = {k: v.half() for k, v in basis.items()}
+    q = {  # what Q holds, as computed from the shapes alone
+        n: torch.zeros(matrix_shape(m.base_layer)[0], sketch_width(m, cfg), dtype=torch.float16)
+        for n, m in lora_sb_layers(task.model).items()
+    }
+    assert init["bytes_down"] == 3 * (SEED_BYTES + payload_bytes(q) + payload_bytes(half))
+    numbers = sum(t.numel() for r in replies for k, t in r.items() if k != SCALES)
+    step = _steps(task.model)
+    fp32 = init_basis(task, cfg, workspace.cache, _ask_from(task.model, cfg, grads), ids=[0, 1, 2])
+    assert 4 * numbers < fp32["bytes_up"]  # the same numbers, 4 bytes each in fp32
+    for name, exact in _steps(task.model).items():  # int8 moves the first step by ~1 %
+        assert float((step[name] - exact).norm() / exact.norm()) < 0.05, name
+
+
+def _steps(model) -> dict[str, torch.Tensor]:
+    """B·R·A of every lora-sb layer: the first step round 0 sets."""
+    out = {}
+    for name, layer in lora_sb_layers(model).items():
+        d_out, d_in = matrix_shape(layer.base_layer)
+        b = layer.lora_B.weight.detach().reshape(d_out, -1)
+        a = layer.lora_A.weight.detach().reshape(-1, d_in)
+        out[name] = b @ layer.lora_R.weight.detach() @ a
+    return out

@@ -14,6 +14,12 @@ Pure functions, shared by both engines, so the embedded and the Flower runs send
   update is applied to the exact state (``rebase``), so the broadcast's rounding never
   accumulates and needs no residual.
 
+Round 0 (``round0``) follows the same rule: the clients' replies go in ``kind``, and the fixed
+matrices the server sends once (the sketch's Q, LoRA-SB's B and A) in ``fixed_kind``: fp16 for
+fp16 and int8. fp16 re-encodes its own values exactly, so every node decodes the very basis the
+server keeps (``as_sent``), which an int8 scale recomputed from dequantised values would not
+guarantee to the last bit.
+
 Per tensor, not per row: one scale costs 4 bytes for the whole tensor, while per-row scales
 would add 4 / d_in (25 % on a 16 x 16 LoRA-SB R) for a finer grid whose gain the error
 feedback already recovers. ``fp32`` returns every state unchanged: the same numbers as before.
@@ -82,6 +88,16 @@ def decode(wire: Mapping[str, torch.Tensor], kind: str) -> State:
     return {k: dequantise(wire[k], scales[i]) for i, k in enumerate(keys)}
 
 
+def fixed_kind(kind: str) -> str:
+    """The precision of what the server sends once (Q, B and A): fp32, else fp16."""
+    return "fp32" if kind == "fp32" else "fp16"
+
+
+def as_sent(values: Mapping[str, torch.Tensor], kind: str) -> State:
+    """The float32 values a receiver decodes from ``values`` sent in ``kind``."""
+    return decode(encode(values, kind), kind) if kind != "fp32" else dict(values)
+
+
 def expected(like: Mapping[str, torch.Tensor], kind: str) -> State:
     """What an ``encode`` of values shaped like ``like`` holds: its keys, shapes and dtypes."""
     if kind == "fp32":
@@ -93,12 +109,15 @@ def expected(like: Mapping[str, torch.Tensor], kind: str) -> State:
     return out
 
 
-def check_wire(wire: Mapping[str, object], like: Mapping[str, torch.Tensor], kind: str) -> None:
+def check_wire(
+    wire: Mapping[str, object], like: Mapping[str, torch.Tensor], kind: str, what: str = ""
+) -> None:
     """Raise AdapterStateError (one line naming the key) unless ``wire`` is a ``kind`` encoding.
 
-    Of values shaped like ``like``: its keys, shapes and dtypes, a finite scale per tensor.
+    Of values shaped like ``like``: its keys, shapes and dtypes, every value (and int8's scale
+    per tensor) finite. ``what`` names it in the message (default: "KIND update").
     """
-    check_state(expected(like, kind), wire, strict=True, what=f"{kind} update")
+    check_state(expected(like, kind), wire, strict=True, what=what or f"{kind} update")
 
 
 def delta(state: Mapping[str, torch.Tensor], start: Mapping[str, torch.Tensor]) -> State:
@@ -212,6 +231,7 @@ __all__ = [
     "RESIDUAL",
     "SCALES",
     "Payload",
+    "as_sent",
     "broadcast",
     "check_wire",
     "decode",
@@ -221,6 +241,7 @@ __all__ = [
     "encode",
     "encode_update",
     "expected",
+    "fixed_kind",
     "quantise",
     "rebase",
     "received_update",

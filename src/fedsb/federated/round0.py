@@ -15,7 +15,8 @@
 * ``"proxy"``: the server's own data (``task.proxy_batches``); nothing goes up.
 
 Round 0's clients are a seeded draw like a round's (``server.fraction``), or ``init_clients`` of
-them; each uses ``adapter.init_samples`` split over them. Every byte is counted: the seed, Q, the
+them; each uses ``adapter.init_samples`` split over them. The replies go in ``client.payload``'s
+precision, Q, B and A in ``payload.fixed_kind``'s. Every byte is counted: the seed, Q, the
 replies, and B and A down to each round-0 client (later rounds send the basis to each client the
 first time it is drawn, ``rounds.basis_newcomers``). The same functions serve every engine.
 """
@@ -34,13 +35,16 @@ from ..models.adapters import matrix_shape
 from ..models.lora_sb_init import (
     init_lora_sb,
     initialize_lora_sb,
+    load_lora_sb_basis,
     lora_sb_basis,
     lora_sb_layers,
     set_lora_sb_factors,
 )
+from ..models.state import AdapterStateError
 from .aggregate import payload_bytes
 from .client import client_init_step
 from .config import RunConfig
+from .payload import as_sent, check_wire, decode, encode, fixed_kind
 from .progress import State
 from .rounds import FederatedError, init_participants
 from .task import Task, proxy_batches
@@ -69,9 +73,13 @@ def client_round0(model, data, cfg: RunConfig, client: int, samples: int, stage,
 
 
 def round0_reply(grads: State, model: nn.Module, cfg: RunConfig, stage: str, sent: State) -> State:
-    """What a client with summed gradients ``grads`` sends for ``stage`` (``sent``: the request)."""
+    """What a client with summed gradients ``grads`` sends for ``stage`` (``sent``: the request).
+
+    The reply is encoded in ``client.payload``; Q arrives in ``fixed_kind`` and is checked first.
+    """
+    kind = cfg.client.payload
     if stage == GRADIENTS:
-        return grads
+        return encode(grads, kind) if kind != "fp32" else grads
     layers = lora_sb_layers(model)
     if stage == RANGE:
         seed = int(sent["seed"])
@@ -79,36 +87,34 @@ def round0_reply(grads: State, model: nn.Module, cfg: RunConfig, stage: str, sen
         for name, g in grads.items():
             omega = test_matrix(seed, name, g[0].numel(), sketch_width(layers[name], cfg))
             out[name] = g.reshape(len(g), -1) @ omega
-        return out
+        return encode(out, kind)
     if stage == PROJECT:
-        check_shapes(sent, {n: (len(g), sketch_width(layers[n], cfg)) for n, g in grads.items()})
-        return {name: sent[name].T @ g.reshape(len(g), -1) for name, g in grads.items()}
+        shapes = {n: (len(g), sketch_width(layers[n], cfg)) for n, g in grads.items()}
+        q = checked(sent, shapes, fixed_kind(kind), "round 0: Q")
+        return encode({name: q[name].T @ g.reshape(len(g), -1) for name, g in grads.items()}, kind)
     raise ValueError(f"round 0: unknown stage {stage!r} (one of {', '.join(STAGES)})")
 
 
-def check_shapes(state: State, shapes: dict[str, tuple[int, ...]], who: str = "round 0") -> None:
-    """ValueError unless ``state`` has exactly these float keys and shapes, all finite."""
-    if set(state) != set(shapes):
-        missing, extra = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
-        raise ValueError(f"{who}: keys differ (missing {missing}, extra {extra})")
-    for name, shape in shapes.items():
-        t = state[name]
-        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-            raise ValueError(f"{who}: {name!r} is not a float tensor")
-        if tuple(t.shape) != tuple(shape):
-            raise ValueError(f"{who}: {name!r} has shape {tuple(t.shape)}, expected {shape}")
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{who}: {name!r} holds NaN or Inf")
+def checked(wire: State, shapes: dict[str, tuple[int, ...]], kind: str, who: str) -> State:
+    """The float32 values of ``wire``, a ``kind`` encoding of exactly these shapes (else raise).
+
+    AdapterStateError names the key: a missing or extra key, a shape, a dtype, NaN or Inf.
+    """
+    check_wire(wire, {n: torch.empty(s) for n, s in shapes.items()}, kind, who)
+    return decode(wire, kind)
 
 
-def summed(replies: list[State], ids: list[int], shapes: dict[str, tuple[int, ...]]) -> State:
-    """The sum of the clients' replies, each checked first (a bad one stops the run)."""
+def summed(
+    replies: list[State], ids: list[int], shapes: dict[str, tuple[int, ...]], kind: str = "fp32"
+) -> State:
+    """The sum of the clients' replies (sent in ``kind``), each checked first (a bad one stops)."""
+    values = []
     for client, reply in zip(ids, replies):
         try:
-            check_shapes(reply, shapes, "reply")
-        except ValueError as e:
+            values.append(checked(reply, shapes, kind, "reply"))
+        except AdapterStateError as e:
             raise FederatedError(f"round 0: client {client}: {e}") from None
-    return {k: torch.stack([r[k].float() for r in replies]).sum(0) for k in shapes}
+    return {k: torch.stack([v[k].float() for v in values]).sum(0) for k in shapes}
 
 
 def gradient_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -119,27 +125,29 @@ def gradient_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
 def init_from_gradients(model: nn.Module, cfg: RunConfig, ask: Ask, ids: list[int]) -> float:
     """Exact LoRA-SB from the clients' summed gradients; returns the bytes sent up."""
     replies = ask(ids, GRADIENTS, {})
-    init_lora_sb(model, summed(replies, ids, gradient_shapes(model)), cfg.adapter.init_lr)
+    total = summed(replies, ids, gradient_shapes(model), cfg.client.payload)
+    init_lora_sb(model, total, cfg.adapter.init_lr)
     return float(sum(payload_bytes(r) for r in replies))
 
 
 def init_from_sketch(model: nn.Module, cfg: RunConfig, ask: Ask, ids: list[int]) -> tuple:
     """B, A, R0 from the two-pass sketch; returns (bytes up, bytes down before the basis)."""
-    layers = lora_sb_layers(model)
+    layers, kind = lora_sb_layers(model), cfg.client.payload
     dims = {n: (matrix_shape(m.base_layer), sketch_width(m, cfg)) for n, m in layers.items()}
     seed = {"seed": torch.tensor(cfg.adapter.init_seed, dtype=torch.int64)}
     ranges = ask(ids, RANGE, seed)
-    y = summed(ranges, ids, {n: (d_out, k) for n, ((d_out, _), k) in dims.items()})
-    q = {n: torch.linalg.qr(y[n]).Q.contiguous() for n in y}
-    projections = ask(ids, PROJECT, q)
-    z = summed(projections, ids, {n: (k, d_in) for n, ((_, d_in), k) in dims.items()})
+    y = summed(ranges, ids, {n: (d_out, k) for n, ((d_out, _), k) in dims.items()}, kind)
+    q_wire = encode({n: torch.linalg.qr(y[n]).Q.contiguous() for n in y}, fixed_kind(kind))
+    q = decode(q_wire, fixed_kind(kind))  # the Q the clients project on
+    projections = ask(ids, PROJECT, q_wire)
+    z = summed(projections, ids, {n: (k, d_in) for n, ((_, d_in), k) in dims.items()}, kind)
     for name, layer in layers.items():
         (d_out, d_in), _ = dims[name]
         u, s, vh = torch.linalg.svd(z[name], full_matrices=False)
         scale = cfg.adapter.init_lr * math.sqrt(d_out * d_in) / max(float(s.norm()), 1e-30)
         set_lora_sb_factors(layer, -(q[name] @ u), scale * s, vh)  # ΔW ≈ −scale·Σ G_i
     up = sum(payload_bytes(r) for r in ranges + projections)
-    return float(up), float(len(ids) * (SEED_BYTES + payload_bytes(q)))
+    return float(up), float(len(ids) * (SEED_BYTES + payload_bytes(q_wire)))
 
 
 def init_basis(
@@ -151,6 +159,7 @@ def init_basis(
     listed client); ``ids`` defaults to ``init_participants``. The keys: ``clients``, and
     ``bytes_up`` and ``bytes_down`` (totals over the clients, B and A included).
     """
+    basis_kind = fixed_kind(cfg.client.payload)  # B and A as every client will decode them
     if cfg.init_source == "proxy":
         batches = proxy_batches(cfg, task.checkpoint, cache_dir, cfg.client.batch_size)
         initialize_lora_sb(task.model, batches, cfg.adapter)
@@ -161,5 +170,6 @@ def init_basis(
     else:
         ids = ids if ids is not None else init_participants(cfg, task.n_clients)
         up, down = init_from_gradients(task.model, cfg, ask, ids), 0.0
-    down += len(ids) * payload_bytes(lora_sb_basis(task.model))
+    load_lora_sb_basis(task.model, as_sent(lora_sb_basis(task.model), basis_kind))
+    down += len(ids) * payload_bytes(encode(lora_sb_basis(task.model), basis_kind))
     return {"clients": float(len(ids)), "bytes_up": up, "bytes_down": down}

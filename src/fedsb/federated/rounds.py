@@ -32,7 +32,7 @@ from .aggregate import (
 from .config import RunConfig
 from .faults import ClientResult
 from .methods import FedMethod, method
-from .payload import broadcast, rebase, received_update
+from .payload import broadcast, encode, fixed_kind, rebase, received_update
 from .personal import (
     Personal,
     evaluate_personal,
@@ -232,9 +232,14 @@ def _server_update(
     )
 
 
-def basis_bytes(task: Task, fed: FedMethod) -> int:
+def basis_wire(task: Task, kind: str) -> State:
+    """LoRA-SB's B and A as sent to a client (``payload.fixed_kind`` of the payload ``kind``)."""
+    return encode(lora_sb_basis(task.model), fixed_kind(kind))
+
+
+def basis_bytes(task: Task, fed: FedMethod, kind: str = "fp32") -> int:
     """The bytes of LoRA-SB's B and A, sent once to each client (0 for other methods)."""
-    return payload_bytes(lora_sb_basis(task.model)) if fed.needs_basis else 0
+    return payload_bytes(basis_wire(task, kind)) if fed.needs_basis else 0
 
 
 def _traffic(
@@ -313,7 +318,7 @@ def run_round(
     _require_enough(cfg, server_round, task.n_clients, accepted, dropped)
     glob, opt = _server_update(task, cfg, before.global_state, before.opt_state, accepted, received)
     personal = updated(before.personal, results)
-    basis = basis_newcomers(cfg, server_round, ids, task.n_clients) * basis_bytes(task, fed)
+    basis = basis_newcomers(cfg, server_round, ids, task.n_clients) * basis_bytes(task, fed, kind)
     traffic = _traffic(cfg, sent, ids, results, basis)  # the bytes actually sent
     totals = replace(before.totals, bytes=before.totals.bytes + traffic["round_bytes"])
     totals, privacy = _privacy(cfg, totals, accepted, results)

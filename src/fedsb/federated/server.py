@@ -48,7 +48,7 @@ from .aggregate import parameter_count
 from .calibrate import final_evaluation, fit_global_temperature, site_final_evaluation
 from .config import RunConfig
 from .methods import FedMethod, method
-from .personal import Personal, global_model, unit_weights
+from .personal import Personal, global_model, model_kept, unit_weights
 from .personal import initial as initial_personal
 from .progress import Progress, State, Totals, load_progress, save_progress, split_prefixed
 from .round0 import init_basis
@@ -332,7 +332,7 @@ def write_final(
     ``engine`` (``calibrate.site_final_evaluation``): no predictions file without a server
     test set, and the row says where the evaluation ran and what it moved.
     """
-    fed, personal = method(cfg.method), personal or {}
+    fed, personal = method(cfg.method), model_kept(personal)  # int8's residuals are not models
     total_bytes = run_bytes + calibration_bytes * task.n_clients
     pred, evaluation, test, extra = _final_scores(
         task, run, global_state, fit, fed, personal, engine

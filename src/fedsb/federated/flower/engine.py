@@ -24,11 +24,11 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 
 from ...errors import ConfigError
-from ...models.lora_sb_init import lora_sb_basis
 from ..aggregate import payload_bytes
 from ..config import RunConfig
 from ..engine_local import init_samples
 from ..faults import ClientResult
+from ..rounds import basis_wire
 from ..server import FederatedError
 from ..task import Task, has_lora_sb
 from .messages import (
@@ -180,7 +180,7 @@ class GridEngine:
         nodes = self.node_of()
         basis = None
         if stage != STAGE_INIT and has_lora_sb(self.task.model):
-            basis = to_record(lora_sb_basis(self.task.model))
+            basis = to_record(basis_wire(self.task, self.cfg.client.payload))
         out = []
         for client in ids:
             node = nodes[client]
