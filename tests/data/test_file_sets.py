@@ -21,8 +21,7 @@ from fedsb.data.config import DataConfig, PartitionConfig
 from fedsb.data.file_sets import file_clients, file_dataset, file_image_splits
 from fedsb.data.files import load_files
 from fedsb.data.groups import assign_to_splits
-from fedsb.data.imageset import MappedImageSet, quantised_images
-from fedsb.data.partition import concat
+from fedsb.data.imageset import MappedImageSet, join_sets, quantised_images
 from fedsb.reporter import SilentReporter
 
 from .test_files import _npz, _traced
@@ -229,7 +228,7 @@ def test_federated_clients_are_rows_of_one_store(tmp_path: Path) -> None:
         for split in (client.train, client.val, client.test):
             assert isinstance(split, MappedImageSet) and split.store.path == images.store.path
             assert torch.equal(split.images, every[split.rows])
-    union = concat([c.test for c in clients])
+    union = join_sets([c.test for c in clients])
     assert torch.equal(union.images, every[np.concatenate([c.test.rows for c in clients])])
 
 

@@ -10,10 +10,10 @@ import torch
 
 from fedsb.config import apply_overrides, to_dict
 from fedsb.data.config import CHANNEL_PROFILES, DataConfig, PartitionConfig
+from fedsb.data.imageset import join_sets
 from fedsb.data.partition import (
     build_client_data,
     channel_profile,
-    concat,
     partition_rows,
     plan_partition,
 )
@@ -197,5 +197,5 @@ def test_built_client_data_follow_the_plan(tmp_path):
     # the same plan gives the same data (from the cache or generated again)
     again = build_client_data(plans[1], cfg, data, None)
     assert torch.equal(again.train.images, built[1].train.images)
-    union = concat([c.test for c in built])
+    union = join_sets([c.test for c in built])
     assert len(union) == 27 and torch.equal(union.labels[9:18], built[1].test.labels)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from fedsb.data.partition import concat
+from fedsb.data.imageset import join_sets
 from fedsb.errors import ConfigError
 from fedsb.federated.engines import run_federated
 from fedsb.federated.flower.server_app import open_run
@@ -40,7 +40,7 @@ def test_pooled_run_is_the_fine_tuning_loop_on_the_union(workspace, tmp_path, mo
     task = build_task(cfg, workspace.cache, SilentReporter())
     load_basis(task.model, run)
     load_adapter_state(task.model, start)
-    union = concat([c.train for c in task.clients])
+    union = join_sets([c.train for c in task.clients])
     by_hand = TrainConfig(
         epochs=4, batch_size=16, lr=cfg.client.lr, weight_decay=0.01, seed=cfg.seed, threads=1
     )

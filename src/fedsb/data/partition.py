@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..signals import resolve_classes
 from ..signals.config import GeneratorConfig
@@ -173,16 +172,6 @@ def build_client_data(
         for split in ("train", "val", "test")
     )
     return ClientData(plan, train, val, test)
-
-
-def concat(sets: list[ImageSet]) -> ImageSet:
-    """One ImageSet from several with the same classes (the union of client data)."""
-    return ImageSet(
-        torch.cat([s.images for s in sets]),
-        torch.cat([s.labels for s in sets]),
-        torch.cat([s.snr_db for s in sets]),
-        sets[0].class_names,
-    )
 
 
 def partition_rows(plans: list[ClientPlan]) -> list[dict[str, object]]:

@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..data.imageset import ImageSet
-from ..data.partition import concat
+from ..data.imageset import ImageSet, join_sets
 from ..evaluation.calibration import fit_temperature_central
 from ..models.adapters import adapter_state, trainable_parameters
 from ..reporter import Reporter
@@ -110,7 +109,7 @@ def run_pooled(
     if resume:
         reporter.info(f"{run.path}: a centralized run keeps no checkpoints; training it again")
         (run.path / METRICS_FILE).unlink(missing_ok=True)
-    union, val = concat(task.units), task.val  # built once: it copies every image
+    union, val = join_sets(task.units), task.val  # built once (on disk where the units are)
     trained = _start(task, cfg, run, cache_dir, union)
     train_cfg = pooled_train_config(cfg)
     clock = [time.perf_counter()]
