@@ -224,6 +224,33 @@ def test_supernode_auth_refuses_unregistered_key(deployment):
     assert bad_pub not in json.dumps(nodes)
 
 
+def _run_script(
+    ws, tmp_path: Path, run_dir: Path, nodes: int, timeout: int, *args: str
+) -> tuple[int, str, int]:
+    """The deployment script's --demo with ``nodes`` SuperNodes, one round: (code, output, port).
+
+    Free ports for the SuperLink and every SuperNode; the script is stopped (its EXIT trap stops
+    what it started) if it outlives ``timeout`` + 140 s.
+    """
+    port, node_port = free_port(), free_port()
+    while any(port_open(node_port + i) or node_port + i == port for i in range(1, nodes)):
+        node_port = free_port()
+    cmd = ["bash", str(SCRIPT), "--demo", *args, "--set", "rounds=1"]
+    cmd += ["--pretrained", str(ws.pre), "--cache-dir", str(ws.cache)]
+    cmd += ["--work-dir", str(tmp_path / "work"), "--run-dir", str(run_dir)]
+    cmd += ["--port", str(port), "--node-port", str(node_port), "--timeout", str(timeout)]
+    env = {**os.environ, "VENV_BIN": str(BIN)}
+    with (tmp_path / "script.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            code = proc.wait(timeout=timeout + 140)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+    return code, (tmp_path / "script.log").read_text(errors="replace"), port
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("FEDSB_FLOWER_E2E") != "1", reason="60-100 s: set FEDSB_FLOWER_E2E=1"
@@ -231,43 +258,8 @@ def test_supernode_auth_refuses_unregistered_key(deployment):
 def test_script_runs_a_job_end_to_end(workspace, tmp_path):
     from .conftest import read_rows
 
-    port, node_port = free_port(), free_port()
-    while port_open(node_port + 1) or node_port + 1 == port:
-        node_port = free_port()
     run_dir = tmp_path / "run"
-    cmd = [
-        "bash",
-        str(SCRIPT),
-        "--demo",
-        "--nodes",
-        "2",
-        "--set",
-        "rounds=1",
-        "--pretrained",
-        str(workspace.pre),
-        "--cache-dir",
-        str(workspace.cache),
-        "--work-dir",
-        str(tmp_path / "work"),
-        "--run-dir",
-        str(run_dir),
-        "--port",
-        str(port),
-        "--node-port",
-        str(node_port),
-        "--timeout",
-        "240",
-    ]
-    env = {**os.environ, "VENV_BIN": str(BIN)}
-    with (tmp_path / "script.log").open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            code = proc.wait(timeout=360)
-        finally:
-            if proc.poll() is None:
-                proc.terminate()  # its EXIT trap stops what it started
-                proc.wait(timeout=30)
-    output = (tmp_path / "script.log").read_text(errors="replace")
+    code, output, port = _run_script(workspace, tmp_path, run_dir, 2, 240, "--nodes", "2")
     assert code == 0, output[-3000:]
     rows = read_rows(run_dir)
     assert [r["stage"] for r in rows] == ["init", "round", "final"]
@@ -322,43 +314,9 @@ def test_script_runs_three_sites_with_their_own_data(workspace, tmp_path):
     from .conftest import read_rows
 
     dirs = _site_dirs(tmp_path / "sites")
-    port, node_port = free_port(), free_port()
-    while any(port_open(node_port + i) or node_port + i == port for i in (1, 2)):
-        node_port = free_port()
     run_dir = tmp_path / "run"
-    cmd = [
-        "bash",
-        str(SCRIPT),
-        "--demo",
-        "--data-dirs",
-        ",".join(str(d) for d in dirs),
-        "--set",
-        "rounds=1",
-        "--pretrained",
-        str(workspace.pre),
-        "--cache-dir",
-        str(workspace.cache),
-        "--work-dir",
-        str(tmp_path / "work"),
-        "--run-dir",
-        str(run_dir),
-        "--port",
-        str(port),
-        "--node-port",
-        str(node_port),
-        "--timeout",
-        "400",
-    ]
-    env = {**os.environ, "VENV_BIN": str(BIN)}
-    with (tmp_path / "script.log").open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            code = proc.wait(timeout=540)
-        finally:
-            if proc.poll() is None:
-                proc.terminate()  # its EXIT trap stops the SuperLink and the SuperNodes
-                proc.wait(timeout=30)
-    output = (tmp_path / "script.log").read_text(errors="replace")
+    sites = ",".join(str(d) for d in dirs)
+    code, output, port = _run_script(workspace, tmp_path, run_dir, 3, 400, "--data-dirs", sites)
     assert code == 0, output[-3000:]
     for i, site in enumerate(dirs):
         assert f"SuperNode {i}: data-path {site}" in output

@@ -13,39 +13,27 @@ one-line drop reason.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
 
 from fedsb.models.checkpoint import load_checkpoint
 from fedsb.runs import ADAPTER_FILE, STATE_FILE
 
 from .conftest import Workspace, read_rows
+from .engine_compare import assert_same_tensors, close, flower_env
 
 pytest.importorskip("flwr.simulation")
 pytest.importorskip("ray")
 
 RAISE = ("attack.kind='raise'", "attack.clients=[1]")
-VOLATILE = {"seconds"}  # wall clock: differs between engines by nature
-
-
-def _flower_env(tmp: Path) -> pytest.MonkeyPatch:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FLWR_HOME", str(tmp / "flwr-home"))
-    mp.setenv("FLWR_TELEMETRY_ENABLED", "0")
-    mp.setenv("FLWR_DISABLE_UPDATE_CHECK", "1")
-    mp.setenv("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
-    return mp
 
 
 def _pair(ws: Workspace, root: Path, *overrides: str) -> tuple[Path, Path]:
     """(local run dir, flower run dir) of the same config."""
     local, flower = root / "local", root / "flower"
     ws.run(local, *overrides)
-    mp = _flower_env(root)
+    mp = flower_env(root)
     try:
         ws.run(flower, *overrides, "engine='flower'")
     finally:
@@ -58,32 +46,12 @@ def runs(workspace, tmp_path_factory) -> tuple[Path, Path]:
     return _pair(workspace, tmp_path_factory.mktemp("flower"), *RAISE, "init_source='sketch'")
 
 
-def _close(a: Any, b: Any, path: str = "") -> None:
-    """Recursive equality, floats within a tolerance (thread scheduling, float32 sums)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {set(a) ^ set(b)}"
-        for k in a:
-            if k not in VOLATILE:
-                _close(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), f"{path}: {a} != {b}"
-        for i, (x, y) in enumerate(zip(a, b)):
-            _close(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) or isinstance(b, float):
-        assert a is not None and b is not None, f"{path}: {a} != {b}"
-        assert math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5), f"{path}: {a} != {b}"
-    else:
-        assert a == b, f"{path}: {a!r} != {b!r}"
-
-
 def _assert_same_state(local: Path, flower: Path) -> None:
     for name in (ADAPTER_FILE, STATE_FILE):
         a, meta_a = load_checkpoint(local / name)
         b, meta_b = load_checkpoint(flower / name)
-        assert a.keys() == b.keys() and a, name
-        for key in a:
-            torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=f"{name}:{key}")
-        _close(meta_a, meta_b, name)
+        assert_same_tensors(a, b, name)
+        close(meta_a, meta_b, name)
 
 
 def test_flower_matches_local_engine(runs):
@@ -98,7 +66,7 @@ def test_flower_metrics_match_local_engine(runs):
     local, flower = runs
     rows_l, rows_f = read_rows(local), read_rows(flower)
     assert [r["stage"] for r in rows_f] == ["init", "round", "round", "final"]
-    _close(rows_l, rows_f, "metrics")
+    close(rows_l, rows_f, "metrics")
     init = rows_f[0]
     per_client = init["bytes_up_per_client"] + init["bytes_down_per_client"]
     assert per_client > 0 and init["cumulative_bytes"] == 3 * per_client  # round 0: all three
@@ -113,7 +81,7 @@ def test_flower_calibration_matches_local_engine(runs):
     local, flower = runs
     ev_l, ev_f = (json.loads((d / "evaluation.json").read_text()) for d in (local, flower))
     assert ev_f["calibration"]["steps"] >= 2  # several Newton steps, i.e. several messages
-    _close(ev_l, ev_f, "evaluation")
+    close(ev_l, ev_f, "evaluation")
 
 
 def test_flower_drops_a_raising_client_and_goes_on(runs):

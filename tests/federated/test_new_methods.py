@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -25,6 +24,7 @@ from fedsb.reporter import SilentReporter
 from fedsb.runs import ADAPTER_FILE, MODEL_FILE, STATE_FILE
 
 from .conftest import Workspace, read_rows
+from .engine_compare import assert_same_tensors, close, flower_run
 
 RANK, ALPHA = 4, 16.0
 NEW = ("fedex", "flora", "fedsa")
@@ -224,39 +224,16 @@ def test_resumed_run_ends_bit_identical(workspace, tmp_path, name):
 # -- Flower ----------------------------------------------------------------------------------
 
 
-def _close(a: Any, b: Any, path: str = "") -> None:
-    """Recursive equality, floats within a tolerance (thread scheduling, float32 sums)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {set(a) ^ set(b)}"
-        for k in a:
-            if k != "seconds":
-                _close(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), f"{path}: {a} != {b}"
-        for i, (x, y) in enumerate(zip(a, b)):
-            _close(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) or isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5), f"{path}: {a} != {b}"
-    else:
-        assert a == b, f"{path}: {a!r} != {b!r}"
-
-
 def test_fedex_on_flower_gives_the_embedded_numbers(workspace, runs, tmp_path):
     pytest.importorskip("flwr.simulation")
     pytest.importorskip("ray")
     flower = tmp_path / "flower"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FLWR_HOME", str(tmp_path / "flwr-home"))
-        mp.setenv("FLWR_TELEMETRY_ENABLED", "0")
-        mp.setenv("FLWR_DISABLE_UPDATE_CHECK", "1")
-        mp.setenv("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
-        workspace.run(flower, "method='fedex'", "engine='flower'")
+    flower_run(workspace, flower, "method='fedex'")
     local = runs["fedex"]
-    _close(read_rows(local), read_rows(flower), "metrics")
+    close(read_rows(local), read_rows(flower), "metrics")
     for name in (ADAPTER_FILE, STATE_FILE):
         a, b = _tensors(local / name), _tensors(flower / name)
-        assert a.keys() == b.keys() and any("base_layer" in k for k in a), name
-        for key in a:
-            torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=f"{name}:{key}")
+        assert any("base_layer" in k for k in a), name
+        assert_same_tensors(a, b, name)
     ev_l, ev_f = (json.loads((d / "evaluation.json").read_text()) for d in (local, flower))
-    _close(ev_l, ev_f, "evaluation")
+    close(ev_l, ev_f, "evaluation")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -19,7 +18,8 @@ from fedsb.federated.progress import split_prefixed
 from fedsb.models.checkpoint import load_checkpoint
 from fedsb.runs import ADAPTER_FILE, STATE_FILE
 
-from .conftest import Workspace, fedsb_task, read_rows
+from .conftest import fedsb_task, read_rows
+from .engine_compare import assert_same_tensors, close, flower_run
 
 KINDS = ("fp32", "fp16", "int8")
 # SGD: AdamW's first step, lr * g / (|g| + eps), turns a gradient near 0 into +-lr on either
@@ -160,38 +160,6 @@ def test_only_tensors_that_start_from_the_global_state_keep_a_residual(
 # -- Flower ----------------------------------------------------------------------------------
 
 
-def _close(a: Any, b: Any, path: str = "") -> None:
-    """Recursive equality, floats within a tolerance (thread scheduling, float32 sums)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {set(a) ^ set(b)}"
-        for k in a:
-            if k != "seconds":
-                _close(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), f"{path}: {a} != {b}"
-        for i, (x, y) in enumerate(zip(a, b)):
-            _close(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) or isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5), f"{path}: {a} != {b}"
-    else:
-        assert a == b, f"{path}: {a!r} != {b!r}"
-
-
-def _flower_run(ws: Workspace, out: Path, *overrides: str) -> None:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FLWR_HOME", str(out.parent / "flwr-home"))
-        mp.setenv("FLWR_TELEMETRY_ENABLED", "0")
-        mp.setenv("FLWR_DISABLE_UPDATE_CHECK", "1")
-        mp.setenv("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
-        ws.run(out, *overrides, "engine='flower'")
-
-
-def _assert_same_tensors(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys() and a
-    for key in a:
-        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
-
-
 @pytest.mark.parametrize("kind", ("fp16", "int8"))
 def test_flower_gives_the_embedded_numbers(workspace, runs, tmp_path, kind):
     """The nodes keep their residuals in their Context: same rows, states and calibration.
@@ -202,12 +170,12 @@ def test_flower_gives_the_embedded_numbers(workspace, runs, tmp_path, kind):
     pytest.importorskip("flwr.simulation")
     pytest.importorskip("ray")
     local, flower = runs[kind], tmp_path / "flower"
-    _flower_run(workspace, flower, f"client.payload='{kind}'", *BASE)
+    flower_run(workspace, flower, f"client.payload='{kind}'", *BASE)
     rows_l, rows_f = read_rows(local), read_rows(flower)
     assert "global_model_test_acc" not in rows_l[-1]  # residuals are not a client's model
-    _close(rows_l, rows_f, "metrics")
-    _assert_same_tensors(_tensors(local / ADAPTER_FILE), _tensors(flower / ADAPTER_FILE))
+    close(rows_l, rows_f, "metrics")
+    assert_same_tensors(_tensors(local / ADAPTER_FILE), _tensors(flower / ADAPTER_FILE))
     glob = [split_prefixed(_tensors(d / STATE_FILE), "global.") for d in (local, flower)]
-    _assert_same_tensors(*glob)
+    assert_same_tensors(*glob)
     ev_l, ev_f = (json.loads((d / "evaluation.json").read_text()) for d in (local, flower))
-    _close(ev_l, ev_f, "evaluation")
+    close(ev_l, ev_f, "evaluation")
