@@ -26,8 +26,8 @@ from fedsb.config import apply_overrides
 from fedsb.data.imageset import quantised_images
 from fedsb.errors import ConfigError, DataError
 from fedsb.evaluation.classify import ClassifyConfig, window_starts
-from fedsb.evaluation.classify_model import load_classifier
 from fedsb.evaluation.classify_run import ClassifyOptions, classify_files
+from fedsb.evaluation.evaluate_run import load_classifier
 from fedsb.io.load import save_records
 from fedsb.io.sigmf_read import read_sigmf_source
 from fedsb.signals import generate

@@ -23,10 +23,10 @@ from fedsb.evaluation.classify_model import (
     MIN_CALIBRATION,
     Thresholds,
     choose_thresholds,
-    load_classifier,
     thresholds_from_logits,
     window_scores,
 )
+from fedsb.evaluation.evaluate_run import load_classifier
 from fedsb.io.sigmf_stream import open_recording
 from fedsb.signals import generate
 from fedsb.signals.frontend import FrontendConfig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 
 import h5py
@@ -16,9 +17,12 @@ from fedsb.evaluation.evaluate_run import evaluate_run, windows
 from fedsb.federated.task import build_task, load_basis
 from fedsb.io import write_sigmf
 from fedsb.io.load import save_records
-from fedsb.models.adapters import load_adapter_state
-from fedsb.models.checkpoint import load_checkpoint
+from fedsb.models.adapters import adapted_layers, apply_adapters, load_adapter_state
+from fedsb.models.checkpoint import load_checkpoint, save_checkpoint
+from fedsb.models.config import AdapterConfig
+from fedsb.models.export import merged_model
 from fedsb.reporter import SilentReporter
+from fedsb.runs import CONFIG_FILE, MODEL_FILE
 from fedsb.signals import generate
 from fedsb.signals.config import GeneratorConfig
 from fedsb.signals.recordset import RecordSet
@@ -184,3 +188,28 @@ def test_evaluation_on_the_gpu_matches_the_cpu(trained):
     assert isinstance(gpu.logits, np.ndarray) and gpu.logits.dtype == np.float64
     np.testing.assert_allclose(gpu.logits, cpu.logits, rtol=1e-3, atol=1e-3)
     assert result["records"] == len(cpu.labels)
+
+
+def test_a_finetune_or_pretrain_run_is_evaluated_with_its_adapted_model(trained, tmp_path):
+    """Reference: the adapted model itself (LoRA factors not folded), at temperature 1."""
+    _, ws = trained
+    state, meta = load_checkpoint(ws.pre / MODEL_FILE)
+    model = merged_model(state, meta, ws.pre / MODEL_FILE)
+    apply_adapters(model, AdapterConfig(method="lora", rank=2, init_seed=1))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for layer in adapted_layers(model).values():
+            layer.lora_B.weight.normal_(0, 0.05)  # a non-zero update
+    run = tmp_path / "ft"
+    run.mkdir()
+    adapted = {**meta, "kind": "adapted", "adapter": {"method": "lora", "rank": 2, "init_seed": 1}}
+    save_checkpoint(run / MODEL_FILE, model.state_dict(), adapted)
+    shutil.copy(ws.pre / CONFIG_FILE, run / CONFIG_FILE)
+    records = _records(256, seed=14)
+    save_records(records, tmp_path / "data.npz")
+    result, pred = evaluate_run(run, tmp_path / "data.npz")
+    want = predict(model, images_from_records(records, ws.config().data)).double().numpy()
+    np.testing.assert_allclose(pred.logits, want, rtol=1e-4, atol=1e-4)
+    assert result["temperature"] == 1.0 and result["records"] == len(records)
+    backbone, _ = evaluate_run(ws.pre, tmp_path / "data.npz")  # the pretrain run itself
+    assert backbone["records"] == len(records) and 0 <= backbone["accuracy"] <= 1

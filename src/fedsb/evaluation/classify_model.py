@@ -1,9 +1,7 @@
 """The model ``fedsb classify`` and ``fedsb export`` use, and when to call a signal unknown.
 
-:func:`load_classifier` takes any finished run: a federated run's merged model goes through
-:func:`.evaluate_run.load_run_model`; a finetune run's adapted model (or a pretrain run's
-backbone) is merged by :func:`fedsb.models.export.merged_model`. A run without a fitted
-temperature uses T = 1 (its metadata has no ``temperature``).
+:func:`.evaluate_run.load_classifier` takes any finished run (federated, finetune or
+pretrain). A run without a fitted temperature uses T = 1 (its metadata has no ``temperature``).
 
 Unknown signals: a burst is labelled ``unknown`` when its calibrated confidence (the top
 probability of the mean log-probabilities) is below ``confidence``, or when its energy score
@@ -33,18 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import from_dict
 from ..data.imageset import ImageSet, quantised_images
 from ..data.sources import to_model_classes, windows
-from ..devices import resolve_device
 from ..errors import ConfigError, DataError
-from ..images.config import ImageConfig
 from ..io.load import load_records, source_format
-from ..models.checkpoint import load_checkpoint
-from ..models.export import merged_model
-from ..runs import CONFIG_FILE, MODEL_FILE, PREDICTIONS_FILE
+from ..runs import CONFIG_FILE, PREDICTIONS_FILE
 from ..training.loop import predict
-from .evaluate_run import RunModel, check_finite, load_run_model, record_length
+from .evaluate_run import RunModel
 from .scoring import load_predictions
 
 #: Below this calibrated confidence a burst is unknown, unless thresholds are chosen on data.
@@ -61,29 +54,6 @@ class Thresholds:
     confidence: float = DEFAULT_CONFIDENCE
     energy: float | None = None
     source: str = "defaults"
-
-
-def load_classifier(run: str | Path, device: str = "cpu") -> tuple[RunModel, dict]:
-    """(the run's merged model on ``device`` and what feeds it, its checkpoint's metadata).
-
-    The metadata holds ``temperature`` only where one was fitted.
-    """
-    target = resolve_device(device)  # a missing GPU is refused before anything is read
-    run = Path(run)
-    if not run.is_dir():
-        raise DataError(run, "no such run directory")
-    path = run / MODEL_FILE
-    state, meta = load_checkpoint(path)
-    if meta.get("kind") == "merged":
-        return load_run_model(run, device), meta
-    check_finite(state, path)
-    model = merged_model(state, meta, path)
-    try:
-        images = from_dict(ImageConfig, meta["images"])
-    except (ConfigError, KeyError, TypeError) as exc:
-        raise DataError(path, f"metadata 'images': {exc}") from None
-    names = tuple(meta["class_names"])
-    return RunModel(model.to(target), names, images, record_length(run), 1.0), meta
 
 
 def window_scores(logits: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:

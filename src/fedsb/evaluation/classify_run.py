@@ -22,8 +22,8 @@ from ..models.export import export_model
 from ..reporter import Reporter, SilentReporter
 from ..runs import holds_run, make_dir
 from .classify import ClassifyConfig, classify_recording, passes
-from .classify_model import DEFAULT_KEEP, choose_thresholds, load_classifier
-from .evaluate_run import RunModel
+from .classify_model import DEFAULT_KEEP, choose_thresholds
+from .evaluate_run import RunModel, load_classifier
 
 FRONT_END = (
     "energy detection over the estimated noise floor, in the whole band and in sub-bands, the "

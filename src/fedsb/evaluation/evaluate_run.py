@@ -1,12 +1,13 @@
 """``fedsb evaluate --run RUN --data PATH``: a trained run's model on any labelled IQ data.
 
-The run's merged model (``model.safetensors``, with the fitted temperature in its metadata)
-is rebuilt; the data (npz cache, SigMF file/archive/directory, RadioML) are loaded with their
-labels mapped through the alias table onto the model's classes; records longer than the
-model's record length are cut into non-overlapping windows (each keeps its record's label and
-SNR), shorter ones are refused; then the images are rendered with the run's image config and
-scored (``scoring.score``) before and after the run's temperature. The model runs on the chosen
-device (``devices.resolve_device``: auto, cpu or cuda); logits come back to the CPU.
+Any finished run's model is rebuilt (``load_classifier``): a federated run's merged model with
+its fitted temperature, or a finetune run's adapted model (a pretrain run's backbone), merged.
+The data (npz cache, SigMF file/archive/directory, RadioML) are loaded with their labels mapped
+through the alias table onto the model's classes; records longer than the model's record length
+are cut into non-overlapping windows (each keeps its record's label and SNR), shorter ones are
+refused; then the images are rendered with the run's image config and scored
+(``scoring.score``) before and after the run's temperature. The model runs on the chosen device
+(``devices.resolve_device``: auto, cpu or cuda); logits come back to the CPU.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..errors import ConfigError, DataError
 from ..images.config import ImageConfig
 from ..io.load import load_records, source_format
 from ..models.checkpoint import backbone_from_checkpoint, load_checkpoint
+from ..models.export import merged_model
 from ..runs import CONFIG_FILE, MODEL_FILE
 from ..training.loop import predict
 from .scoring import Predictions, score
@@ -92,14 +94,39 @@ def load_run_model(run: Path, device: str = "cpu") -> RunModel:
     return RunModel(model.to(target), names, images, length, float(temperature))
 
 
+def load_classifier(run: str | Path, device: str = "cpu") -> tuple[RunModel, dict]:
+    """(the run's merged model on ``device`` and what feeds it, its checkpoint's metadata).
+
+    The metadata holds ``temperature`` only where one was fitted.
+    """
+    target = resolve_device(device)  # a missing GPU is refused before anything is read
+    run = Path(run)
+    if not run.is_dir():
+        raise DataError(run, "no such run directory")
+    path = run / MODEL_FILE
+    state, meta = load_checkpoint(path)
+    if meta.get("kind") == "merged":
+        return load_run_model(run, device), meta
+    check_finite(state, path)
+    model = merged_model(state, meta, path)
+    try:
+        images = from_dict(ImageConfig, meta["images"])
+    except (ConfigError, KeyError, TypeError) as exc:
+        raise DataError(path, f"metadata 'images': {exc}") from None
+    names = tuple(meta["class_names"])
+    return RunModel(model.to(target), names, images, record_length(run), 1.0), meta
+
+
 def evaluate_run(
     run: Path, data: Path, drop_unknown: bool = False, device: str = "cpu"
 ) -> tuple[dict, Predictions]:
     """(eval dict as written to eval.json, predictions) of ``run``'s model on ``data``.
 
+    Any finished run: federated, finetune or pretrain (``load_classifier``).
+
     The model runs on ``device``; the predictions are CPU float64 whatever it is.
     """
-    loaded = load_run_model(run, device)
+    loaded, _ = load_classifier(run, device)
     data = Path(data)
     if not data.exists():
         raise DataError(data, "file not found")
