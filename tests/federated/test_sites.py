@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from fedsb.cli import main
-from fedsb.data.partition import concat
+from fedsb.data.imageset import join_sets
 from fedsb.errors import ConfigError
 from fedsb.evaluation.scoring import Predictions, score
 from fedsb.federated.methods import method
@@ -222,13 +222,13 @@ def test_federated_evaluation_equals_the_pooled_evaluation(workspace, site_run, 
     sites, logits, classes = reference(workspace, run, site_dirs[:3])
     rows, evaluation = read_rows(run), json.loads((run / EVALUATION_FILE).read_text())
     for split, row in (("test", rows[-1]), ("val", rows[2])):  # round 2's state is the final one
-        union = concat([getattr(s, split) for s in sites])
+        union = join_sets([getattr(s, split) for s in sites])
         pooled = evaluate_logits(torch.cat([lg[split] for lg in logits]), union)
         assert row[f"{split}_acc"] == pooled.accuracy
         assert row[f"{split}_loss"] == pytest.approx(pooled.loss, rel=1e-6)
     assert rows[-1]["test_acc_snr_ge_10"] == pooled_high(sites, logits)
     assert rows[-1]["test_acc_by_snr"] == rows[2]["test_acc_by_snr"]
-    union = concat([s.test for s in sites])
+    union = join_sets([s.test for s in sites])
     expected = evaluate_logits(torch.cat([lg["test"] for lg in logits]), union)
     assert rows[-1]["test_acc_by_snr"] == dict(zip(expected.snr_labels, expected.snr_accuracy))
     pred = Predictions(
