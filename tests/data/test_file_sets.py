@@ -61,7 +61,8 @@ def _reference(data: DataConfig, paths, test=None) -> tuple[dict, torch.Tensor, 
     """Splits and images the plain way: every sample in memory, imaged in one go."""
     kw = {"length": LENGTH, "max_records": data.max_records, "seed": data.seed}
     train = load_files(paths, **kw)
-    test_part = None if test is None else load_files(test, **kw, classes=train.records.class_names)
+    names = train.records.class_names
+    test_part = None if test is None else load_files(test, length=LENGTH, classes=names)
     splits = assign_to_splits(
         train,
         None,
@@ -95,6 +96,22 @@ def test_fresh_cached_and_uncached_sets_equal_the_in_memory_reference(tmp_path: 
         _assert_equal(got, index, images, labels)
         assert len(got["test"]) == 30 and len(got["train"]) + len(got["val"]) == 400
     assert sorted(p.suffix for p in cache.iterdir()) == [".npy", ".npz"]
+
+
+def test_the_caps_leave_given_test_and_validation_files_whole(tmp_path: Path) -> None:
+    """A capped run (few-shot) is scored on the same test records as an uncapped one."""
+    gold = _gold(tmp_path / "g.h5")
+    held = _npz(tmp_path / "test.npz", _traced(30, LENGTH, ("qpsk", "bpsk")))
+    val = _npz(tmp_path / "val.npz", _traced(20, LENGTH, ("bpsk", "qpsk")))
+    sets = (f"test_paths=[{str(held)!r}]", f"val_paths=[{str(val)!r}]")
+    for caps in (("max_per_class=4",), ("max_records=7",), ()):
+        got = file_image_splits(_config([gold], *caps, *sets), LENGTH, None, None, SilentReporter())
+        assert len(got["test"]) == 30 and len(got["val"]) == 20, caps
+        counts = np.bincount(got["train"].labels.numpy())
+        if caps == ("max_per_class=4",):
+            assert counts.max() == 4
+        elif caps:
+            assert len(got["train"]) == 7
 
 
 def _no_reading(monkeypatch: pytest.MonkeyPatch) -> None:

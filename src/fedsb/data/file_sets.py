@@ -86,11 +86,16 @@ def read_records(
 
 
 def _read_parts(data: DataConfig, length: int, classes, reporter: Reporter) -> Parts:
-    """The training files, and the validation and test files where they are given."""
+    """The training files, and the validation and test files where they are given.
+
+    The caps (``max_records``, ``max_per_class``) choose among the training files only: given
+    validation and test files are read whole, so a capped run is scored on the same records.
+    """
     train = read_records(data.paths, data, length, classes, reporter, "training")
     names = train.records.class_names
+    whole = replace(data, max_records=0, max_per_class=0)
     val, test = (
-        read_records(specs, data, length, names, reporter, what) if specs else None
+        read_records(specs, whole, length, names, reporter, what) if specs else None
         for what, specs in (("validation", data.val_paths), ("test", data.test_paths))
     )
     return train, val, test
