@@ -56,6 +56,9 @@ SMALL = [
     "adapter.init_samples=32",
     "client.batch_size=16",
     "threads=1",
+    # fp32: the exact reference, so tests can check Fed-SB's averaging, bytes and engines to the
+    # last bit; the int8 default has its own tests (test_payload*.py, test_round0.py)
+    "client.payload='fp32'",
 ]
 
 

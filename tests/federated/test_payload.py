@@ -185,7 +185,7 @@ def test_residuals_live_beside_the_kept_tensors_under_their_prefix():
 
 
 def test_client_payload_is_a_config_key():
-    cfg = apply_overrides(RunConfig(), ["client.payload=int8"])  # bare, as on the command line
-    assert cfg.client.payload == "int8" and RunConfig().client.payload == "fp32"
+    cfg = apply_overrides(RunConfig(), ["client.payload=fp32"])  # bare, as on the command line
+    assert cfg.client.payload == "fp32" and RunConfig().client.payload == "int8"  # the default
     with pytest.raises(ConfigError, match=r"^client\.payload: 'int4' is not one of 'fp32', "):
         apply_overrides(RunConfig(), ["client.payload=int4"])

@@ -42,8 +42,9 @@ class ClientConfig:
     logit_adjust: float = 0.0  # tau > 0: train on logits + tau*log(local class prior) (label skew)
     prox_mu: float = 0.0  # mu > 0: FedProx term mu/2 * ||w - w_global||^2 on trained tensors
     optimizer: ClientOptimizer = "adamw"  # sgd: momentum 0.9; the lr keys then are SGD steps
-    # what a training round sends, both ways (``payload``): fp32 | fp16 | int8 (error feedback)
-    payload: Payload = "fp32"
+    # what every transfer sends, both ways, round 0 too (``payload``): int8 (error feedback) |
+    # fp16 | fp32 (exact: Fed-SB's average to the last bit)
+    payload: Payload = "int8"
 
     def __post_init__(self) -> None:
         if self.optimizer not in get_args(ClientOptimizer):
