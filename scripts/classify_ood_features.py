@@ -75,6 +75,7 @@ def feature_scores(fit_f: np.ndarray, fit_y: np.ndarray):
 
 
 def main() -> int:
+    """Fit on ``--fit``, score ``--known`` against ``--unseen``, print the AUROCs."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run", type=Path)
     p.add_argument("--fit", type=Path, nargs="+", required=True)
@@ -90,11 +91,15 @@ def main() -> int:
         features(loaded, a.known, a.cap),
         features(loaded, a.unseen, a.cap),
     )
+    temperature = loaded.temperature
+    scores = {
+        "max softmax": lambda lg, f: np.exp(window_scores(lg, temperature)[0].max(1)),
+        "energy": lambda lg, f: window_scores(lg, temperature)[1],
+        **{name: (lambda lg, f, fn=fn: fn(f)) for name, fn in funcs.items()},
+    }
     for band, mk, mu in (("all", ks > -np.inf, us > -np.inf), (">= 10 dB", ks >= 10, us >= 10)):
         print(f"AUROC, known ({mk.sum()}) against unseen ({mu.sum()}) windows, {band}:")
-        for name, score in (("max softmax", lambda lg, f: np.exp(window_scores(lg, loaded.temperature)[0].max(1))),
-                            ("energy", lambda lg, f: window_scores(lg, loaded.temperature)[1]),
-                            *((n, lambda lg, f, fn=fn: fn(f)) for n, fn in funcs.items())):  # fmt: skip
+        for name, score in scores.items():
             known, unseen = score(kl, kf)[mk], score(ul, uf)[mu]
             truth = np.r_[np.ones(known.size), np.zeros(unseen.size)]
             print(f"  {name:22s} {roc_auc_score(truth, np.r_[known, unseen]):.3f}")
