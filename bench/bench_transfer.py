@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         if sets is None:
             continue
         high, rows = HIGH_SNR[chain], []
+        results[chain] = rows
         for model in models:
             rows.append(
                 {"what": f"zero-shot {model}", **zero_shot(model, Path(sets["test"]), high)}
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"what": "LoRA-SB r=16", "shots": n, **lora})
             rows.append({"what": "raw-IQ CNN, scratch", "shots": n,
                          **few_shot_cnn(cfg, classes, a.seed, high, steps)})  # fmt: skip
-        results[chain] = rows
+            (a.out / "transfer.json").write_text(json.dumps(results, indent=2))  # so far
     (a.out / "transfer.json").write_text(json.dumps(results, indent=2))
     _table(Console(width=140), results)
     return 0
