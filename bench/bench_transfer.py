@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pretrained", default="pretrain", help="preset, run dir or .safetensors")
     p.add_argument("--model", action="append", default=[], help="a finished run (repeatable)")
     p.add_argument("--shots", default="10,100,1000")
+    p.add_argument("--toolchains", default="gnuradio,torchsig", help="comma list")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, default=Path(".cache/fedsb"))
     p.add_argument("--quick", action="store_true", help="10 shots and small sets: a smoke run")
@@ -193,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     pretrained = resolve_pretrained(a.pretrained, a.cache, SilentReporter()).parent  # its run
     classes = tuple(load_checkpoint(pretrained / "model.safetensors")[1]["class_names"])
     models = [Path(m) for m in a.model] or [pretrained]
-    chains = {"gnuradio": gnuradio_sets(a.out, a.quick), "torchsig": torchsig_sets(a.out, a.quick)}
+    makers = {"gnuradio": gnuradio_sets, "torchsig": torchsig_sets}
+    wanted = [c for c in a.toolchains.split(",") if c]
+    if not wanted or set(wanted) - set(makers):
+        p.error(f"--toolchains: choose from {', '.join(makers)}")
+    chains = {chain: makers[chain](a.out, a.quick) for chain in wanted}
     results: dict[str, list[dict]] = {}
     for chain, sets in chains.items():
         if sets is None:
