@@ -17,7 +17,7 @@ Pure functions, shared by both engines, so the embedded and the Flower runs send
 Round 0 (``round0``) follows the same rule: the clients' replies go in ``kind``, and the fixed
 matrices the server sends once (the sketch's Q, LoRA-SB's B and A) in ``fixed_kind``: fp16 for
 fp16 and int8. fp16 re-encodes its own values exactly, so every node decodes the very basis the
-server keeps (``as_sent``), which an int8 scale recomputed from dequantised values would not
+server keeps, which an int8 scale recomputed from dequantised values would not
 guarantee to the last bit.
 
 Per tensor, not per row: one scale costs 4 bytes for the whole tensor, while per-row scales
@@ -91,11 +91,6 @@ def decode(wire: Mapping[str, torch.Tensor], kind: str) -> State:
 def fixed_kind(kind: str) -> str:
     """The precision of what the server sends once (Q, B and A): fp32, else fp16."""
     return "fp32" if kind == "fp32" else "fp16"
-
-
-def as_sent(values: Mapping[str, torch.Tensor], kind: str) -> State:
-    """The float32 values a receiver decodes from ``values`` sent in ``kind``."""
-    return decode(encode(values, kind), kind) if kind != "fp32" else dict(values)
 
 
 def expected(like: Mapping[str, torch.Tensor], kind: str) -> State:
@@ -231,7 +226,6 @@ __all__ = [
     "RESIDUAL",
     "SCALES",
     "Payload",
-    "as_sent",
     "broadcast",
     "check_wire",
     "decode",

@@ -36,7 +36,6 @@ from ..models.lora_sb_init import (
     init_lora_sb,
     initialize_lora_sb,
     load_lora_sb_basis,
-    lora_sb_basis,
     lora_sb_layers,
     set_lora_sb_factors,
 )
@@ -44,9 +43,9 @@ from ..models.state import AdapterStateError
 from .aggregate import payload_bytes
 from .client import client_init_step
 from .config import RunConfig
-from .payload import as_sent, check_wire, decode, encode, fixed_kind
+from .payload import check_wire, decode, encode, fixed_kind
 from .progress import State
-from .rounds import FederatedError, init_participants
+from .rounds import FederatedError, basis_wire, init_participants
 from .task import Task, proxy_batches
 
 GRADIENTS, RANGE, PROJECT = "gradients", "range", "project"  # what a round-0 request asks for
@@ -159,7 +158,6 @@ def init_basis(
     listed client); ``ids`` defaults to ``init_participants``. The keys: ``clients``, and
     ``bytes_up`` and ``bytes_down`` (totals over the clients, B and A included).
     """
-    basis_kind = fixed_kind(cfg.client.payload)  # B and A as every client will decode them
     if cfg.init_source == "proxy":
         batches = proxy_batches(cfg, task.checkpoint, cache_dir, cfg.client.batch_size)
         initialize_lora_sb(task.model, batches, cfg.adapter)
@@ -170,6 +168,7 @@ def init_basis(
     else:
         ids = ids if ids is not None else init_participants(cfg, task.n_clients)
         up, down = init_from_gradients(task.model, cfg, ask, ids), 0.0
-    load_lora_sb_basis(task.model, as_sent(lora_sb_basis(task.model), basis_kind))
-    down += len(ids) * payload_bytes(encode(lora_sb_basis(task.model), basis_kind))
+    wire = basis_wire(task, cfg.client.payload)  # B and A as every client decodes them
+    load_lora_sb_basis(task.model, decode(wire, fixed_kind(cfg.client.payload)))
+    down += len(ids) * payload_bytes(wire)
     return {"clients": float(len(ids)), "bytes_up": up, "bytes_down": down}

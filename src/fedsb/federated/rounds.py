@@ -318,7 +318,8 @@ def run_round(
     _require_enough(cfg, server_round, task.n_clients, accepted, dropped)
     glob, opt = _server_update(task, cfg, before.global_state, before.opt_state, accepted, received)
     personal = updated(before.personal, results)
-    basis = basis_newcomers(cfg, server_round, ids, task.n_clients) * basis_bytes(task, fed, kind)
+    newcomers = basis_newcomers(cfg, server_round, ids, task.n_clients)
+    basis = newcomers * basis_bytes(task, fed, kind) if newcomers else 0  # encoded only if sent
     traffic = _traffic(cfg, sent, ids, results, basis)  # the bytes actually sent
     totals = replace(before.totals, bytes=before.totals.bytes + traffic["round_bytes"])
     totals, privacy = _privacy(cfg, totals, accepted, results)
