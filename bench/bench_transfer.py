@@ -47,6 +47,7 @@ from fedsb.evaluation.evaluate_run import evaluate_run
 from fedsb.models.checkpoint import load_checkpoint
 from fedsb.models.iq_cnn import IQCNN, iq_to_tensor
 from fedsb.reporter import SilentReporter
+from fedsb.signals.classes import RML2016_CLASSES
 from fedsb.training.config import FinetuneConfig, TrainConfig
 from fedsb.training.finetune import finetune
 from fedsb.training.loop import fit, predict
@@ -55,6 +56,7 @@ from fedsb.training.pretrain import resolve_pretrained
 ROOT = Path(__file__).resolve().parents[1]
 HIGH_SNR = {"gnuradio": 10.0, "torchsig": 20.0}  # dB, each toolchain's own SNR (module doc)
 MIN_STEPS, MIN_EPOCHS = 300, 8  # --quick: 20 steps
+TARGET = RML2016_CLASSES  # what both toolchains' sets hold
 
 
 def _call(cmd: list[str], what: str) -> bool:
@@ -112,15 +114,26 @@ def scores(logits: np.ndarray, labels: np.ndarray, snr: np.ndarray, high: float)
     return out
 
 
-def zero_shot(model: Path, test: Path, high: float) -> dict:
-    """A finished run's model on a test set, as ``fedsb evaluate`` reads and scores it."""
-    _, pred = evaluate_run(model, test, drop_unknown=True)
+def zero_shot(model: Path, test: Path, high: float, classes: tuple[str, ...] = ()) -> dict:
+    """A finished run's model on a test set, as ``fedsb evaluate [--classes]`` scores it."""
+    _, pred = evaluate_run(model, test, drop_unknown=True, classes=classes)
     return scores(pred.logits, pred.labels, pred.snr_db, high)
+
+
+def zero_shot_rows(model: Path, test: Path, high: float) -> list[dict]:
+    """Zero-shot over the test's classes; and over all the model's, where it knows more."""
+    known = tuple(load_checkpoint(model / "model.safetensors")[1]["class_names"])
+    rows = [{"what": f"zero-shot {model}", **zero_shot(model, test, high, TARGET)}]
+    if known != TARGET:
+        rows.append({"what": f"zero-shot {model}, all {len(known)} classes",
+                     **zero_shot(model, test, high)})  # fmt: skip
+    return rows
 
 
 def _config(pretrained: Path, sets: dict, shots: int, seed: int) -> FinetuneConfig:
     cfg = load_config(FinetuneConfig, "finetune")
     overrides = [f"pretrained='{pretrained}'", "data.source='files'", "data.drop_unknown=true"]
+    overrides += [f"data.classes='{','.join(TARGET)}'"]  # a broader backbone's head is cut
     overrides += [f"data.paths=['{sets['train']}']", f"data.test_paths=['{sets['test']}']"]
     overrides += [f"data.max_per_class={shots}", f"train.seed={seed}"]
     return apply_overrides(cfg, [*overrides, "adapter.method='lora-sb'", "adapter.rank=16"])
@@ -177,10 +190,18 @@ def _table(console: Console, results: dict) -> None:
     console.print(table)
 
 
+def _earlier(path: Path, rerun: list[str]) -> dict[str, list[dict]]:
+    """The rows of an earlier run in ``path`` for the toolchains not run again."""
+    if not path.exists():
+        return {}
+    return {k: v for k, v in json.loads(path.read_text()).items() if k not in rerun}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Make the sets, score zero-shot and few-shot, print the table, write transfer.json."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/transfer"))
+    p.add_argument("--sets", type=Path, help="where the data sets are kept (default: OUT)")
     p.add_argument("--pretrained", default="pretrain", help="preset, run dir or .safetensors")
     p.add_argument("--model", action="append", default=[], help="a finished run (repeatable)")
     p.add_argument("--shots", default="10,100,1000")
@@ -192,30 +213,27 @@ def main(argv: list[str] | None = None) -> int:
     shots = [10] if a.quick else [int(s) for s in a.shots.split(",")]
     steps = 20 if a.quick else MIN_STEPS
     pretrained = resolve_pretrained(a.pretrained, a.cache, SilentReporter()).parent  # its run
-    classes = tuple(load_checkpoint(pretrained / "model.safetensors")[1]["class_names"])
     models = [Path(m) for m in a.model] or [pretrained]
     makers = {"gnuradio": gnuradio_sets, "torchsig": torchsig_sets}
     wanted = [c for c in a.toolchains.split(",") if c]
     if not wanted or set(wanted) - set(makers):
         p.error(f"--toolchains: choose from {', '.join(makers)}")
-    chains = {chain: makers[chain](a.out, a.quick) for chain in wanted}
-    results: dict[str, list[dict]] = {}
+    chains = {chain: makers[chain](a.sets or a.out, a.quick) for chain in wanted}
+    results = _earlier(a.out / "transfer.json", wanted)
     for chain, sets in chains.items():
         if sets is None:
             continue
         high, rows = HIGH_SNR[chain], []
         results[chain] = rows
         for model in models:
-            rows.append(
-                {"what": f"zero-shot {model}", **zero_shot(model, Path(sets["test"]), high)}
-            )
+            rows += zero_shot_rows(model, Path(sets["test"]), high)
         for n in shots:
             cfg = _config(pretrained, sets, n, a.seed)
             run = a.out / "runs" / f"{chain}-lora-sb-{n}"
-            lora = few_shot_lora(cfg, classes, run, a.cache, high, steps)
+            lora = few_shot_lora(cfg, TARGET, run, a.cache, high, steps)
             rows.append({"what": "LoRA-SB r=16", "shots": n, **lora})
             rows.append({"what": "raw-IQ CNN, scratch", "shots": n,
-                         **few_shot_cnn(cfg, classes, a.seed, high, steps)})  # fmt: skip
+                         **few_shot_cnn(cfg, TARGET, a.seed, high, steps)})  # fmt: skip
             (a.out / "transfer.json").write_text(json.dumps(results, indent=2))  # so far
     (a.out / "transfer.json").write_text(json.dumps(results, indent=2))
     _table(Console(width=140), results)

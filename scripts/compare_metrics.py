@@ -21,6 +21,7 @@ def rows(path: Path) -> list[dict]:
 
 
 def main(before: str, after: str) -> int:
+    """Print the rows that differ between two metrics files; 1 when any does."""
     a, b = rows(Path(before)), rows(Path(after))
     differences = [
         f"row {i} {key}: {x.get(key)!r} -> {y.get(key)!r}"

@@ -8,7 +8,8 @@ It writes ``DIR/torchsig.npz``: ``--per-class`` records of each class, ``--lengt
 TorchSig impairment ``--level`` (2: "wireless", TX + channel). Every record is a single signal
 at TorchSig's own centre frequency, bandwidth and SNR (its peak in-band PSD SNR per FFT bin, not
 RadioML's: the two SNR axes do not compare), labelled with our names through fedsb's alias
-table (``2gfsk`` -> gfsk, ``fm`` -> wbfm, ``am-usb``/``am-lsb`` -> am-ssb, ...), and ``4ask`` -> pam4.
+table (``2gfsk`` -> gfsk, ``fm`` -> wbfm, ``am-usb``/``am-lsb`` -> am-ssb, ...), and
+``4ask`` -> pam4.
 The seed fixes every record (TorchSig's ``seed``). Classes are drawn in turn and kept until each
 has ``--per-class`` records, so the set is balanced.
 """

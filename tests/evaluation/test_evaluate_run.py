@@ -142,6 +142,22 @@ def test_unknown_classes_can_be_dropped(trained):
     assert torch.is_tensor(torch.as_tensor(pred.logits))
 
 
+def test_classes_restrict_the_label_set_to_those_logits(trained, capsys):
+    """Reference: the full model's logits at the kept classes' columns, in the asked order."""
+    root, _ = trained
+    save_records(_records(256, classes=("gfsk", "bpsk"), seed=15), root / "two.npz")
+    _, full = evaluate_run(root / "run", root / "two.npz")
+    result, only = evaluate_run(root / "run", root / "two.npz", classes=("gfsk", "bpsk"))
+    np.testing.assert_allclose(only.logits, full.logits[:, [2, 0]], rtol=1e-6, atol=1e-6)
+    names = np.array(full.class_names)[full.labels]
+    assert [only.class_names[i] for i in only.labels] == list(names)
+    assert result["accuracy"] == pytest.approx(float((only.logits.argmax(1) == only.labels).mean()))
+    argv = ["evaluate", "--run", str(root / "run"), "--data", str(root / "two.npz")]
+    code, _, err = cli([*argv, "--classes", "bpsk,8psk", "--out", str(root / "x.json")], capsys)
+    assert code == 2 and "--classes: 8psk not among the model's classes" in err
+    assert not (root / "x.json").exists()
+
+
 def test_an_rml2018_file_of_only_known_classes_needs_no_drop_unknown(trained, tmp_path):
     """The file declares all 24 classes; what counts is the classes its records hold."""
     root, _ = trained

@@ -15,7 +15,12 @@ from fedsb.training.config import FinetuneConfig
 MODEL = ModelConfig(widths=(8,), blocks=(1,))
 CFG = apply_overrides(
     FinetuneConfig(),
-    ["data.images.size=16", "data.images.channels='spectrogram'", "data.generator.length=256"],
+    [
+        "data.images.size=16",
+        "data.images.channels='spectrogram'",
+        "data.generator.length=256",
+        "data.classes='bpsk,qpsk,gfsk'",
+    ],
 )
 
 

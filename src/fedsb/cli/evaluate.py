@@ -20,6 +20,11 @@ EvalOutOpt = Annotated[
 DropOpt = Annotated[
     bool, typer.Option("--drop-unknown", help="Leave out classes the model does not know.")
 ]
+ClassesOpt = Annotated[
+    str,
+    typer.Option("--classes", help="Only these of the model's classes (those the data can hold), "
+                 "e.g. rml2016 or bpsk,qpsk: the others' logits are left out."),
+]  # fmt: skip
 DeviceOpt = Annotated[
     str,
     typer.Option("--device", help="Where the model runs: auto (the GPU when there is one), cpu "
@@ -33,6 +38,7 @@ def evaluate_cmd(
     out: EvalOutOpt = None,
     drop_unknown: DropOpt = False,
     device: DeviceOpt = "auto",
+    classes: ClassesOpt = "",
 ) -> None:
     """Evaluate a run's model on any labelled IQ data and write eval.json.
 
@@ -41,9 +47,11 @@ def evaluate_cmd(
     from ..evaluation.evaluate_run import evaluate_run
     from ..report.tables import num, pct
     from ..runs import check_file_out, write_json
+    from ..signals import resolve_classes
 
     target = check_file_out(out or Path(run) / "eval.json")
-    result, _ = evaluate_run(run, data, drop_unknown, device)
+    only = tuple(resolve_classes(classes)) if classes else ()
+    result, _ = evaluate_run(run, data, drop_unknown, device, only)
     write_json(target, result)
     before, after = result["calibration_before"], result["calibration_after"]
     title = f"{data.name}: {result['records']} records, T = {result['temperature']:.2f}"

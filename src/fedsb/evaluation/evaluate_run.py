@@ -13,7 +13,7 @@ refused; then the images are rendered with the run's image config and scored
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from ..devices import resolve_device
 from ..errors import ConfigError, DataError
 from ..images.config import ImageConfig
 from ..io.load import load_records, source_format
-from ..models.checkpoint import backbone_from_checkpoint, load_checkpoint
+from ..models.checkpoint import backbone_from_checkpoint, keep_classes, load_checkpoint
 from ..models.export import merged_model
 from ..runs import CONFIG_FILE, MODEL_FILE
 from ..training.loop import predict
@@ -94,13 +94,23 @@ def load_run_model(run: Path, device: str = "cpu") -> RunModel:
     return RunModel(model.to(target), names, images, length, float(temperature))
 
 
-def load_classifier(run: str | Path, device: str = "cpu") -> tuple[RunModel, dict]:
+def load_classifier(
+    run: str | Path, device: str = "cpu", classes: tuple[str, ...] = ()
+) -> tuple[RunModel, dict]:
     """(the run's merged model on ``device`` and what feeds it, its checkpoint's metadata).
 
-    The metadata holds ``temperature`` only where one was fitted.
+    The metadata holds ``temperature`` only where one was fitted. ``classes`` (a subset of the
+    model's) restricts its label set: the head keeps those rows (``keep_classes``).
     """
+    loaded, meta = _load_classifier(Path(run), device)
+    if not classes:
+        return loaded, meta
+    model, meta = keep_classes(loaded.model, meta, tuple(classes), "--classes")
+    return replace(loaded, model=model, class_names=tuple(classes)), meta
+
+
+def _load_classifier(run: Path, device: str) -> tuple[RunModel, dict]:
     target = resolve_device(device)  # a missing GPU is refused before anything is read
-    run = Path(run)
     if not run.is_dir():
         raise DataError(run, "no such run directory")
     path = run / MODEL_FILE
@@ -118,15 +128,20 @@ def load_classifier(run: str | Path, device: str = "cpu") -> tuple[RunModel, dic
 
 
 def evaluate_run(
-    run: Path, data: Path, drop_unknown: bool = False, device: str = "cpu"
+    run: Path,
+    data: Path,
+    drop_unknown: bool = False,
+    device: str = "cpu",
+    classes: tuple[str, ...] = (),
 ) -> tuple[dict, Predictions]:
     """(eval dict as written to eval.json, predictions) of ``run``'s model on ``data``.
 
-    Any finished run: federated, finetune or pretrain (``load_classifier``).
+    Any finished run: federated, finetune or pretrain (``load_classifier``); ``classes``
+    restricts its label set to those the data can hold.
 
     The model runs on ``device``; the predictions are CPU float64 whatever it is.
     """
-    loaded, _ = load_classifier(run, device)
+    loaded, _ = load_classifier(run, device, classes)
     data = Path(data)
     if not data.exists():
         raise DataError(data, "file not found")

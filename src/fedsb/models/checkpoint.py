@@ -17,6 +17,7 @@ from ..images.config import ImageConfig
 from ..io.budget import check_budget
 from ..io.cache import temp_path
 from ..runs import json_safe
+from ..signals.classes import resolve_classes
 from .backbones import build_backbone
 from .config import ModelConfig
 
@@ -85,7 +86,49 @@ def load_backbone(checkpoint: Path, cfg: Any) -> tuple[nn.Module, dict]:
             f"{checkpoint}: the backbone was pretrained on {meta['length']}-sample records, "
             f"not {length} (data.generator.length; --length {meta['length']})"
         )
-    return backbone_from_checkpoint(state, meta, checkpoint), meta
+    model = backbone_from_checkpoint(state, meta, checkpoint)
+    classes = target_classes(cfg.data, tuple(meta["class_names"]))
+    return keep_classes(model, meta, classes)
+
+
+def target_classes(data: Any, backbone: tuple[str, ...]) -> tuple[str, ...]:
+    """The classes a run on ``data`` asks of a backbone trained on ``backbone``.
+
+    Generated data: ``data.classes``. Files: ``data.classes``, or the backbone's own classes
+    when it is "found" (every record is mapped onto them).
+    """
+    if data.from_files and data.classes == "found":
+        return backbone
+    return tuple(resolve_classes(data.classes))
+
+
+def keep_classes(
+    model: nn.Module, meta: dict, classes: tuple[str, ...], what: str = "data.classes"
+) -> tuple[nn.Module, dict]:
+    """The backbone with only the head rows of ``classes``, in their order.
+
+    A backbone pretrained on 25 classes thus fine-tunes, federates and scores on any subset of
+    them: its logits for those classes are unchanged. ``backbone_classes`` in the returned
+    metadata keeps what it was trained on.
+    """
+    names = tuple(meta["class_names"])
+    if classes == names:
+        return model, meta
+    missing = [c for c in classes if c not in names]
+    if missing:
+        raise ConfigError(
+            f"{what}: {', '.join(missing)} not among the model's classes ({', '.join(names)})"
+        )
+    old = model.head
+    rows = torch.tensor([names.index(c) for c in classes], device=old.weight.device)
+    model.head = nn.Linear(old.in_features, len(classes), bias=old.bias is not None).to(old.weight)
+    with torch.no_grad():
+        model.head.weight.copy_(old.weight[rows])
+        if old.bias is not None:
+            model.head.bias.copy_(old.bias[rows])
+    kept = {**meta, "class_names": list(classes)}
+    kept.setdefault("backbone_classes", list(names))  # what the backbone was trained on
+    return model, kept
 
 
 def images_meta(meta: dict, path: Path | None) -> dict:
