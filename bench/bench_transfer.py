@@ -204,13 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", type=Path, help="where the data sets are kept (default: OUT)")
     p.add_argument("--pretrained", default="pretrain", help="preset, run dir or .safetensors")
     p.add_argument("--model", action="append", default=[], help="a finished run (repeatable)")
-    p.add_argument("--shots", default="10,100,1000")
+    p.add_argument("--shots", default="10,100,1000", help="comma list; empty: zero-shot only")
     p.add_argument("--toolchains", default="gnuradio,torchsig", help="comma list")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, default=Path(".cache/fedsb"))
     p.add_argument("--quick", action="store_true", help="10 shots and small sets: a smoke run")
     a = p.parse_args(argv)
-    shots = [10] if a.quick else [int(s) for s in a.shots.split(",")]
+    shots = [10] if a.quick else [int(s) for s in a.shots.split(",") if s]
     steps = 20 if a.quick else MIN_STEPS
     pretrained = resolve_pretrained(a.pretrained, a.cache, SilentReporter()).parent  # its run
     models = [Path(m) for m in a.model] or [pretrained]
@@ -219,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     if not wanted or set(wanted) - set(makers):
         p.error(f"--toolchains: choose from {', '.join(makers)}")
     chains = {chain: makers[chain](a.sets or a.out, a.quick) for chain in wanted}
+    a.out.mkdir(parents=True, exist_ok=True)
     results = _earlier(a.out / "transfer.json", wanted)
     for chain, sets in chains.items():
         if sets is None:

@@ -16,11 +16,13 @@ from fedsb.signals import generate, resolve_classes
 from fedsb.signals.config import (
     FadingConfig,
     GeneratorConfig,
+    HardwareConfig,
     OnOffConfig,
     PulseConfig,
     recorded,
 )
 from fedsb.signals.generator import META_KEYS, meta_keys
+from fedsb.signals.hardware import HARDWARE_META
 from fedsb.training.config import PretrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +45,7 @@ BROAD = GeneratorConfig(
     fading=FadingConfig(
         model="standard", sample_rate_mhz=(1.0, 4.0), tdl_delay_spread_ns=(10.0, 99.0)
     ),
+    hardware=HardwareConfig(amplifier_probability=0.5, adc_probability=0.5),
 )
 
 
@@ -64,6 +67,8 @@ def test_the_cached_keys_of_the_pretrain_and_data_presets_do_not_move():
         {"pulse": PulseConfig(shapes=("rrc", "gaussian"))},
         {"fading": FadingConfig(model="eva")},
         {"fading": FadingConfig(sample_rate_mhz=(2.0, 4.0))},
+        {"hardware": HardwareConfig(amplifier_probability=0.5)},
+        {"hardware": HardwareConfig(adc_bits=(6, 8))},
     ],
 )
 def test_each_option_changes_the_hash_once_it_is_set(change):
@@ -90,7 +95,7 @@ def test_a_broad_set_records_every_option_and_its_metadata():
     assert recorded(BROAD) == to_dict(BROAD)  # nothing is at its default and left out
     assert rs.info["generator"]["bandwidth"] == [0.05, 1.0]
     extra = {"bandwidth", "center", "duty", "burst_start", "burst_stop", "bursts", "pulse", "tdl"}
-    assert set(rs.meta) == set(META_KEYS) | extra
+    assert set(rs.meta) == set(META_KEYS) | extra | set(HARDWARE_META)
     assert np.all(np.isfinite(rs.meta["bandwidth"])) and np.all(np.isfinite(rs.meta["center"]))
 
 

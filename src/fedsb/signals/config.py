@@ -4,9 +4,10 @@ Ranges are ``(low, high)`` tuples drawn uniformly (integers inclusive). An impai
 switched off with ``enabled = false`` and narrowed by shrinking its range; ``(x, x)`` fixes it.
 Frequencies are in cycles per sample (the sample rate is 1), delays in samples.
 
-The broad-domain options (``center``, ``bandwidth``, ``bursts``, ``pulse.shapes`` and the
-standard TDL ``fading.model`` values) are off by default and listed in ``HASH_NEUTRAL``: at their
-defaults the output, the config hash and the recorded config are what they were before them.
+The broad-domain options (``center``, ``bandwidth``, ``bursts``, ``hardware``, ``pulse.shapes``
+and the standard TDL ``fading.model`` values) are off by default and listed in
+``HASH_NEUTRAL``: at their defaults the output, the config hash and the recorded config are
+what they were before them.
 """
 
 from __future__ import annotations
@@ -172,6 +173,39 @@ class OnOffConfig:
 
 
 @dataclass(frozen=True)
+class HardwareConfig:
+    """Radio hardware non-idealities other toolchains model (TorchSig's level 1-2, real radios).
+
+    ``amplifier``: a share of the records goes through a saturating transmit amplifier (Rapp
+    AM/AM with smoothness p, Saleh-like AM/PM), driven at an input back-off from saturation.
+    ``adc``: a share is quantised by the receiver's ADC (I and Q, ``adc_bits`` each, full scale
+    ``adc_headroom_db`` above the RMS; the peaks beyond it clip). Both off by default.
+    """
+
+    amplifier_probability: float = 0.0
+    backoff_db: tuple[float, float] = (0.0, 10.0)  # RMS input below the saturation level
+    smoothness: tuple[float, float] = (1.0, 4.0)  # Rapp p: 1 soft, large: a hard clip
+    am_pm_deg: tuple[float, float] = (0.0, 15.0)  # phase turn at saturation, degrees
+    adc_probability: float = 0.0
+    adc_bits: tuple[int, int] = (4, 10)
+    adc_headroom_db: tuple[float, float] = (3.0, 12.0)
+
+    def __post_init__(self) -> None:
+        check_number("amplifier_probability", self.amplifier_probability, 0, 1)
+        check_number("adc_probability", self.adc_probability, 0, 1)
+        _check_range("backoff_db", self.backoff_db, -10.0, 40.0)
+        _check_range("smoothness", self.smoothness, 0.1, 50.0)
+        _check_range("am_pm_deg", self.am_pm_deg, -90.0, 90.0)
+        _check_range("adc_bits", self.adc_bits, 1, 16)
+        _check_range("adc_headroom_db", self.adc_headroom_db, -10.0, 40.0)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any record meets the hardware (the generator skips both draws otherwise)."""
+        return self.amplifier_probability > 0 or self.adc_probability > 0
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     """Everything that defines a generated set, except the classes, counts and seed."""
 
@@ -187,8 +221,11 @@ class GeneratorConfig:
     # occupied bandwidth / sample rate, uniform; (0, 0): each class's own (pulse.sps, ...)
     bandwidth: tuple[float, float] = (0.0, 0.0)
     bursts: OnOffConfig = field(default_factory=OnOffConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
 
-    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"center", "bandwidth", "bursts"})
+    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset(
+        {"center", "bandwidth", "bursts", "hardware"}
+    )
 
     def __post_init__(self) -> None:
         if not 16 <= self.length <= 1 << 20:
@@ -226,6 +263,7 @@ class GeneratorConfig:
             pulse=dataclasses.replace(self.pulse, timing=False),
             fading=FadingConfig(enabled=False),
             impairments=ImpairmentsConfig.all_off(),
+            hardware=HardwareConfig(),
         )
 
 

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from . import analog, digital, impairments, placement, tdl
+from . import analog, digital, hardware, impairments, placement, tdl
 from .classes import GENERATED_CLASSES, resolve_classes
 from .config import GeneratorConfig, recorded
 from .dsp import unit_power
@@ -81,6 +81,8 @@ _PURPOSE = {
     "band": 8,
     "center": 9,
     "bursts": 10,
+    "amplifier": 11,
+    "adc": 12,
 }
 
 
@@ -156,6 +158,9 @@ def generate_block(
     n, length = len(labels), config.length
     meta = {k: np.full(n, np.nan) for k in meta_keys(config)}
     x, mask = _synthesise(config, classes, labels, seed, block, meta)
+    if config.hardware.enabled:
+        x, m = hardware.amplifier(x, stream(seed, block, "amplifier"), config.hardware)
+        meta.update(m)
     fade = tdl.multipath if config.fading.enabled and config.fading.standard else None
     x, m = (fade or impairments.multipath)(x, stream(seed, block, "fading"), config.fading, length)
     meta.update(m)
@@ -173,6 +178,9 @@ def generate_block(
         meta["snr_db"] = snr
     else:
         meta["snr_db"] = np.full(n, np.inf)
+    if config.hardware.enabled:  # the receiver's ADC sees the noise too
+        x, m = hardware.adc(x, stream(seed, block, "adc"), config.hardware)
+        meta.update(m)
     return x, meta
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from .config import GeneratorConfig, OnOffConfig
 from .dsp import expj
+from .hardware import HARDWARE_META
 
 Meta = dict[str, np.ndarray]
 
@@ -36,6 +37,8 @@ def extra_meta_keys(config: GeneratorConfig) -> tuple[str, ...]:
         keys.append("pulse")
     if config.fading.enabled and config.fading.standard:
         keys.append("tdl")
+    if config.hardware.enabled:
+        keys.extend(HARDWARE_META)
     return tuple(keys)
 
 
