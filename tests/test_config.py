@@ -119,13 +119,13 @@ def test_saved_config_is_compact_toml_that_loads_back(tmp_path):
 
 def assert_equals_the_defaults(loaded, default) -> None:
     """Equal to the defaults; ``pretrained`` is written relative to the config file (configs/),
-    so it loads as the absolute path of configs/pretrain.toml, a copy of the preset the default
+    so it loads as the absolute path of configs/pretrain-broad.toml, a copy of the preset the default
     names."""
     if not hasattr(default, "pretrained"):
         assert loaded == default
         return
-    assert default.pretrained == "pretrain"  # the packaged preset, the same file as configs/'s
-    assert loaded.pretrained == str((REPO / "configs" / "pretrain.toml").resolve())
+    assert default.pretrained == "pretrain-broad"  # the packaged preset, as configs/'s
+    assert loaded.pretrained == str((REPO / "configs" / "pretrain-broad.toml").resolve())
     assert dataclasses.replace(loaded, pretrained=default.pretrained) == default
 
 
@@ -401,7 +401,7 @@ def test_a_preset_loads_by_name_from_any_directory(name, module, cls, tmp_path, 
     monkeypatch.chdir(tmp_path)
     loaded = load_config(config_cls, name)
     if hasattr(loaded, "pretrained"):  # resolved beside the preset, inside the package
-        assert loaded.pretrained == str(preset_path("pretrain").resolve())
+        assert loaded.pretrained == str(preset_path("pretrain-broad").resolve())
         loaded = dataclasses.replace(loaded, pretrained=config_cls().pretrained)
     assert loaded == config_cls()
 

@@ -29,6 +29,10 @@ TINY_IMAGES = [
     "data.generator.length=256",
     "data.images.size=16",
     "data.images.channels='spectrogram,constellation_comp'",
+    # front-end off: the tiny backbone's records as they are (the default turns it on)
+    "data.images.frontend.recentre=false",
+    "data.images.frontend.resample=false",
+    "data.images.frontend.gate=false",
 ]
 PRETRAIN = apply_overrides(
     PretrainConfig(),

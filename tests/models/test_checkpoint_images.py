@@ -20,6 +20,9 @@ CFG = apply_overrides(
         "data.images.channels='spectrogram'",
         "data.generator.length=256",
         "data.classes='bpsk,qpsk,gfsk'",
+        "data.images.frontend.recentre=false",  # off: what a backbone saved before it had
+        "data.images.frontend.resample=false",
+        "data.images.frontend.gate=false",
     ],
 )
 

@@ -9,7 +9,7 @@ from ..config import check_number
 from ..data.config import CHANNEL_PROFILES, DataConfig, PartitionConfig  # noqa: F401 (re-exported)
 from ..errors import ConfigError
 from ..models.config import AdapterConfig
-from ..training.config import TARGET_GENERATOR
+from ..training.config import DEFAULT_BACKBONE, TARGET_GENERATOR, TARGET_IMAGES
 from .methods import METHODS, FedMethod, method
 from .payload import PAYLOADS, Payload
 
@@ -157,7 +157,7 @@ class RunConfig:
     rounds: int = 20
     seed: int = 0  # client sampling, batch order, local training
     # a pretrain config (cached by hash), a pretrain run directory or a .safetensors file
-    pretrained: str = "pretrain"  # the preset
+    pretrained: str = DEFAULT_BACKBONE  # the preset
     # LoRA-SB's B and A: "proxy" = the server's own data (a slice of the pretraining set, drawn
     # with its generator), "clients" = federated round 0 (each client sends its summed
     # gradients once; counted in the communication totals), "sketch" = round 0 as a two-pass
@@ -170,7 +170,9 @@ class RunConfig:
     threads: int = 0  # torch threads per process (0 = one per core / worker)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # the clients' and the server's models
     data: DataConfig = field(
-        default_factory=lambda: DataConfig(per_class=1, seed=1, generator=TARGET_GENERATOR)
+        default_factory=lambda: DataConfig(
+            per_class=1, seed=1, generator=TARGET_GENERATOR, images=TARGET_IMAGES
+        )
     )
     partition: PartitionConfig = field(default_factory=PartitionConfig)
     # adapter.method "" (the default) follows method; an explicit one must agree with it

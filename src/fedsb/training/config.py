@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from ..config import check_number
 from ..data.config import DataConfig
+from ..images.config import FrontendConfig, ImageConfig
 from ..models.config import AdapterConfig, ModelConfig
 from ..signals.config import FadingConfig, GeneratorConfig, ImpairmentsConfig, PulseConfig
 
@@ -27,6 +28,12 @@ SOURCE_GENERATOR = GeneratorConfig(
 #: Target domain: what clients see (the generator defaults): Rayleigh/Rician multipath with
 #: Doppler, +-0.01 cycles/sample carrier offset, IQ imbalance, phase noise, SNR -10..20 dB.
 TARGET_GENERATOR = GeneratorConfig()
+
+#: The default backbone (``pretrain-broad``) sees every record through the blind front-end
+#: (docs/data.md, "Front-end"), so the runs that adapt it render their images the same way.
+BLIND_FRONTEND = FrontendConfig(recentre=True, resample=True, gate=True)
+TARGET_IMAGES = ImageConfig(frontend=BLIND_FRONTEND)
+DEFAULT_BACKBONE = "pretrain-broad"  # the preset: measured in docs/results.md, "Transfer"
 
 
 @dataclass(frozen=True)
@@ -91,13 +98,15 @@ class FinetuneConfig:
     """``fedsb finetune``: adapt a pretrained backbone to the target domain (centralized)."""
 
     data: DataConfig = field(
-        default_factory=lambda: DataConfig(per_class=1000, seed=1, generator=TARGET_GENERATOR)
+        default_factory=lambda: DataConfig(
+            per_class=1000, seed=1, generator=TARGET_GENERATOR, images=TARGET_IMAGES
+        )
     )
     val_per_class: int = 100
     test_per_class: int = 300
     # a pretrain config (its checkpoint is cached by config hash, trained when missing),
     # a run directory holding model.safetensors, or a .safetensors file
-    pretrained: str = "pretrain"  # the preset
+    pretrained: str = DEFAULT_BACKBONE
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     # adapters and the head take train.lr; full fine-tuning of every weight needs a ~10x
     # smaller step (measured: 3e-3 vs 3e-2 for lora-sb, README "Pretraining and fine-tuning")
