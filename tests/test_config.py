@@ -119,8 +119,8 @@ def test_saved_config_is_compact_toml_that_loads_back(tmp_path):
 
 def assert_equals_the_defaults(loaded, default) -> None:
     """Equal to the defaults; ``pretrained`` is written relative to the config file (configs/),
-    so it loads as the absolute path of configs/pretrain-broad.toml, a copy of the preset the default
-    names."""
+    so it loads as the absolute path of configs/pretrain-broad.toml, a copy of the preset the
+    default names."""
     if not hasattr(default, "pretrained"):
         assert loaded == default
         return

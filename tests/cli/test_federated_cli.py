@@ -15,6 +15,10 @@ TINY = [
     "--set", "data.generator.length=256",
     "--set", "data.images.size=16",
     "--set", "data.images.channels='spectrogram,constellation_comp'",
+    # front-end off in both the tiny backbone and its runs (the run default turns it on)
+    "--set", "data.images.frontend.recentre=false",
+    "--set", "data.images.frontend.resample=false",
+    "--set", "data.images.frontend.gate=false",
 ]  # fmt: skip
 TINY_RUN = [
     *TINY,

@@ -20,6 +20,12 @@ IMAGES = [
     "data.images.size=16",
     "--set",
     "data.images.channels=['spectrogram', 'constellation_comp']",
+    "--set",  # front-end off in the tiny backbones and their runs alike
+    "data.images.frontend.recentre=false",
+    "--set",
+    "data.images.frontend.resample=false",
+    "--set",
+    "data.images.frontend.gate=false",
 ]
 TINY_MODEL = ["--set", "model.widths=[16, 32]", "--set", "model.blocks=[1, 1]"]
 FAST = ["--set", "train.epochs=2", "--set", "train.batch_size=32", "--set", "train.threads=1"]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import replace
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np

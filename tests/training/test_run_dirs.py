@@ -202,22 +202,22 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path):
 def test_shipped_configs_name_the_pretrain_config_next_to_them(name, cls, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not the repository: a cwd-relative path would miss
     cfg = load_config(cls, REPO / "configs" / name)
-    assert cfg.pretrained == str(REPO / "configs" / "pretrain.toml")
+    assert cfg.pretrained == str(REPO / "configs" / "pretrain-broad.toml")
     save_config(cfg, tmp_path / "saved.toml")  # what a run directory keeps: the absolute path
     assert load_config(cls, tmp_path / "saved.toml").pretrained == cfg.pretrained
 
 
 def test_the_spelling_of_pretrained_does_not_change_the_backbone_cache_key(tmp_path, monkeypatch):
     """The backbone is cached by its PretrainConfig's hash: relative, absolute and
-    config-relative spellings of configs/pretrain.toml, and the preset's name (the default),
+    config-relative spellings of configs/pretrain-broad.toml, and the preset's name (the default),
     find the same cached checkpoint."""
     monkeypatch.chdir(REPO)
-    key = config_hash(load_config(PretrainConfig, "configs/pretrain.toml"))
-    assert config_hash(load_config(PretrainConfig, REPO / "configs" / "pretrain.toml")) == key
+    key = config_hash(load_config(PretrainConfig, "configs/pretrain-broad.toml"))
+    assert config_hash(load_config(PretrainConfig, REPO / "configs" / "pretrain-broad.toml")) == key
     cached = tmp_path / "pretrain" / key / MODEL_FILE
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"")  # resolve_pretrained only looks for it
     fine = load_config(FinetuneConfig, REPO / "configs" / "finetune.toml").pretrained
-    absolute = str(REPO / "configs" / "pretrain.toml")
-    for spec in ("configs/pretrain.toml", absolute, fine, "pretrain"):
+    absolute = str(REPO / "configs" / "pretrain-broad.toml")
+    for spec in ("configs/pretrain-broad.toml", absolute, fine, "pretrain-broad"):
         assert resolve_pretrained(spec, tmp_path, SilentReporter()) == cached
