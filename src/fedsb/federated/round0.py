@@ -159,7 +159,8 @@ def init_basis(
     ``bytes_up`` and ``bytes_down`` (totals over the clients, B and A included).
     """
     if cfg.init_source == "proxy":
-        batches = proxy_batches(cfg, task.checkpoint, cache_dir, cfg.client.batch_size)
+        classes = tuple(task.meta["class_names"])
+        batches = proxy_batches(cfg, task.checkpoint, cache_dir, cfg.client.batch_size, classes)
         initialize_lora_sb(task.model, batches, cfg.adapter)
         ids, up, down = [], 0.0, 0.0
     elif cfg.init_source == "sketch":

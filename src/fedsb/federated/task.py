@@ -12,7 +12,7 @@ model and, optionally, the server's own test set, no client data.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -111,8 +111,18 @@ def adapted_model(cfg: RunConfig, checkpoint: Path) -> tuple[nn.Module, dict]:
     return model.to(device), meta
 
 
-def proxy_batches(cfg: RunConfig, checkpoint: Path, cache_dir: Path | None, batch_size: int):
-    """The server's proxy data: a slice of the pretraining set, drawn with its own config."""
+def proxy_batches(
+    cfg: RunConfig,
+    checkpoint: Path,
+    cache_dir: Path | None,
+    batch_size: int,
+    classes: tuple[str, ...],
+):
+    """The server's proxy data: a slice of the pretraining set, drawn with its own config.
+
+    Only the run's ``classes`` (a subset of the backbone's, the model's head rows) are drawn,
+    so the labels index the model's outputs.
+    """
     config_file = checkpoint.parent / CONFIG_FILE
     if not config_file.exists():
         raise ConfigError(
@@ -120,7 +130,9 @@ def proxy_batches(cfg: RunConfig, checkpoint: Path, cache_dir: Path | None, batc
             f"({config_file} is missing); use init_source = 'clients'"
         )
     pre = load_config(PretrainConfig, config_file)
-    k = len(resolve_classes(pre.data.classes))
+    if tuple(resolve_classes(pre.data.classes)) != classes:  # a broader backbone's subset
+        pre = replace(pre, data=replace(pre.data, classes=",".join(classes)))
+    k = len(classes)
     per_class = max(1, math.ceil(cfg.adapter.init_samples / k))
     proxy = load_or_build(split_config(pre.data, "train", per_class), cache_dir)
     return init_batches(proxy, cfg.adapter.init_samples, batch_size, cfg.adapter.init_seed)
