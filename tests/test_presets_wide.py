@@ -16,6 +16,7 @@ import pytest
 
 from fedsb.config import config_hash, load_config, preset_path
 from fedsb.federated.config import RunConfig
+from fedsb.images.config import FrontendConfig
 from fedsb.models.adapters import apply_adapters, count_trainable
 from fedsb.models.backbones import build_backbone, count_parameters
 from fedsb.models.config import AdapterConfig
@@ -55,7 +56,10 @@ def test_pretrain_wide_is_a_wide_vit_on_the_default_data_with_every_key_written(
 def test_run_wide_is_run_on_the_wide_backbone():
     wide, base = load_config(RunConfig, "run-wide"), load_config(RunConfig, "run")
     assert wide.pretrained == str(preset_path("pretrain-wide").resolve())
-    assert dataclasses.replace(wide, pretrained=base.pretrained) == base
+    # its backbone sees the records as they are, so its images skip the front-end too
+    assert wide.data.images == dataclasses.replace(base.data.images, frontend=FrontendConfig())
+    same = dataclasses.replace(wide.data, images=base.data.images)
+    assert dataclasses.replace(wide, pretrained=base.pretrained, data=same) == base
     run_keys = _keys(tomllib.loads(preset_path("run").read_text()))
     assert _keys(tomllib.loads(preset_path("run-wide").read_text())) == run_keys
 
