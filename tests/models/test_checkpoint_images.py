@@ -59,8 +59,12 @@ def test_the_frontend_setting_must_match(tmp_path):
         load_backbone(path, on)
     trained_on = backbone_file(tmp_path, to_dict(on.data.images))
     assert load_backbone(trained_on, on)[1]["images"]["frontend"]["recentre"] is True
-    with pytest.raises(ConfigError, match="trained on other images"):
+    with pytest.raises(ConfigError, match="trained on other images") as err:
         load_backbone(trained_on, CFG)
+    # the message says what to pass, and passing it loads the backbone
+    flags = str(err.value).split("to match it, ")[1].split()
+    assert flags == ["--set", "data.images.frontend.recentre=true"]
+    assert load_backbone(trained_on, apply_overrides(CFG, flags[1::2]))[0] is not None
 
 
 def test_an_invalid_images_entry_is_a_data_error(tmp_path):

@@ -75,10 +75,11 @@ def load_backbone(checkpoint: Path, cfg: Any) -> tuple[nn.Module, dict]:
     if meta.get("kind") != "backbone":
         raise ConfigError(f"{checkpoint}: not a pretrained backbone checkpoint")
     check_model_meta(meta, checkpoint)
-    if images_meta(meta, checkpoint) != to_dict(cfg.data.images):
+    trained = images_meta(meta, checkpoint)
+    if trained != to_dict(cfg.data.images):
         raise ConfigError(
-            f"{checkpoint}: the backbone was trained on other images "
-            f"({meta['images']}) than data.images"
+            f"{checkpoint}: the backbone was trained on other images than data.images; "
+            f"to match it, {_image_flags(trained, to_dict(cfg.data.images))}"
         )
     length = cfg.data.generator.length
     if isinstance(meta.get("length"), int) and meta["length"] != length:
@@ -89,6 +90,17 @@ def load_backbone(checkpoint: Path, cfg: Any) -> tuple[nn.Module, dict]:
     model = backbone_from_checkpoint(state, meta, checkpoint)
     classes = target_classes(cfg.data, tuple(meta["class_names"]))
     return keep_classes(model, meta, classes)
+
+
+def _image_flags(trained: dict, asked: dict, prefix: str = "data.images.") -> str:
+    """The ``--set`` flags that turn ``asked`` into ``trained`` (TOML values)."""
+    flags = []
+    for key, value in trained.items():
+        if isinstance(value, dict):
+            flags.append(_image_flags(value, asked.get(key, {}), f"{prefix}{key}."))
+        elif asked.get(key) != value:
+            flags.append(f"--set {prefix}{key}={json.dumps(value)}")
+    return " ".join(f for f in flags if f)
 
 
 def target_classes(data: Any, backbone: tuple[str, ...]) -> tuple[str, ...]:
