@@ -40,11 +40,12 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from fedsb.config import apply_overrides, load_config
+from fedsb.config import apply_overrides, from_dict, load_config
 from fedsb.data.file_sets import file_splits
 from fedsb.data.imageset import ImageSet
 from fedsb.evaluation.evaluate_run import evaluate_run
-from fedsb.models.checkpoint import load_checkpoint
+from fedsb.images.config import ImageConfig
+from fedsb.models.checkpoint import images_meta, load_checkpoint
 from fedsb.models.iq_cnn import IQCNN, iq_to_tensor
 from fedsb.reporter import SilentReporter
 from fedsb.signals.classes import RML2016_CLASSES
@@ -136,7 +137,10 @@ def _config(pretrained: Path, sets: dict, shots: int, seed: int) -> FinetuneConf
     overrides += [f"data.classes='{','.join(TARGET)}'"]  # a broader backbone's head is cut
     overrides += [f"data.paths=['{sets['train']}']", f"data.test_paths=['{sets['test']}']"]
     overrides += [f"data.max_per_class={shots}", f"train.seed={seed}"]
-    return apply_overrides(cfg, [*overrides, "adapter.method='lora-sb'", "adapter.rank=16"])
+    cfg = apply_overrides(cfg, [*overrides, "adapter.method='lora-sb'", "adapter.rank=16"])
+    path = pretrained / "model.safetensors"  # its images, front-end included, are the run's
+    images = from_dict(ImageConfig, images_meta(load_checkpoint(path)[1], path))
+    return replace(cfg, data=replace(cfg.data, images=images))
 
 
 def _epochs(records: int, batch: int, min_steps: int) -> int:
