@@ -156,6 +156,16 @@ def test_classes_restrict_the_label_set_to_those_logits(trained, capsys):
     code, _, err = cli([*argv, "--classes", "bpsk,8psk", "--out", str(root / "x.json")], capsys)
     assert code == 2 and "--classes: 8psk not among the model's classes" in err
     assert not (root / "x.json").exists()
+    code, _, err = cli([*argv, "--classes", "bpsk,nosuch", "--out", str(root / "x.json")], capsys)
+    assert code == 2 and "--classes: unknown class 'nosuch'" in err
+
+
+def test_classes_take_the_alias_table_and_files_only_names():
+    from fedsb.cli.evaluate import label_set
+
+    assert label_set("BPSK, QAM16,2FSK") == ("bpsk", "16qam", "cpfsk")
+    assert label_set("64apsk") == ("64apsk",)  # a RadioML 2018 class the generator lacks
+    assert label_set("rml2016")[0] == "bpsk"
 
 
 def test_an_rml2018_file_of_only_known_classes_needs_no_drop_unknown(trained, tmp_path):
