@@ -8,6 +8,7 @@ import pytest
 
 from fedsb.cli import main
 
+from ..overrides import FRONTEND_OFF, set_flags
 from .test_data_cli import run
 
 TINY = [
@@ -15,10 +16,7 @@ TINY = [
     "--set", "data.generator.length=256",
     "--set", "data.images.size=16",
     "--set", "data.images.channels='spectrogram,constellation_comp'",
-    # front-end off in both the tiny backbone and its runs (the run default turns it on)
-    "--set", "data.images.frontend.recentre=false",
-    "--set", "data.images.frontend.resample=false",
-    "--set", "data.images.frontend.gate=false",
+    *set_flags(FRONTEND_OFF),  # in both the tiny backbone and its runs
 ]  # fmt: skip
 TINY_RUN = [
     *TINY,

@@ -13,6 +13,7 @@ from fedsb.io import save_records
 from fedsb.models.checkpoint import load_checkpoint
 from fedsb.signals import GeneratorConfig, generate
 
+from ..overrides import FRONTEND_OFF, set_flags
 from .test_data_cli import run
 
 IMAGES = [
@@ -20,12 +21,7 @@ IMAGES = [
     "data.images.size=16",
     "--set",
     "data.images.channels=['spectrogram', 'constellation_comp']",
-    "--set",  # front-end off in the tiny backbones and their runs alike
-    "data.images.frontend.recentre=false",
-    "--set",
-    "data.images.frontend.resample=false",
-    "--set",
-    "data.images.frontend.gate=false",
+    *set_flags(FRONTEND_OFF),  # in the tiny backbones and their runs alike
 ]
 TINY_MODEL = ["--set", "model.widths=[16, 32]", "--set", "model.blocks=[1, 1]"]
 FAST = ["--set", "train.epochs=2", "--set", "train.batch_size=32", "--set", "train.threads=1"]

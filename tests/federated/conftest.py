@@ -24,15 +24,14 @@ from fedsb.reporter import SilentReporter
 from fedsb.training.config import PretrainConfig
 from fedsb.training.pretrain import pretrain
 
+from ..overrides import FRONTEND_OFF
+
 TINY_IMAGES = [
     "data.classes='bpsk,qpsk,gfsk'",
     "data.generator.length=256",
     "data.images.size=16",
     "data.images.channels='spectrogram,constellation_comp'",
-    # front-end off: the tiny backbone's records as they are (the default turns it on)
-    "data.images.frontend.recentre=false",
-    "data.images.frontend.resample=false",
-    "data.images.frontend.gate=false",
+    *FRONTEND_OFF,  # the tiny backbone's records as they are
 ]
 PRETRAIN = apply_overrides(
     PretrainConfig(),

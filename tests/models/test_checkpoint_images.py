@@ -12,6 +12,8 @@ from fedsb.models.checkpoint import images_meta, load_backbone, save_checkpoint
 from fedsb.models.config import ModelConfig
 from fedsb.training.config import FinetuneConfig
 
+from ..overrides import FRONTEND_OFF
+
 MODEL = ModelConfig(widths=(8,), blocks=(1,))
 CFG = apply_overrides(
     FinetuneConfig(),
@@ -20,9 +22,7 @@ CFG = apply_overrides(
         "data.images.channels='spectrogram'",
         "data.generator.length=256",
         "data.classes='bpsk,qpsk,gfsk'",
-        "data.images.frontend.recentre=false",  # off: what a backbone saved before it had
-        "data.images.frontend.resample=false",
-        "data.images.frontend.gate=false",
+        *FRONTEND_OFF,  # off: what a backbone saved before it had
     ],
 )
 

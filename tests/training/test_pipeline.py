@@ -16,15 +16,15 @@ from fedsb.training.config import FinetuneConfig, PretrainConfig
 from fedsb.training.finetune import finetune
 from fedsb.training.pretrain import pretrain, resolve_pretrained
 
+from ..overrides import FRONTEND_OFF
+
 TINY_DATA = [
     "data.classes='bpsk,qpsk,gfsk'",
     "data.per_class=24",
     "data.generator.length=256",
     "data.images.size=16",
     "data.images.channels='spectrogram,constellation_comp'",
-    "data.images.frontend.recentre=false",  # off in the tiny backbone and its fine-tuning
-    "data.images.frontend.resample=false",
-    "data.images.frontend.gate=false",
+    *FRONTEND_OFF,  # off in the tiny backbone and its fine-tuning
     "val_per_class=8",
     "test_per_class=8",
     "train.epochs=1",
