@@ -319,6 +319,10 @@ CONFIG_VALUES = {
     "workers=0": "workers",
     "attack.kind='meteor'": "attack.kind",
     "server.aggregation='vote'": "aggregation",
+    "data.generator.hardware.adc_bits=[4, 20]": "adc_bits",
+    "data.generator.hardware.amplifier_probability=1.5": "amplifier_probability",
+    "data.generator.hardware.backoff_db=[nan, 1.0]": "backoff_db",
+    "data.classes='bpsk,nosuch'": "nosuch",
 }
 
 
@@ -605,6 +609,18 @@ def run_dir_cases() -> list[Case]:
             ("evaluate", "--run", "{dir}/no-such-run", "--data", "{good.npz}"),
             "no such run",
             "no-such-run",
+        ),
+        Case(
+            "evaluate:classes-unknown",
+            ("evaluate", "--run", "{run}", "--data", "{good.npz}", "--classes", "bpsk,<b>x</b>"),
+            "unknown class",
+            "<b>x</b>",
+        ),
+        Case(
+            "evaluate:classes-not-in-model",
+            ("evaluate", "--run", "{run}", "--data", "{good.npz}", "--classes", "ook"),
+            "not among the model's classes",
+            "ook",
         ),
         Case(
             "evaluate:no-model",
