@@ -22,8 +22,11 @@ fi
 [ -f "$OUT/finetune/lora-sb/model.safetensors" ] || \
     $FEDSB finetune "${DATA[@]}" --method lora-sb,full --out "$OUT/finetune"
 # federated: 10 clients, Dirichlet(0.5) label skew over the files, fedsb and the pooled reference
+# (the narrow backbone's table also gave each client an SNR window, the preset's snr_skew)
+SKEW=(--set partition.dirichlet_alpha=0.5)
+[ "${BACKBONE:-}" = narrow ] || SKEW+=(--set partition.snr_skew=false)
 [ -f "$OUT/federated/fedsb/model.safetensors" ] || \
-    $FEDSB run "${DATA[@]}" --clients 10 --set partition.dirichlet_alpha=0.5 \
+    $FEDSB run "${DATA[@]}" --clients 10 "${SKEW[@]}" \
         --method fedsb,centralized --out "$OUT/federated"
 # federated: one client per site (core:hw), the data's own heterogeneity
 [ -f "$OUT/sites/model.safetensors" ] || \

@@ -119,3 +119,49 @@ def test_records_shorter_than_the_backbone_are_refused(backbone, sites, tmp_path
     argv = ["finetune", "--data", str(sites / "site_a"), "--pretrained", str(backbone)]
     code, _, err = run([*argv, "--length", "1024", *IMAGES, "--out", str(tmp_path / "f")], capsys)
     assert code == 2 and "pretrained on 256-sample records, not 1024" in err, err
+
+
+def _recording(root: Path, classes: str, seed: int) -> Path:
+    """An npz of 512-sample records of ``classes`` (two 256-sample windows each)."""
+    cfg = GeneratorConfig(length=512, snr_db=(5.0, 20.0))
+    path = root / f"{classes.replace(',', '_')}.npz"
+    save_records(generate(cfg, classes, 40, seed=seed, workers=0), path)
+    return path
+
+
+def test_files_of_fewer_classes_give_a_head_of_those_in_the_backbones_order(
+    backbone, tmp_path, capsys
+):
+    """A 3-class backbone fine-tuned or federated on files of 2 classes keeps 2 head rows."""
+    data = _recording(tmp_path, "gfsk,qpsk", seed=21)
+    common = ["--data", str(data), "--length", "256", *IMAGES]
+    ft = ["finetune", *common, "--pretrained", str(backbone), "--set", "train.epochs=1"]
+    fed = ["run", *common, "--set", f"pretrained='{backbone}'", *FED, "--clients", "2"]
+    for name, argv in (("ft", ft), ("fed", fed)):
+        code, out, err = run([*argv, "--out", str(tmp_path / name)], capsys)
+        assert code == 0, err
+        state, meta = load_checkpoint(tmp_path / name / "model.safetensors")
+        assert meta["class_names"] == ["qpsk", "gfsk"]  # the backbone's order, not the files'
+        assert meta["backbone_classes"] == ["bpsk", "qpsk", "gfsk"]
+        assert state["head.weight"].shape[0] == 2
+        config = tomllib.loads((tmp_path / name / "config.toml").read_text())
+        assert config["data"]["classes"] == "qpsk,gfsk"  # settled: a resume reads the same
+        assert "the files hold 2 of the backbone's 3 classes" in out + err
+
+
+def test_files_of_classes_the_backbone_lacks_are_refused_in_one_line(backbone, tmp_path, capsys):
+    mixed, foreign = _recording(tmp_path, "bpsk,8psk", 22), _recording(tmp_path, "8psk", 23)
+    argv = ["finetune", "--pretrained", str(backbone), "--length", "256", *IMAGES]
+    code, _, err = run([*argv, "--data", str(mixed), "--out", str(tmp_path / "a")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "the files hold classes the backbone lacks: 8psk (it knows bpsk, qpsk, gfsk" in err
+    assert "--drop-unknown leaves those records out" in err
+    code, _, err = run([*argv, "--data", str(foreign), "--out", str(tmp_path / "b")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "none of the files' classes (8psk) is among the backbone's (bpsk, qpsk, gfsk)" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    dropped = [*argv, "--data", str(mixed), "--drop-unknown", "--set", "train.epochs=1"]
+    code, _, err = run([*dropped, "--out", str(tmp_path / "c")], capsys)
+    assert code == 0, err
+    _, meta = load_checkpoint(tmp_path / "c" / "model.safetensors")
+    assert meta["class_names"] == ["bpsk"]

@@ -160,14 +160,6 @@ def test_classes_restrict_the_label_set_to_those_logits(trained, capsys):
     assert code == 2 and "--classes: unknown class 'nosuch'" in err
 
 
-def test_classes_take_the_alias_table_and_files_only_names():
-    from fedsb.cli.evaluate import label_set
-
-    assert label_set("BPSK, QAM16,2FSK") == ("bpsk", "16qam", "cpfsk")
-    assert label_set("64apsk") == ("64apsk",)  # a RadioML 2018 class the generator lacks
-    assert label_set("rml2016")[0] == "bpsk"
-
-
 def test_an_rml2018_file_of_only_known_classes_needs_no_drop_unknown(trained, tmp_path):
     """The file declares all 24 classes; what counts is the classes its records hold."""
     root, _ = trained

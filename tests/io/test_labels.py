@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from fedsb.errors import ConfigError
 from fedsb.io.labels import (
     ALIASES,
     RML2016_NAMES,
     RML2018_CLASSES_TXT,
     RML2018_NAMES,
     canonical_label,
+    class_list,
     order_classes,
     rml2018_names,
 )
@@ -145,3 +147,24 @@ def test_rml2018_classes_txt_is_the_published_list_and_a_permutation() -> None:
     assert RML2018_CLASSES_TXT != RML2018_NAMES
     assert rml2018_names("corrected") == RML2018_NAMES
     assert rml2018_names("classes-txt") == RML2018_CLASSES_TXT
+
+
+def test_class_lists_take_set_names_aliases_and_files_only_names():
+    assert class_list("BPSK, QAM16,2FSK") == ("bpsk", "16qam", "cpfsk")
+    assert class_list("64apsk") == ("64apsk",)  # a RadioML 2018 class the generator lacks
+    assert class_list("rml2016")[0] == "bpsk" and len(class_list("wide25")) == 25
+    assert class_list("bpsk,my-radar") == ("bpsk", "my-radar")  # for the files to hold
+
+
+@pytest.mark.parametrize(
+    ("spec", "strict", "message"),
+    [
+        ("bpsk,nosuch", True, r"--classes: unknown class 'nosuch'"),
+        ("bpsk,BPSK", False, r"--classes: 'bpsk' is listed twice"),
+        ("qam16,16qam", True, r"--classes: '16qam' is listed twice"),
+        (" , ", False, r"--classes: empty class list"),
+    ],
+)
+def test_bad_class_lists_name_the_option(spec, strict, message):
+    with pytest.raises(ConfigError, match=message):
+        class_list(spec, "--classes", strict=strict)

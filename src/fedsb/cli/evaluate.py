@@ -32,24 +32,6 @@ DeviceOpt = Annotated[
 ]  # fmt: skip
 
 
-def label_set(spec: str) -> tuple[str, ...]:
-    """``--classes``: a set name, or any names the alias table knows (files' classes too)."""
-    from ..errors import ConfigError
-    from ..io.labels import canonical_label
-    from ..signals.classes import CLASS_SETS
-
-    if spec.strip().lower() in CLASS_SETS:
-        return CLASS_SETS[spec.strip().lower()]
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    found = [canonical_label(n) for n in names]
-    unknown = [n for n, c in zip(names, found) if c is None]
-    if unknown or not names:
-        raise ConfigError(f"--classes: unknown class {unknown[0] if unknown else spec!r}")
-    if len(set(found)) != len(found):
-        raise ConfigError("--classes: a class is listed twice")
-    return tuple(found)  # type: ignore[arg-type]  (no None is left: unknown names raised)
-
-
 def evaluate_cmd(
     run: Annotated[Path, typer.Option("--run", help="A finished run directory.")],
     data: DataOpt,
@@ -63,11 +45,12 @@ def evaluate_cmd(
     Accuracy overall, per SNR and per class; calibration before and after the run's temperature.
     """
     from ..evaluation.evaluate_run import evaluate_run
+    from ..io.labels import class_list
     from ..report.tables import num, pct
     from ..runs import check_file_out, write_json
 
     target = check_file_out(out or Path(run) / "eval.json")
-    only = label_set(classes) if classes else ()
+    only = class_list(classes, "--classes", strict=True) if classes else ()
     result, _ = evaluate_run(run, data, drop_unknown, device, only)
     write_json(target, result)
     before, after = result["calibration_before"], result["calibration_after"]

@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 
 from ..config import check_number
 from ..images.config import ImageConfig
+from ..io.labels import class_list
 from ..signals.classes import resolve_classes
 from ..signals.config import GeneratorConfig
 
@@ -65,8 +66,10 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.classes != "found":  # "found": every class the files hold
-            resolve_classes(self.classes)  # fail at load time, naming the class
+        if self.classes != "found" and self.source == "files":  # files-only names work too
+            class_list(self.classes)  # fail at load time, naming the class
+        elif self.classes != "found":  # "found": every class the files hold
+            resolve_classes(self.classes)
         elif self.source != "files":
             raise ValueError("classes: 'found' (the classes the files hold) needs source='files'")
         if self.per_class < 1:

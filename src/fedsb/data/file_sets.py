@@ -23,12 +23,13 @@ import numpy as np
 import torch
 
 from ..config import config_hash, to_dict
+from ..errors import DataError
+from ..io.labels import class_list, order_classes
 from ..reporter import Reporter
-from ..signals import resolve_classes
 from .config import DataConfig, PartitionConfig
 from .file_cache import Entry, cacheable, entry_paths, load_entry, save_index
 from .file_partition import FileClient, file_partition_rows, partition_files
-from .files import FileRecords, expand_paths, load_files
+from .files import FileRecords, expand_paths, held_classes, load_files
 from .groups import Splits, assign_to_splits
 from .image_store import ImageStore, open_store, temporary_store, write_store
 from .imageset import MappedImageSet, quantised_images
@@ -46,7 +47,46 @@ Parts = tuple[FileRecords, FileRecords | None, FileRecords | None]
 
 def file_classes(data: DataConfig) -> tuple[str, ...] | None:
     """The classes asked for (their order is the label order); None: every class found."""
-    return None if data.classes == FOUND else tuple(resolve_classes(data.classes))
+    return None if data.classes == FOUND else class_list(data.classes)
+
+
+def settle_found(data: DataConfig, universe: tuple[str, ...], reporter: Reporter) -> DataConfig:
+    """``data`` naming those of ``universe`` (a backbone's classes) its training files hold.
+
+    Only ``data.classes = "found"`` on files changes. A 25-class backbone fine-tuned on an
+    11-class recording so gets an 11-row head, in the backbone's order, and the run's saved
+    config names the 11 (a resume, a Flower node and ``evaluate`` see the same list). Records
+    of classes outside ``universe`` are left to the read: an error, or dropped (drop_unknown).
+    """
+    if not data.from_files or data.classes != FOUND:
+        return data
+    held = held_classes(
+        expand_paths(data.paths),
+        length=data.generator.length,
+        drop_unknown=data.drop_unknown,
+        snr_key=data.snr_key,
+        rml2018_order=data.rml2018_order,
+    )
+    kept = [c for c in universe if c in held]
+    others = ", ".join(order_classes(held - set(universe)))
+    if not kept:
+        raise DataError(
+            None,
+            f"data.paths: none of the files' classes ({others}) is among the backbone's "
+            f"({', '.join(universe)})",
+        )
+    if others and not data.drop_unknown:
+        raise DataError(
+            None,
+            f"data.paths: the files hold classes the backbone lacks: {others} (it knows "
+            f"{', '.join(universe)}; --drop-unknown leaves those records out)",
+        )
+    if len(kept) < len(universe):
+        reporter.info(
+            f"the files hold {len(kept)} of the backbone's {len(universe)} classes: the model "
+            "keeps those (--classes chooses others)"
+        )
+    return replace(data, classes=",".join(kept))
 
 
 def _fingerprint(paths: Sequence[Path]) -> list[tuple[str, int, int]]:
@@ -265,6 +305,7 @@ def with_length(data: DataConfig, length: int) -> DataConfig:
 __all__ = [
     "FOUND",
     "file_classes",
+    "settle_found",
     "file_clients",
     "file_dataset",
     "file_image_splits",

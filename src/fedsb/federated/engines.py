@@ -27,7 +27,7 @@ from .faults import ClientResult
 from .methods import method
 from .progress import State
 from .site_eval import SiteAnswers
-from .task import build_task
+from .task import build_task, settled
 
 if TYPE_CHECKING:
     from .server import RunResult
@@ -108,7 +108,8 @@ def run_federated(
     reporter = reporter or SilentReporter()
     cfg, run = prepare(Path(out), cfg, resume)
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-    task = build_task(cfg, cache_dir, reporter, on_history=on_history)
+    cfg, checkpoint = settled(cfg, cache_dir, reporter, on_history)
+    task = build_task(cfg, cache_dir, reporter, checkpoint=checkpoint)
     if method(cfg.method).pooled:  # the reference: no federation, so no engine
         from .pooled import run_pooled
 

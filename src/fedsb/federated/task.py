@@ -27,7 +27,7 @@ from ..data.partition import ClientData, partition_rows, plan_partition
 from ..devices import resolve_device
 from ..errors import ConfigError
 from ..models.adapters import adapted_layers, adapter_state, apply_adapters
-from ..models.checkpoint import load_backbone, load_checkpoint, save_checkpoint
+from ..models.checkpoint import load_backbone, load_checkpoint, save_checkpoint, settle_classes
 from ..models.lora_sb_init import (
     load_lora_sb_basis,
     lora_sb_basis,
@@ -138,17 +138,34 @@ def proxy_batches(
     return init_batches(proxy, cfg.adapter.init_samples, batch_size, cfg.adapter.init_seed)
 
 
+def settled(
+    cfg: RunConfig,
+    cache_dir: Path | None,
+    reporter: Reporter,
+    on_history: DrawHistory | None = None,
+) -> tuple[RunConfig, Path]:
+    """``cfg`` with "found" file classes settled against its backbone, and that backbone.
+
+    The backbone is pretrained when missing, its curve drawn by ``on_history``. The settled
+    config (``models.checkpoint.settle_classes``) is what the run saves and sends its clients.
+    """
+    checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter, on_history)
+    return settle_classes(cfg, checkpoint, reporter), checkpoint
+
+
 def build_task(
     cfg: RunConfig,
     cache_dir: Path | None,
     reporter: Reporter,
     on_history: DrawHistory | None = None,
+    checkpoint: Path | None = None,
 ) -> Task:
     """Load the backbone and the client data; the model's adapters are not initialised yet.
 
-    The backbone is pretrained when missing, its curve drawn by ``on_history``.
+    The backbone (``checkpoint``, else ``cfg.pretrained``) is pretrained when missing, its
+    curve drawn by ``on_history``.
     """
-    checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter, on_history)
+    checkpoint = checkpoint or resolve_pretrained(cfg.pretrained, cache_dir, reporter, on_history)
     model, meta = adapted_model(cfg, checkpoint)
     clients, partition = load_clients(cfg, cache_dir, reporter, tuple(meta["class_names"]))
     if clients[0].train.class_names != tuple(meta["class_names"]):

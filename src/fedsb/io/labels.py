@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from ..errors import ConfigError
-from ..signals.classes import KNOWN_CLASSES
+from ..signals.classes import CLASS_SETS, KNOWN_CLASSES
 
 #: RadioML 2016.10a class names (2016.10b is the same list minus AM-SSB).
 RML2016_NAMES: tuple[str, ...] = (
@@ -224,6 +224,30 @@ def canonical_label(name: str) -> str | None:
         return None
     key = _key(name.strip())
     return _LOOKUP.get(key) if key else None
+
+
+def class_list(spec: str, what: str = "data.classes", strict: bool = False) -> tuple[str, ...]:
+    """A class set name (``rml2016``, ``wide25``) or a comma list, through the alias table.
+
+    The class list of a run on files: RadioML, TorchSig and files-only names (64apsk) all work.
+    ``strict``: a name no alias knows is an error; otherwise it is kept as given, for the files
+    to hold (a class of the user's own, checked when they are read).
+    """
+    key = spec.strip().lower()
+    if key in CLASS_SETS:
+        return CLASS_SETS[key]
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise ConfigError(f"{what}: empty class list")
+    known = [canonical_label(n) for n in names]
+    unknown = [n for n, c in zip(names, known, strict=True) if c is None]
+    if strict and unknown:
+        raise ConfigError(f"{what}: unknown class {unknown[0]!r}")
+    out = [c or n for n, c in zip(names, known, strict=True)]
+    twice = [c for c in out if out.count(c) > 1]
+    if twice:
+        raise ConfigError(f"{what}: {twice[0]!r} is listed twice")
+    return tuple(out)
 
 
 def order_classes(names: set[str] | list[str] | tuple[str, ...]) -> tuple[str, ...]:

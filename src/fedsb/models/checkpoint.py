@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,12 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..config import from_dict, to_dict
+from ..data.file_sets import FOUND, file_classes, settle_found
 from ..errors import ConfigError, DataError
 from ..images.config import ImageConfig
 from ..io.budget import check_budget
 from ..io.cache import temp_path
+from ..reporter import Reporter
 from ..runs import json_safe
 from ..signals.classes import resolve_classes
 from .backbones import build_backbone
@@ -72,6 +75,14 @@ def load_backbone(checkpoint: Path, cfg: Any) -> tuple[nn.Module, dict]:
     ``cfg`` is a finetune or run config.
     """
     state, meta = load_checkpoint(checkpoint)
+    check_backbone(meta, checkpoint, cfg)
+    model = backbone_from_checkpoint(state, meta, checkpoint)
+    classes = target_classes(cfg.data, tuple(meta["class_names"]))
+    return keep_classes(model, meta, classes)
+
+
+def check_backbone(meta: dict, checkpoint: Path, cfg: Any) -> None:
+    """A ConfigError unless ``meta`` is a backbone for ``cfg``'s images and record length."""
     if meta.get("kind") != "backbone":
         raise ConfigError(f"{checkpoint}: not a pretrained backbone checkpoint")
     check_model_meta(meta, checkpoint)
@@ -87,9 +98,6 @@ def load_backbone(checkpoint: Path, cfg: Any) -> tuple[nn.Module, dict]:
             f"{checkpoint}: the backbone was pretrained on {meta['length']}-sample records, "
             f"not {length} (data.generator.length; --length {meta['length']})"
         )
-    model = backbone_from_checkpoint(state, meta, checkpoint)
-    classes = target_classes(cfg.data, tuple(meta["class_names"]))
-    return keep_classes(model, meta, classes)
 
 
 def _image_flags(trained: dict, asked: dict, prefix: str = "data.images.") -> str:
@@ -107,11 +115,23 @@ def target_classes(data: Any, backbone: tuple[str, ...]) -> tuple[str, ...]:
     """The classes a run on ``data`` asks of a backbone trained on ``backbone``.
 
     Generated data: ``data.classes``. Files: ``data.classes``, or the backbone's own classes
-    when it is "found" (every record is mapped onto them).
+    when it is still "found" (a server whose data are at the sites; see :func:`settle_classes`).
     """
-    if data.from_files and data.classes == "found":
-        return backbone
+    if data.from_files:
+        return file_classes(data) or backbone
     return tuple(resolve_classes(data.classes))
+
+
+def settle_classes(cfg: Any, checkpoint: Path, reporter: Reporter) -> Any:
+    """``cfg`` (finetune or run) with "found" classes settled: the backbone's that its files hold.
+
+    See :func:`fedsb.data.file_sets.settle_found`; other configs are returned as they are.
+    """
+    if not (cfg.data.from_files and cfg.data.classes == FOUND):
+        return cfg
+    _, meta = load_checkpoint(checkpoint)
+    check_backbone(meta, checkpoint, cfg)  # its errors first: they need no file read
+    return replace(cfg, data=settle_found(cfg.data, tuple(meta["class_names"]), reporter))
 
 
 def keep_classes(

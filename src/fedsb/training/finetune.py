@@ -26,7 +26,7 @@ from ..models.adapters import (
     trainable_parameters,
 )
 from ..models.backbones import count_parameters
-from ..models.checkpoint import load_backbone, save_checkpoint
+from ..models.checkpoint import load_backbone, save_checkpoint, settle_classes
 from ..models.lora_sb_init import estimate_weight_gradients, init_lora_sb
 from ..reporter import Reporter, SilentReporter
 from ..runs import ADAPTER_FILE, MODEL_FILE, RunDir, check_out
@@ -88,6 +88,7 @@ def finetune(
     set_threads(cfg.train)
     device = resolve_device(cfg.train.device, "train.device")
     checkpoint = resolve_pretrained(cfg.pretrained, cache_dir, reporter, on_history)
+    cfg = settle_classes(cfg, checkpoint, reporter)  # "found": the backbone's the files hold
     model, meta = load_backbone(checkpoint, cfg)  # fail before anything is written
     expected_trainable(model, cfg.adapter)  # a bad rank or targets fail here too
     run = RunDir(out)

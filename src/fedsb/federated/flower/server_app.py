@@ -36,7 +36,7 @@ from ..config import RunConfig
 from ..methods import method
 from ..server import RunResult, federate, prepare
 from ..sites import check_site_config, load_sites, parse_paths
-from ..task import Task, build_task
+from ..task import Task, build_task, settled
 from .engine import GridEngine
 from .sites import serve_sites
 
@@ -157,7 +157,8 @@ def main(grid: Grid, context: Context) -> None:
                 grid, cfg, run, cache_dir, reporter, test_paths, resume, _round_line, timeout
             )
         else:
-            task = build_task(cfg, cache_dir, reporter)
+            cfg, checkpoint = settled(cfg, cache_dir, reporter)
+            task = build_task(cfg, cache_dir, reporter, checkpoint=checkpoint)
             result = serve(grid, task, cfg, run, cache_dir, reporter, resume, _round_line, timeout)
     except FedsbError as exc:
         log(ERROR, "fedsb: %s", exc)
