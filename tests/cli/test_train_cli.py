@@ -46,3 +46,26 @@ def test_bad_training_input_is_one_line_exit_2(argv, message, capsys, tmp_path, 
     assert code == 2
     lines = [x for x in err.splitlines() if x.strip()]
     assert len(lines) == 1 and message in lines[0], err
+
+
+def test_pretrain_without_config_starts_from_the_default_backbones_preset(
+    capsys, monkeypatch, tmp_path
+):
+    """So a backbone of one's own fits finetune's and run's default images (no --set needed)."""
+    import fedsb.training.pretrain as pretraining
+    from fedsb.config import load_config
+    from fedsb.federated.config import RunConfig
+    from fedsb.training.config import FinetuneConfig, PretrainConfig
+
+    seen = []
+
+    def stop(cfg, *args, **kwargs):
+        seen.append(cfg)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(pretraining, "pretrain", stop)
+    code, _, _ = run(["pretrain", "--out", str(tmp_path / "p"), "--set", "data.seed=3"], capsys)
+    assert code == 0 and len(seen) == 1
+    preset = load_config(PretrainConfig, "pretrain-broad", ["data.seed=3"])
+    assert seen[0] == preset and seen[0] != load_config(PretrainConfig, "pretrain", ["data.seed=3"])
+    assert seen[0].data.images == FinetuneConfig().data.images == RunConfig().data.images

@@ -11,9 +11,9 @@ from .options import (
     DEFAULT_CACHE,
     CacheOpt,
     ClassesOpt,
-    ConfigOpt,
     DataOpt,
     DropUnknownOpt,
+    FinetuneConfigOpt,
     LengthOpt,
     MaxRecordsOpt,
     OutOpt,
@@ -41,7 +41,7 @@ PretrainedOpt = Annotated[
 
 def finetune_cmd(
     out: OutOpt,
-    config: ConfigOpt = None,
+    config: FinetuneConfigOpt = None,
     method: MethodOpt = None,
     rank: RankOpt = None,
     pretrained: PretrainedOpt = None,

@@ -65,6 +65,19 @@ OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run directory to writ
 CacheOpt = Annotated[
     Path, typer.Option("--cache", help="Cache for generated data sets and pretrained backbones.")
 ]
+PretrainConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="A pretraining config TOML or a preset name (default: pretrain-broad, the "
+        "default backbone's).",
+    ),
+]
+FinetuneConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="A fine-tuning config TOML or a preset name."),
+]
 RunConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="A run config TOML or a preset name (default: run)."),
