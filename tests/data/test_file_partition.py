@@ -185,17 +185,31 @@ def test_a_key_no_record_has_names_the_available_keys(tmp_path: Path) -> None:
         partition_files(records, *splits, _cfg(), by="core:recorder")
 
 
-def test_records_without_a_value_or_values_without_training_records_are_refused() -> None:
+def test_records_without_a_value_are_refused() -> None:
     site = np.array(["north"] * 2000 + [""] * 2000, dtype=object)
     records = _records(site=site)
     train, val, test = _splits(records)
     with pytest.raises(DataError, match=r"\Af.npz: 2000 record\(s\) have no 'site' value"):
         partition_files(records, train, val, test, _cfg(), by="site")
-    site[2000:] = "south"
-    only_test = np.where(np.isin(np.arange(4000), test) & (site == "south"), "lab", site)
-    records = _records(site=only_test)
-    with pytest.raises(ConfigError, match=r"\Aby: site 'lab' has val/test records but no training"):
-        partition_files(records, train, val, test, _cfg(), by="site")
+
+
+def test_test_records_of_a_value_without_training_records_are_dealt_to_the_clients() -> None:
+    """An independent test recording from a third receiver stays in the global test set."""
+    site = np.array(["north"] * 2000 + ["south"] * 2000, dtype=object)
+    records = _records(site=site)
+    train, val, test = _splits(records)
+    lab = np.isin(np.arange(4000), test) & (site == "south")
+    records = _records(site=np.where(lab, "lab", site))
+    clients = partition_files(records, train, val, test, _cfg(), by="site")
+    assert [c.description for c in clients] == ["site=north", "site=south"]
+    assert np.array_equal(np.sort(np.concatenate([c.test for c in clients])), np.sort(test))
+    assert np.array_equal(np.sort(np.concatenate([c.val for c in clients])), np.sort(val))
+    moved = [np.intersect1d(c.test, np.flatnonzero(lab)) for c in clients]
+    assert all(len(m) > 0 for m in moved)  # dealt to both, not all to one
+    assert not set(records.groups[moved[0]]) & set(records.groups[moved[1]])  # groups whole
+    for c, name in zip(clients, ("north", "south"), strict=True):
+        own = np.setdiff1d(c.test, np.flatnonzero(lab))
+        assert set(site[own].tolist()) <= {name}  # the rest of its test split is its own
 
 
 def test_a_key_that_varies_inside_a_group_is_refused() -> None:

@@ -13,10 +13,13 @@ Two ways (``by``):
   ``channel_skew`` do not apply: the files decide how much data there is and its channel.
 * ``"file"``, ``"directory"`` or any attribute key (e.g. ``"core:hw"``): one client per
   distinct value among the training records (sorted); all that value's records go to it.
+  Val/test records of a value no training record has (a test recording from another
+  receiver) are dealt to the clients by group, in turn: the global test set keeps them.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -25,6 +28,8 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .config import PartitionConfig
 from .files import FileRecords
+
+log = logging.getLogger(__name__)
 
 #: Rounds of dealing: each client takes 1/rounds of what it still wants per round.
 ROUNDS = 8
@@ -193,20 +198,42 @@ def _by_key(
     train, val, test = splits
     values = _values(records, key, np.concatenate(splits))
     names = sorted(set(values[train].tolist()))
-    orphans = sorted(set(values[np.concatenate([val, test])].tolist()) - set(names))
-    if orphans:
-        raise ConfigError(
-            f"by: {key} {orphans[0]!r} has val/test records but no training records, and "
-            "every client trains; draw val/test from the same files or partition by another key"
-        )
+    owner = {name: i for i, name in enumerate(names)}
+    held = [_owners(records, s, values, owner, key) for s in (val, test)]
     return [
         FileClient(
             i,
-            *(s[values[s] == name] for s in splits),
+            train[values[train] == name],
+            *(s[o == i] for s, o in zip((val, test), held, strict=True)),
             description=f"{key}={name}",
         )
         for i, name in enumerate(names)
     ]
+
+
+def _owners(
+    records: FileRecords, rows: np.ndarray, values: np.ndarray, owner: dict, key: str
+) -> np.ndarray:
+    """The client of each val/test record: its value's, else dealt out by group.
+
+    A value without training records (an independent test recording from another receiver)
+    trains no client; its records are dealt to the clients group by group, in turn, so the
+    global test set (their union) still holds all of them.
+    """
+    out = np.asarray([owner.get(v, -1) for v in values[rows].tolist()], dtype=np.int64)
+    orphan = out < 0
+    if orphan.any():
+        _, order = np.unique(records.groups[rows[orphan]], return_inverse=True)
+        out[orphan] = order.ravel() % len(owner)
+        lone = sorted(set(values[rows[orphan]].tolist()))
+        log.info(
+            "by: %s %s: no training records; its %d val/test records are dealt to the %d clients",
+            key,
+            ", ".join(repr(v) for v in lone),
+            int(orphan.sum()),
+            len(owner),
+        )
+    return out
 
 
 def partition_files(
