@@ -29,11 +29,12 @@ from ..reporter import Reporter
 from .config import DataConfig, PartitionConfig
 from .file_cache import Entry, cacheable, entry_paths, load_entry, save_index
 from .file_partition import FileClient, file_partition_rows, partition_files
-from .files import FileRecords, expand_paths, held_classes, load_files
+from .files import FileRecords, expand_paths, load_files
 from .groups import Splits, assign_to_splits
 from .image_store import ImageStore, open_store, temporary_store, write_store
 from .imageset import MappedImageSet, quantised_images
 from .partition import ClientData
+from .sources import open_source
 
 #: Records imaged at a time (bounds the float images in memory: 2,048 x 8 x 32 x 32 x 4 B).
 IMAGE_CHUNK = 2048
@@ -60,13 +61,7 @@ def settle_found(data: DataConfig, universe: tuple[str, ...], reporter: Reporter
     """
     if not data.from_files or data.classes != FOUND:
         return data
-    held = held_classes(
-        expand_paths(data.paths),
-        length=data.generator.length,
-        drop_unknown=data.drop_unknown,
-        snr_key=data.snr_key,
-        rml2018_order=data.rml2018_order,
-    )
+    held = _held_classes(data)
     kept = [c for c in universe if c in held]
     others = ", ".join(order_classes(held - set(universe)))
     if not kept:
@@ -87,6 +82,15 @@ def settle_found(data: DataConfig, universe: tuple[str, ...], reporter: Reporter
             "keeps those (--classes chooses others)"
         )
     return replace(data, classes=",".join(kept))
+
+
+def _held_classes(data: DataConfig) -> set[str]:
+    """The classes the records of the training files hold (a deferred source reads no sample)."""
+    options = {"skip_unknown": data.drop_unknown, "snr_key": data.snr_key}
+    options["rml2018_order"] = data.rml2018_order
+    length = data.generator.length
+    sources = (open_source(Path(p), length, **options) for p in expand_paths(data.paths))
+    return set().union(*(set(s.names) for s in sources))
 
 
 def _fingerprint(paths: Sequence[Path]) -> list[tuple[str, int, int]]:

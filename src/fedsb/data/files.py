@@ -319,20 +319,6 @@ def _open_all(
     return sources
 
 
-def held_classes(
-    paths: Sequence[str | Path],
-    *,
-    length: int,
-    drop_unknown: bool = False,
-    snr_key: str = "",
-    rml2018_order: str = "corrected",
-) -> set[str]:
-    """The classes the records of ``paths`` hold (a deferred source reads no sample)."""
-    options = {"skip_unknown": drop_unknown, "snr_key": snr_key, "rml2018_order": rml2018_order}
-    sources = _open_all(paths, _count("length", length, 1), options, None)
-    return set().union(*(set(s.names) for s in sources))
-
-
 def load_files(
     paths: Sequence[str | Path],
     *,

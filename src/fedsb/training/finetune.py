@@ -79,10 +79,7 @@ def finetune(
     reporter: Reporter | None = None,
     on_history: DrawHistory | None = None,
 ) -> FinetuneResult:
-    """Fine-tune with ``cfg.adapter.method`` on the target domain; evaluate on its test split.
-
-    ``on_history`` draws the training curves (this run's, and a backbone's pretrained for it).
-    """
+    """Fine-tune ``cfg.adapter.method`` on the target domain, test it; on_history draws curves."""
     reporter = reporter or SilentReporter()
     check_out(out)  # before a backbone is pretrained for it
     set_threads(cfg.train)
