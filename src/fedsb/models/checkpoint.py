@@ -40,11 +40,14 @@ def save_checkpoint(path: str | Path, state: dict[str, torch.Tensor], meta: dict
     return path
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_checkpoint(
+    path: str | Path, tensors: bool = True
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state dict, metadata) of a checkpoint; a one-line DataError when it is unusable.
 
     safetensors bounds its own header (a claimed length of 10^15 bytes is an error); the
     file size is checked against the input budget and the "fedsb" JSON must be an object.
+    ``tensors=False``: the metadata only (the state dict is empty).
     """
     path = Path(path)
     if not path.is_file():
@@ -56,7 +59,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             if not isinstance(meta, dict):
                 kind = type(meta).__name__
                 raise DataError(path, f"metadata 'fedsb' is not a JSON object (got {kind})")
-            state = {k: handle.get_tensor(k) for k in handle.keys()}
+            state = {k: handle.get_tensor(k) for k in handle.keys()} if tensors else {}
     except DataError:
         raise
     except RecursionError:
@@ -129,7 +132,7 @@ def settle_classes(cfg: Any, checkpoint: Path, reporter: Reporter) -> Any:
     """
     if not (cfg.data.from_files and cfg.data.classes == FOUND):
         return cfg
-    _, meta = load_checkpoint(checkpoint)
+    _, meta = load_checkpoint(checkpoint, tensors=False)  # load_backbone reads the weights
     check_backbone(meta, checkpoint, cfg)  # its errors first: they need no file read
     return replace(cfg, data=settle_found(cfg.data, tuple(meta["class_names"]), reporter))
 
