@@ -66,12 +66,15 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.classes != "found" and self.source == "files":  # files-only names work too
+        if self.classes == "found":  # every class the files hold
+            if self.source != "files":
+                raise ValueError(
+                    "classes: 'found' (the classes the files hold) needs source='files'"
+                )
+        elif self.source == "files":  # files-only names (64apsk) work too
             class_list(self.classes)  # fail at load time, naming the class
-        elif self.classes != "found":  # "found": every class the files hold
+        else:
             resolve_classes(self.classes)
-        elif self.source != "files":
-            raise ValueError("classes: 'found' (the classes the files hold) needs source='files'")
         if self.per_class < 1:
             raise ValueError(f"per_class must be >= 1, got {self.per_class}")
         if self.seed < 0:
