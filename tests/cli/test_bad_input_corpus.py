@@ -268,6 +268,20 @@ def data_cases() -> list[Case]:
             "--length 256",
         ),
         Case(
+            "finetune-data:classes-not-in-backbone",
+            ("finetune", "--data", "{good.npz}", "--pretrained", "{pre}", *TINY, "--length", "256")
+            + ("--out", "{dir}/f"),
+            r"none of the files' classes \(8psk, wbfm\) is among the backbone's",
+            "8psk",
+        ),
+        Case(
+            "run-data:classes-not-in-backbone",
+            ("run", "--data", "{good.npz}", "--set", "pretrained='{pre}'", *TINY, "--length")
+            + ("256", "--out", "{dir}/r"),
+            r"none of the files' classes \(8psk, wbfm\) is among the backbone's",
+            "8psk",
+        ),
+        Case(
             "pretrain-data:val-without-data",
             ("pretrain", "--val-data", "{good.npz}", "--out", "{dir}/p"),
             "source = 'generator'",
