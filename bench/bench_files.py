@@ -10,7 +10,9 @@ VmHWM, is its own):
     into the on-disk uint8 cache and writes the index;
 (b) training: a cached load, then one epoch over ``--train-records`` training records drawn
     from the split (batches read from the memory-mapped cache);
-(c) a cached second load, then one pass of ``batch()`` over every record.
+(c) a cached second load, then one pass of ``batch()`` over every record;
+(d) evaluation, as ``fedsb evaluate`` does it: ``file_logits`` reads the file a chunk at a
+    time, images and scores every record with the (untrained) model, and keeps the logits.
 
 It prints records/s, the peak RSS of each and its ratio to the 2 GB goal, and, measured in
 this run, the generator's records/s (generation + images, and images alone) for comparison.
@@ -36,6 +38,8 @@ from fedsb.config import apply_overrides
 from fedsb.data.config import DataConfig
 from fedsb.data.file_sets import file_dataset, file_image_splits
 from fedsb.data.imageset import quantised_images
+from fedsb.evaluation.evaluate_run import RunModel
+from fedsb.evaluation.file_logits import file_logits
 from fedsb.io.labels import canonical_label, rml2018_names
 from fedsb.models.backbones import build_backbone
 from fedsb.models.config import ModelConfig
@@ -178,6 +182,20 @@ def load(path: Path, cache: Path, channels: str, threads: int) -> dict:
             "base": base}  # fmt: skip
 
 
+def evaluate(path: Path, channels: str, threads: int, tiny: bool) -> dict:
+    """(d), in a child: every record of the file scored, a chunk at a time, no cache."""
+    torch.set_num_threads(threads)
+    base = vm_hwm_mb()
+    names, _ = pool_classes()
+    images = data_config(path, channels).images
+    model = build_backbone(TINY if tiny else ModelConfig(), len(images.channels), len(names),
+                           images.size)  # fmt: skip
+    start = time.perf_counter()
+    pred, _ = file_logits(RunModel(model, names, images, LENGTH, 1.0), [path], reporter=Ticker())
+    seconds = time.perf_counter() - start
+    return {"records": len(pred.labels), "seconds": seconds, "hwm": vm_hwm_mb(), "base": base}
+
+
 def generator_rates(channels: str, threads: int, n: int = 2048) -> tuple[float, float]:
     """(generation + images, images alone) records/s of the generator, this machine, now."""
     torch.set_num_threads(threads)
@@ -202,7 +220,7 @@ def in_child(fn, *args) -> dict:
 
 
 def report(args, size: float, write_s: float, rows: dict, rates: tuple[float, float]) -> None:
-    """The table of the three measurements and the side-by-side ratios."""
+    """The table of the four measurements and the side-by-side ratios."""
     console = Console(width=160)
     table = Table(
         title=f"{args.records:,} records x {LENGTH} samples, {size / 1e9:.2f} GB HDF5 "
@@ -250,6 +268,7 @@ def main() -> None:
         tiny = args.model == "tiny"
         rows["(b) train epoch"] = in_child(train, *common, args.train_records, tiny)
         rows["(c) cached load"] = in_child(load, *common)
+        rows["(d) evaluate"] = in_child(evaluate, path, args.channels, args.threads, tiny)
         rates = in_child(generator_rates, args.channels, args.threads)
         report(args, size, write_s, rows, rates)
     finally:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fedsb.data.files import FileRecords, expand_paths, load_files
-from fedsb.data.sources import to_model_classes
+from fedsb.data.sources import model_rows, open_source
 from fedsb.errors import ConfigError, DataError
 from fedsb.io.labels import RML2018_CLASSES_TXT, RML2018_NAMES
 from fedsb.io.load import save_records
@@ -227,13 +227,15 @@ def test_unknown_classes_are_judged_on_the_records_not_the_declared_list(tmp_pat
     gold = _gold(tmp_path / "g.h5", [3, 4, 4, 3])  # BPSK, QPSK in the corrected order
     loaded = load_files([gold], length=32, classes=("bpsk", "qpsk"))
     assert loaded.records.label_names.tolist() == ["bpsk", "qpsk", "qpsk", "bpsk"]
-    records = read_rml2018(gold)
-    assert len(records.class_names) == 24
-    model = to_model_classes(records, ("qpsk", "bpsk"), gold, drop=False)
-    assert model.class_names == ("qpsk", "bpsk") and model.labels.tolist() == [1, 0, 0, 1]
-    mixed = read_rml2018(_gold(tmp_path / "m.h5", [3, 5]))
+    assert len(read_rml2018(gold).class_names) == 24
+    options = {"skip_unknown": False, "snr_key": "", "rml2018_order": "corrected"}
+    rows, labels = model_rows(open_source(gold, 32, **options), ("qpsk", "bpsk"), drop=False)
+    assert rows.tolist() == [0, 1, 2, 3] and labels.tolist() == [1, 0, 0, 1]
+    mixed = open_source(_gold(tmp_path / "m.h5", [3, 5]), 32, **options)
     with _error(tmp_path / "m.h5", "classes the model was not trained on: 8psk .*--drop-unknown.*"):
-        to_model_classes(mixed, ("qpsk", "bpsk"), tmp_path / "m.h5", drop=False)
+        model_rows(mixed, ("qpsk", "bpsk"), drop=False)
+    rows, labels = model_rows(mixed, ("qpsk", "bpsk"), drop=True)
+    assert rows.tolist() == [0] and labels.tolist() == [1]
 
 
 def test_rml2018_order_option_against_a_hand_made_file(tmp_path: Path) -> None:

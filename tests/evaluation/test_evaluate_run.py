@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from fedsb.data.imageset import images_from_records
+from fedsb.data.sources import windows
 from fedsb.errors import DataError
-from fedsb.evaluation.evaluate_run import evaluate_run, windows
+from fedsb.evaluation.evaluate_run import evaluate_run
 from fedsb.federated.task import build_task, load_basis
 from fedsb.io import write_sigmf
 from fedsb.io.load import save_records

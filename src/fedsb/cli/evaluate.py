@@ -11,9 +11,19 @@ from .app import console, safe
 from .tables import eval_table
 
 DataOpt = Annotated[
-    Path,
-    typer.Option("--data", help="npz cache, SigMF file/archive/directory, or RadioML file."),
-]
+    list[str],
+    typer.Option("--data", help="Labelled recordings: a file, glob or directory (npz, SigMF, "
+                 "RadioML 2016 .pkl/.dat, RadioML 2018 .h5); repeatable. Read a chunk at a time."),
+]  # fmt: skip
+OrderOpt = Annotated[
+    str,
+    typer.Option("--rml2018-order", help="One-hot column order of RadioML 2018 files: corrected "
+                 "(docs/data.md) or classes-txt (the published classes.txt)."),
+]  # fmt: skip
+SnrKeyOpt = Annotated[
+    str, typer.Option("--snr-key", help="A SigMF field holding the SNR in dB (besides "
+                      "capture_details:SNRdB), or an npz meta column.")
+]  # fmt: skip
 EvalOutOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="JSON to write (default RUN/eval.json).")
 ]
@@ -39,22 +49,29 @@ def evaluate_cmd(
     drop_unknown: DropOpt = False,
     device: DeviceOpt = "auto",
     classes: ClassesOpt = "",
+    rml2018_order: OrderOpt = "corrected",
+    snr_key: SnrKeyOpt = "",
 ) -> None:
     """Evaluate a run's model on any labelled IQ data and write eval.json.
 
     Accuracy overall, per SNR and per class; calibration before and after the run's temperature.
     """
     from ..evaluation.evaluate_run import evaluate_run
-    from ..io.labels import class_list
+    from ..evaluation.file_logits import ReadOptions
+    from ..io.labels import class_list, rml2018_names
     from ..report.tables import num, pct
     from ..runs import check_file_out, write_json
+    from .progress import RichReporter
 
     target = check_file_out(out or Path(run) / "eval.json")
     only = class_list(classes, "--classes", strict=True) if classes else ()
-    result, _ = evaluate_run(run, data, drop_unknown, device, only)
+    rml2018_names(rml2018_order)  # an unknown order fails before the model is read
+    options = ReadOptions(drop_unknown, rml2018_order, snr_key)
+    result, _ = evaluate_run(run, data, drop_unknown, device, only, options, RichReporter())
     write_json(target, result)
     before, after = result["calibration_before"], result["calibration_after"]
-    title = f"{data.name}: {result['records']} records, T = {result['temperature']:.2f}"
+    name = Path(data[0]).name if len(data) == 1 else f"{len(data)} data specs"
+    title = f"{name}: {result['records']} records, T = {result['temperature']:.2f}"
     console.print(eval_table(result, title))
     console.print(
         f"ECE {pct(before['ece'])} % -> {pct(after['ece'])} %, Brier {num(before['brier'])} -> "

@@ -40,6 +40,7 @@ class Source:
     sample_rate: float  # 1.0 where the file does not say
     read: Callable[[np.ndarray], np.ndarray]  # sorted record indices -> (m, length) complex64
     lazy: bool = False  # samples not in memory yet (read costs the file's I/O)
+    record_length: int = 0  # samples per record as the file holds them, before windowing
     dropped: dict[str, int] = field(default_factory=dict)  # by the reader, by label
 
     def __len__(self) -> int:
@@ -75,30 +76,24 @@ def canonical_names(class_names: tuple[str, ...]) -> np.ndarray:
     return np.asarray([canonical_label(n) or n for n in class_names], dtype=object)
 
 
-def to_model_classes(
-    records: RecordSet, names: tuple[str, ...], path: Path, drop: bool
-) -> RecordSet:
-    """Re-index labels onto the model's classes; unknown classes are an error (or dropped).
+def model_rows(source: Source, names: tuple[str, ...], drop: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of ``source`` a model of classes ``names`` can score, their labels in ``names``).
 
-    Judged on the classes the records hold, not the list the file declares: an RML2018 file
-    declares all 24, and one whose records are all of the model's classes is fine.
+    Judged on the classes the records hold, not the list a file declares: an RML2018 file
+    declares all 24, and one whose records are all of the model's classes is fine. Other
+    classes are an error naming them, or dropped (``drop``).
     """
-    mapped = canonical_names(records.class_names)
-    present = sorted(set(mapped[np.unique(records.labels)]))
-    unknown = [name for name in present if name not in names]
+    target = {name: i for i, name in enumerate(names)}
+    labels = np.fromiter((target.get(n, -1) for n in source.names), np.int64, len(source))
+    unknown = sorted(set(source.names[labels < 0]))
     if unknown and not drop:
         raise DataError(
-            path,
+            source.path,
             f"classes the model was not trained on: {', '.join(unknown)} "
             f"(it knows {', '.join(names)}; --drop-unknown leaves them out)",
         )
-    target = {name: i for i, name in enumerate(names)}
-    remap = np.array([target.get(name, -1) for name in mapped], dtype=np.int64)
-    keep = np.flatnonzero(remap[records.labels] >= 0)
-    if keep.size == 0:
-        raise DataError(path, "no record of a class the model knows")
-    kept = records.subset(keep)
-    return RecordSet(kept.iq, remap[kept.labels], names, kept.meta, kept.sample_rate, kept.info)
+    rows = np.flatnonzero(labels >= 0)
+    return rows, labels[rows]
 
 
 def meta_groups(meta: dict[str, np.ndarray], base: np.ndarray) -> np.ndarray:
@@ -143,6 +138,7 @@ def _in_memory(
         sample_rate=float(cut.sample_rate),
         read=lambda index: iq[index],
         dropped=dict(records.info.get("dropped", {})),
+        record_length=records.length,
     )
 
 
@@ -191,6 +187,7 @@ def _rml2018(path: Path, length: int, order: str) -> Source:
         sample_rate=1.0,
         read=read,
         lazy=True,
+        record_length=have,
     )
 
 

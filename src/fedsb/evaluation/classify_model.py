@@ -31,13 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.imageset import ImageSet, quantised_images
-from ..data.sources import to_model_classes, windows
+from ..data.files import expand_paths
 from ..errors import ConfigError, DataError
-from ..io.load import load_records, source_format
 from ..runs import CONFIG_FILE, PREDICTIONS_FILE
-from ..training.loop import predict
 from .evaluate_run import RunModel
+from .file_logits import ReadOptions, file_logits
 from .scoring import load_predictions
 
 #: Below this calibrated confidence a burst is unknown, unless thresholds are chosen on data.
@@ -97,24 +95,14 @@ def thresholds_from_logits(
 def calibration_logits(loaded: RunModel, data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(logits, labels, SNRs in dB) of the model on labelled data of its classes.
 
-    The data is read as ``fedsb evaluate`` reads it.
+    The data is read as ``fedsb evaluate`` reads it, a chunk at a time; other classes are left
+    out.
     """
     data = Path(data)
     if not data.exists():
         raise DataError(data, "file not found")
-    length = loaded.length if source_format(data) == "sigmf" else None
-    records = load_records(data, length=length, skip_unknown=True)
-    records = to_model_classes(
-        windows(records, loaded.length, data), loaded.class_names, data, True
-    )
-    images = ImageSet(
-        quantised_images(records.iq, loaded.images),
-        torch.from_numpy(records.labels),
-        torch.zeros(len(records)),
-        loaded.class_names,
-    )
-    logits = predict(loaded.model, images).double().numpy()
-    return logits, np.asarray(records.labels), np.asarray(records.snr_db, np.float64)
+    pred, _ = file_logits(loaded, expand_paths([data]), ReadOptions(drop_unknown=True))
+    return pred.logits, pred.labels, pred.snr_db
 
 
 def run_test_data(run: Path) -> list[Path]:

@@ -2,35 +2,35 @@
 
 Any finished run's model is rebuilt (``load_classifier``): a federated run's merged model with
 its fitted temperature, or a finetune run's adapted model (a pretrain run's backbone), merged.
-The data (npz cache, SigMF file/archive/directory, RadioML) are loaded with their labels mapped
-through the alias table onto the model's classes; records longer than the model's record length
-are cut into non-overlapping windows (each keeps its record's label and SNR), shorter ones are
-refused; then the images are rendered with the run's image config and scored
-(``scoring.score``) before and after the run's temperature. The model runs on the chosen device
+The data (npz, SigMF file/archive/directory/collection, RadioML; files, globs or directories)
+are read as training reads them, a chunk at a time (``file_logits``): labels mapped through the
+alias table onto the model's classes, records longer than the model's record length cut into
+non-overlapping windows (each keeps its record's label and SNR), shorter ones refused; the
+images are rendered with the run's image config and scored (``scoring.score``) before and after
+the run's temperature. The model runs on the chosen device
 (``devices.resolve_device``: auto, cpu or cuda); logits come back to the CPU.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..config import from_dict
-from ..data.imageset import ImageSet, quantised_images
-from ..data.sources import to_model_classes, windows
+from ..data.files import expand_paths
 from ..devices import resolve_device
 from ..errors import ConfigError, DataError
 from ..images.config import ImageConfig
-from ..io.load import load_records, source_format
 from ..models.checkpoint import backbone_from_checkpoint, keep_classes, load_checkpoint
 from ..models.export import merged_model
+from ..reporter import Reporter
 from ..runs import CONFIG_FILE, MODEL_FILE
-from ..training.loop import predict
+from .file_logits import ReadOptions, file_logits
 from .scoring import Predictions, score
 
 
@@ -129,46 +129,38 @@ def _load_classifier(run: Path, device: str) -> tuple[RunModel, dict]:
 
 def evaluate_run(
     run: Path,
-    data: Path,
+    data: Path | Sequence[str | Path],
     drop_unknown: bool = False,
     device: str = "cpu",
     classes: tuple[str, ...] = (),
+    options: ReadOptions | None = None,
+    reporter: Reporter | None = None,
 ) -> tuple[dict, Predictions]:
     """(eval dict as written to eval.json, predictions) of ``run``'s model on ``data``.
 
     Any finished run: federated, finetune or pretrain (``load_classifier``); ``classes``
-    restricts its label set to those the data can hold.
+    restricts its label set to those the data can hold. ``data``: a path, or specs (files,
+    globs, directories) as ``--data`` takes them; every source is read a chunk at a time
+    (``file_logits``), so a file need not fit in memory.
 
     The model runs on ``device``; the predictions are CPU float64 whatever it is.
     """
     loaded, _ = load_classifier(run, device, classes)
-    data = Path(data)
-    if not data.exists():
-        raise DataError(data, "file not found")
-    # SigMF spans are cut at the model's length; the other formats have a fixed one
-    length = loaded.length if source_format(data) == "sigmf" else None
-    records = load_records(data, length=length, skip_unknown=drop_unknown)
-    raw_length = records.length
-    records = windows(records, loaded.length, data)
-    records = to_model_classes(records, loaded.class_names, data, drop_unknown)
-    images = ImageSet(
-        quantised_images(records.iq, loaded.images),
-        torch.from_numpy(records.labels),
-        torch.from_numpy(records.snr_db.astype(np.float32)),
-        loaded.class_names,
-    )
-    pred = Predictions(
-        predict(loaded.model, images).double().numpy(),
-        records.labels,
-        records.snr_db.astype(np.float64),
-        loaded.class_names,
-    )
+    specs = [data] if isinstance(data, str | Path) else list(data)
+    if not specs:
+        raise ConfigError("--data: no data given")
+    for spec in specs:
+        if not any(c in str(spec) for c in "*?[") and not Path(spec).expanduser().exists():
+            raise DataError(Path(spec), "file not found")
+    paths = expand_paths(specs)
+    options = options or ReadOptions(drop_unknown=drop_unknown)
+    pred, lengths = file_logits(loaded, paths, options, reporter)
     result = {
         "run": str(Path(run).resolve()),
-        "data": str(data.resolve()),
-        "records": len(records),
-        "record_length": raw_length,
-        "windowed": raw_length != loaded.length,
+        "data": str(paths[0].resolve()) if len(paths) == 1 else [str(p.resolve()) for p in paths],
+        "records": len(pred.labels),
+        "record_length": lengths[0] if len(set(lengths)) == 1 else list(lengths),
+        "windowed": any(n != loaded.length for n in lengths),
         **score(pred, loaded.temperature),
     }
     return result, pred
