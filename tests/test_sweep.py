@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from fedsb.cli.sweep import curve_line
 from fedsb.errors import ConfigError
-from fedsb.federated.sweep import pareto_points, plan_cells, run_sweep
+from fedsb.federated.sweep import curve_gaps, pareto_points, plan_cells, run_sweep
 from fedsb.report.figures import pareto_figure
 
 from .cli.test_data_cli import run as cli
@@ -99,6 +100,36 @@ def test_cli_bad_ranks_and_methods_exit_2(tmp_path, capsys):
     assert code == 2 and "unknown 'nope'" in err
 
 
+def _cell(name: str, accuracy: float, total: int) -> dict:
+    method, _, rank = name.partition("-r")
+    return {"cell": name, "method": method, "rank": int(rank) if rank else None,
+            "accuracy": accuracy, "total_bytes": total}  # fmt: skip
+
+
+def test_curve_gaps_against_a_hand_worked_sweep():
+    """fedsb at (10 B, 0.60) and (40 B, 0.70); each other cell judged by hand."""
+    results = [
+        _cell("fedsb-r4", 0.60, 10),
+        _cell("fedsb-r16", 0.70, 40),
+        _cell("fedit-r4", 0.65, 40),  # fedsb-r16 costs as much: +5 points
+        _cell("fedit-r16", 0.72, 100),  # the best fedsb within 100 B is 0.70: -2 points
+        _cell("head-only", 0.50, 5),  # cheaper than any fedsb cell
+        _cell("ffa-r4", 0.60, 20),  # fedsb-r4: a tie, on the curve
+        {**_cell("centralized", 0.9, 0), "method": "centralized"},  # pooled: no bytes, left out
+    ]
+    gaps = {g["cell"]: g for g in curve_gaps(results)}
+    assert set(gaps) == {"fedit-r4", "fedit-r16", "head-only", "ffa-r4"}
+    assert gaps["fedit-r4"]["gap_points"] == pytest.approx(5.0)
+    assert gaps["fedit-r16"]["gap_points"] == pytest.approx(-2.0)
+    assert gaps["fedit-r16"]["best"] == 0.70
+    assert gaps["head-only"]["gap_points"] is None and gaps["head-only"]["best"] is None
+    assert gaps["ffa-r4"]["gap_points"] == pytest.approx(0.0)
+    line = curve_line(list(gaps.values()))
+    assert line.startswith("fedsb's curve is on or above 2 of 4 other cells")
+    assert "most below fedit-r16 (-2.0 points)" in line
+    assert line.endswith("cheaper than any fedsb cell: head-only")
+
+
 def test_cli_keeps_done_cells_and_draws_the_pareto_figure(sweep, capsys):
     out, _, ws, results = sweep
     figure = out / "figures" / "pareto.png"
@@ -110,3 +141,4 @@ def test_cli_keeps_done_cells_and_draws_the_pareto_figure(sweep, capsys):
     assert figure.exists()
     for r in results:
         assert f"{r['cell']}: done, kept" in stdout
+    assert "fedsb's curve is on or above" in stdout

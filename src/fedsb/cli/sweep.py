@@ -30,7 +30,7 @@ def sweep_cmd(
     """
     from ..config import load_config
     from ..federated.config import RunConfig
-    from ..federated.sweep import pareto_points, run_sweep
+    from ..federated.sweep import curve_gaps, pareto_points, run_sweep
     from ..report.figures import pareto_figure
 
     rank_list = parse_ranks(ranks)
@@ -48,9 +48,25 @@ def sweep_cmd(
     print_wide(
         sweep_table(results, f"sweep: {base.partition.clients} clients, {base.rounds} rounds")
     )
+    if any(r["method"] == "fedsb" for r in points):
+        console.print(curve_line(curve_gaps(results)))
     console.print(
         f"wrote [bold]{safe(out)}[/] (sweep.json, figures/pareto.png; `fedsb report {safe(out)}`)"
     )
+
+
+def curve_line(gaps: list[dict]) -> str:
+    """One line: how many other cells Fed-SB's curve lies on or above, and the worst miss."""
+    met = [g for g in gaps if g["gap_points"] is not None and g["gap_points"] >= 0]
+    line = f"fedsb's curve is on or above {len(met)} of {len(gaps)} other cells"
+    below = [g for g in gaps if g["gap_points"] is not None and g["gap_points"] < 0]
+    if below:
+        worst = min(below, key=lambda g: g["gap_points"])
+        line += f"; most below {safe(worst['cell'])} ({worst['gap_points']:+.1f} points)"
+    cheaper = [g["cell"] for g in gaps if g["gap_points"] is None]
+    if cheaper:
+        line += f"; cheaper than any fedsb cell: {safe(', '.join(cheaper))}"
+    return line
 
 
 def parse_ranks(text: str) -> list[int]:

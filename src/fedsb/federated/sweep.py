@@ -120,3 +120,22 @@ def pareto_points(results: Sequence[dict]) -> list[dict]:
     Pooled runs are left out: they send no bytes.
     """
     return [{**r, "rank": r["rank"] or 0} for r in results if not is_pooled(r["method"])]
+
+
+def curve_gaps(results: Sequence[dict], method: str = "fedsb") -> list[dict]:
+    """Where ``method``'s accuracy-bytes curve stands against every other federated cell.
+
+    For each other cell: the best accuracy a ``method`` cell reaches for at most that cell's
+    total bytes, and the gap in accuracy points (None: no ``method`` cell is that cheap).
+    ``method``'s curve lies on or above a cell when its gap is >= 0.
+    """
+    own = [r for r in pareto_points(results) if r["method"] == method]
+    out = []
+    for cell in pareto_points(results):
+        if cell["method"] == method:
+            continue
+        cheaper = [r["accuracy"] for r in own if r["total_bytes"] <= cell["total_bytes"]]
+        best = max(cheaper) if cheaper else None
+        gap = None if best is None else 100 * (best - cell["accuracy"])
+        out.append({"cell": cell["cell"], "best": best, "gap_points": gap})
+    return out

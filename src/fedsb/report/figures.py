@@ -213,7 +213,9 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def pareto_figure(cells: Sequence[Mapping[str, Any]], out: str | Path) -> Path:
-    """Final accuracy vs total bytes per (method, rank) cell; the Pareto front joined.
+    """Final accuracy vs total bytes per (method, rank) cell, each method's ranks joined.
+
+    The Pareto front of all cells is dotted.
 
     ``cells``: dicts with method, rank, total_bytes, accuracy.
     """
@@ -237,6 +239,12 @@ def pareto_figure(cells: Sequence[Mapping[str, Any]], out: str | Path) -> Path:
             fontsize=7,
         )
         seen.add(method)
+    for method in seen:  # each method's curve: its cells in order of bytes
+        own = sorted(
+            (c["total_bytes"], 100 * c["accuracy"]) for c in cells if c["method"] == method
+        )
+        if len(own) > 1:
+            ax.plot(*zip(*own), lw=1, alpha=0.6, color=style(method)["color"], zorder=2)
     pts = [(c["total_bytes"], 100 * c["accuracy"]) for c in cells]
     front = pareto_front(pts)
     if len(front) > 1:
