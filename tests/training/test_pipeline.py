@@ -109,3 +109,26 @@ def test_backbone_with_other_images_is_refused(pretrained):
 def test_bad_pretrained_spec(tmp_path):
     with pytest.raises(ConfigError, match="expected a run directory"):
         resolve_pretrained(str(tmp_path / "x.bin"), tmp_path, SilentReporter())
+
+
+def test_pretraining_and_finetuning_give_back_the_callers_thread_count(pretrained, tmp_path):
+    """A backbone pretrained on first use inside a threads = 1 run must leave it at 1."""
+    import torch
+
+    root, _ = pretrained
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    seen = []
+    try:
+        two = apply_overrides(TINY_PRE, ["train.threads=2"])
+        result = pretrain(two, tmp_path / "pre", on_history=lambda *a: seen.append(1))
+        assert result.checkpoint.exists() and torch.get_num_threads() == 1
+        bad = apply_overrides(
+            FinetuneConfig(),
+            [*TINY_DATA, "train.threads=2", f"pretrained='{tmp_path / 'none'}'"],
+        )
+        with pytest.raises(ConfigError):
+            finetune(bad, tmp_path / "ft", cache_dir=root / "cache")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

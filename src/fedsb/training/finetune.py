@@ -32,7 +32,7 @@ from ..reporter import Reporter, SilentReporter
 from ..runs import ADAPTER_FILE, MODEL_FILE, RunDir, check_out
 from .config import FinetuneConfig
 from .loop import Evaluation, evaluate_logits, fit, init_batches, predict
-from .pretrain import DrawHistory, resolve_pretrained, set_threads
+from .pretrain import DrawHistory, keeps_threads, resolve_pretrained, set_threads
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ def target_splits(
     return splits
 
 
+@keeps_threads
 def finetune(
     cfg: FinetuneConfig,
     out: str | Path,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 
@@ -21,14 +22,36 @@ from ..runs import MODEL_FILE, RunDir
 from .config import PretrainConfig, TrainConfig
 from .loop import Evaluation, evaluate_logits, fit, predict
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 #: Draws a run's metrics rows into a figure file with a title (the callers pass
 #: ``report.curves.training_curve``; training itself draws nothing).
 DrawHistory = Callable[[list[dict[str, Any]], Path, str], object]
 
 
 def set_threads(cfg: TrainConfig) -> None:
-    """Use ``cfg.threads`` torch threads (0: one per core)."""
+    """Use ``cfg.threads`` torch threads (0: one per core), until the caller returns.
+
+    Callers are wrapped in :func:`keeps_threads`: a backbone pretrained on first use inside a
+    ``threads = 1`` federated run must not leave the run on every core (two spinning OpenMP
+    threads beside another job made its rounds 10x slower).
+    """
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+
+
+def keeps_threads(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn``, with the torch thread count it found put back when it returns or raises."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        previous = torch.get_num_threads()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(previous)
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,7 @@ class PretrainResult:
     test: Evaluation
 
 
+@keeps_threads
 def pretrain(
     cfg: PretrainConfig,
     out: str | Path,
