@@ -93,6 +93,20 @@ def test_rerun_keeps_done_cells_and_finishes_interrupted_ones(sweep):
     assert again == results  # the same numbers: every draw is seeded
 
 
+def test_parallel_cells_give_the_serial_sweeps_numbers(sweep, tmp_path):
+    """Two worker processes, the same seeded cells: sweep.json equal to the serial one's."""
+    out, base, ws, results = sweep
+    announced = []
+    parallel = run_sweep(base, tmp_path / "par", ["fedsb", "fedit", "fedavg"], [2, 4], ws.cache,
+                         on_cell=lambda c, s: announced.append(s), jobs=2)  # fmt: skip
+    assert parallel == results and announced == ["new"] * 5
+    assert json.loads((tmp_path / "par" / "sweep.json").read_text()) == json.loads(
+        json.dumps(results)
+    )
+    with pytest.raises(ConfigError, match="jobs: must be an integer >= 1, got 0"):
+        run_sweep(base, tmp_path / "x", ["fedsb"], [2], ws.cache, jobs=0)
+
+
 def test_cli_bad_ranks_and_methods_exit_2(tmp_path, capsys):
     code, _, err = cli(["sweep", "--out", str(tmp_path / "s"), "--ranks", "4,x"], capsys)
     assert code == 2 and "--ranks" in err

@@ -23,6 +23,9 @@ def sweep_cmd(
     config: RunConfigOpt = None,
     overrides: SetOpt = None,
     cache: CacheOpt = DEFAULT_CACHE,
+    jobs: Annotated[
+        int, typer.Option(help="Cells run at once, each in its own process (with --set threads=1).")
+    ] = 1,
 ) -> None:
     """Methods x ranks on one partition: a table (accuracy, ECE, bytes) and the Pareto figure.
 
@@ -41,7 +44,7 @@ def sweep_cmd(
     def announce(cell, state: str) -> None:
         console.print(f"[bold]{safe(cell.name)}[/]: {STATE_WORDS[state]}")
 
-    results = run_sweep(base, out, method_list, rank_list, cache, RichReporter(), announce)
+    results = run_sweep(base, out, method_list, rank_list, cache, RichReporter(), announce, jobs)
     points = pareto_points(results)
     if points:
         pareto_figure(points, out / "figures" / "pareto.png")

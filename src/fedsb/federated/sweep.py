@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 from ..config import apply_overrides
@@ -22,6 +24,7 @@ from ..runs import STATE_FILE, RunDir, check_sub_runs, make_dir, write_json
 from .config import FED_METHODS, RunConfig
 from .engines import run_federated
 from .methods import METHODS, is_pooled
+from .task import settled
 
 RANKLESS = tuple(name for name, m in METHODS.items() if not m.ranked)  # adapter.rank unused
 SWEEP_FILE = "sweep.json"
@@ -79,6 +82,25 @@ def summary(path: Path, cell: Cell) -> dict:
     }
 
 
+def _cell_config(base: RunConfig, cell: Cell) -> RunConfig:
+    overrides = [f"method={cell.method!r}"]
+    if cell.rank is not None:
+        overrides.append(f"adapter.rank={cell.rank}")
+    return apply_overrides(base, overrides)
+
+
+def run_cell(cfg: RunConfig, path: Path, state: str, cache_dir: Path | None, reporter) -> None:
+    """Run, resume or restart one cell (``state`` from :func:`cell_state`, not "done")."""
+    if state == "new" and path.is_dir():
+        shutil.rmtree(path)  # died before its first checkpoint: nothing to keep
+    run_federated(None if state == "resume" else cfg, path, cache_dir, reporter, state == "resume")
+
+
+def _quiet_cell(cfg: RunConfig, path: Path, state: str, cache_dir: Path | None) -> None:
+    """:func:`run_cell` in a worker process: no progress bars."""
+    run_cell(cfg, path, state, cache_dir, SilentReporter())
+
+
 def run_sweep(
     base: RunConfig,
     out: Path,
@@ -87,30 +109,53 @@ def run_sweep(
     cache_dir: Path | None,
     reporter: Reporter | None = None,
     on_cell: Callable[[Cell, str], None] | None = None,
+    jobs: int = 1,
 ) -> list[dict]:
-    """Run (or finish) every cell; returns the summaries, also written to ``sweep.json``."""
+    """Run (or finish) every cell; returns the summaries, also written to ``sweep.json``.
+
+    ``jobs`` > 1 runs that many cells at once, each in its own process (give each
+    ``threads = 1`` or a share of the cores). The backbone is pretrained first, here, so the
+    workers only read it; every cell's numbers are those of a one-at-a-time sweep.
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs: must be an integer >= 1, got {jobs!r}")
     reporter = reporter or SilentReporter()
     cells = plan_cells(methods, ranks)
     check_sub_runs(out, [c.name for c in cells])  # OUT is no run itself (its cells go inside)
     out = make_dir(out)
-    results = []
+    states = {c: cell_state(out / c.name) for c in cells}
     for cell in cells:
-        path = out / cell.name
-        state = cell_state(path)
         if on_cell:
-            on_cell(cell, state)
-        if state != "done":
-            overrides = [f"method={cell.method!r}"]
-            if cell.rank is not None:
-                overrides.append(f"adapter.rank={cell.rank}")
-            if state == "new" and path.is_dir():
-                shutil.rmtree(path)  # died before its first checkpoint: nothing to keep
-            cfg = apply_overrides(base, overrides)
-            run_federated(
-                None if state == "resume" else cfg, path, cache_dir, reporter, state == "resume"
-            )
-        results.append(summary(path, cell))
-        write_json(out / SWEEP_FILE, results)
+            on_cell(cell, states[cell])
+    todo = [c for c in cells if states[c] != "done"]
+    if jobs > 1 and len(todo) > 1:
+        settled(base, cache_dir, reporter)  # pretrain once, before the workers start
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = [
+                pool.submit(_quiet_cell, _cell_config(base, c), out / c.name, states[c], cache_dir)
+                for c in todo
+            ]
+            try:
+                with reporter.task("sweep cells", len(futures)) as advance:
+                    for future in as_completed(futures):
+                        future.result()  # a failed cell stops the sweep
+                        advance(1)
+                        _write_finished(out, cells)
+            except BaseException:
+                for future in futures:
+                    future.cancel()  # the cells not started yet; running ones checkpoint
+                raise
+    else:
+        for cell in todo:
+            run_cell(_cell_config(base, cell), out / cell.name, states[cell], cache_dir, reporter)
+            _write_finished(out, cells)
+    return _write_finished(out, cells)
+
+
+def _write_finished(out: Path, cells: Sequence[Cell]) -> list[dict]:
+    """``sweep.json`` of the cells finished so far, in plan order; returns it."""
+    results = [summary(out / c.name, c) for c in cells if cell_state(out / c.name) == "done"]
+    write_json(out / SWEEP_FILE, results)
     return results
 
 
