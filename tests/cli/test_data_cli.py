@@ -142,3 +142,39 @@ def test_failed_generate_leaves_an_existing_file_untouched(tmp_path, capsys):
     code, _, _ = run(["data", "generate", *SMALL, "--format", "sigmf", "--out", str(path)], capsys)
     assert code == 2  # .npz path with --format sigmf is refused
     assert path.read_bytes() == b"precious"
+
+
+def test_inspect_an_rml2018_file_reads_labels_only_in_either_column_order(
+    tmp_path, capsys, monkeypatch
+):
+    """Columns 3, 3, 4 are BPSK, BPSK, QPSK (corrected) or FM, FM, GMSK (classes.txt)."""
+    import h5py
+    import numpy as np
+
+    from fedsb.io import radioml
+
+    path = tmp_path / "GOLD_XYZ_OSC.0001_1024.hdf5"
+    y = np.zeros((3, 24), np.int64)
+    y[[0, 1, 2], [3, 3, 4]] = 1
+    with h5py.File(path, "w") as handle:
+        handle["X"] = np.zeros((3, 64, 2), np.float32)
+        handle["Y"] = y
+        handle["Z"] = np.array([[10], [12], [-4]])
+
+    def no_samples(*args, **kwargs):
+        raise AssertionError("the samples were read")
+
+    monkeypatch.setattr(radioml, "read_rml2018", no_samples)
+    from fedsb.cli.app import console
+
+    monkeypatch.setattr(console, "width", 200)  # the 24 rows unwrapped
+    code, out, _ = run(["data", "inspect", str(path)], capsys)
+    assert code == 0 and "3 records x 64 samples, 24 classes" in out
+    rows = {line.split()[1]: line.split()[-2] for line in out.splitlines() if "│" in line}
+    assert rows.get("bpsk") == "2" and rows.get("qpsk") == "1" and rows.get("wbfm") == "0"
+    code, out, _ = run(["data", "inspect", str(path), "--rml2018-order", "classes-txt"], capsys)
+    rows = {line.split()[1]: line.split()[-2] for line in out.splitlines() if "│" in line}
+    assert code == 0 and rows.get("wbfm") == "2" and rows.get("gmsk") == "1"
+    assert rows.get("bpsk") == "0"
+    code, _, err = run(["data", "inspect", str(path), "--length", "128"], capsys)
+    assert code == 2 and "records are 64 samples long, not 128" in err
