@@ -47,11 +47,11 @@ def test_chunked_logits_equal_one_pass_over_all_images(finished):
     records = _records(256, seed=21)
     save_records(records, root / "all.npz")
     loaded, _ = load_classifier(root / "run")
-    pred, lengths = file_logits(loaded, [root / "all.npz"], batch=5)
+    pred, counts = file_logits(loaded, [root / "all.npz"], batch=5)
     images = images_from_records(records, ws.config().data)
     want = predict(loaded.model, images).double().numpy()
     np.testing.assert_allclose(pred.logits, want, rtol=1e-5, atol=1e-5)
-    assert pred.labels.tolist() == records.labels.tolist() and lengths == (256,)
+    assert pred.labels.tolist() == records.labels.tolist() and counts[0].record_length == 256
     np.testing.assert_array_equal(pred.snr_db, records.snr_db)
 
 
@@ -70,8 +70,9 @@ def test_an_rml2018_file_is_read_only_a_chunk_of_rows_at_a_time(finished, monkey
 
     monkeypatch.setattr(sources, "_rml2018", counting)
     loaded, _ = load_classifier(root / "run")
-    pred, lengths = file_logits(loaded, [path], batch=7)
-    assert lengths == (512,) and len(pred.labels) == 2 * len(records)  # two 256-sample windows
+    pred, counts = file_logits(loaded, [path], batch=7)
+    assert counts[0].record_length == 512 and counts[0].records == len(pred.labels)
+    assert len(pred.labels) == 2 * len(records)  # two 256-sample windows
     assert max(asked) <= 7 and sum(asked) == 2 * len(records)
     whole, _ = file_logits(loaded, [path], batch=10_000)
     np.testing.assert_allclose(pred.logits, whole.logits, rtol=1e-6, atol=1e-6)
@@ -92,10 +93,17 @@ def test_cli_takes_several_specs_and_counts_every_record(finished, tmp_path, cap
     specs = ["--data", str(folder), "--data", str(tmp_path / "*.npz"), "--data", str(folder)]
     code, stdout, _ = cli([*argv, *specs], capsys)
     assert code == 0, stdout
+    assert stdout.count(" records, ") == 3
     result = json.loads(out.read_text())
     assert result["records"] == sum(len(p) for p in parts) and len(result["data"]) == 3
+    # each file's accuracy, against the file scored alone
+    for entry in result["per_source"]:
+        alone, _ = evaluate_run(root / "run", entry["data"])
+        assert entry["records"] == alone["records"]
+        assert entry["accuracy"] == pytest.approx(alone["accuracy"])
     single, _ = evaluate_run(root / "run", folder / "p0.npz")
     assert isinstance(single["data"], str) and single["records"] == len(parts[0])
+    assert "per_source" not in single
 
 
 def test_the_rml2018_order_option_reaches_evaluate(finished, tmp_path, capsys):

@@ -78,6 +78,9 @@ def evaluate_cmd(
         f"{num(after['brier'])}, NLL {num(before['nll'])} -> {num(after['nll'])} "
         "(T = 1 -> the run's fitted T)"
     )
+    for entry in result.get("per_source", []):
+        accuracy = "-" if entry["accuracy"] is None else f"{pct(entry['accuracy'])} %"
+        console.print(f"  {safe(entry['data'])}: {entry['records']} records, {accuracy}")
     if result["windowed"]:
         console.print(f"records of {result['record_length']} samples were cut into windows")
     console.print(f"wrote [bold]{safe(target)}[/]")

@@ -30,7 +30,7 @@ from ..models.checkpoint import backbone_from_checkpoint, keep_classes, load_che
 from ..models.export import merged_model
 from ..reporter import Reporter
 from ..runs import CONFIG_FILE, MODEL_FILE
-from .file_logits import ReadOptions, file_logits
+from .file_logits import ReadOptions, SourceCount, file_logits
 from .scoring import Predictions, score
 
 
@@ -154,13 +154,28 @@ def evaluate_run(
             raise DataError(Path(spec), "file not found")
     paths = expand_paths(specs)
     options = options or ReadOptions(drop_unknown=drop_unknown)
-    pred, lengths = file_logits(loaded, paths, options, reporter)
+    pred, counts = file_logits(loaded, paths, options, reporter)
+    lengths = [c.record_length for c in counts]
     result = {
         "run": str(Path(run).resolve()),
         "data": str(paths[0].resolve()) if len(paths) == 1 else [str(p.resolve()) for p in paths],
         "records": len(pred.labels),
-        "record_length": lengths[0] if len(set(lengths)) == 1 else list(lengths),
+        "record_length": lengths[0] if len(set(lengths)) == 1 else lengths,
         "windowed": any(n != loaded.length for n in lengths),
         **score(pred, loaded.temperature),
     }
+    if len(counts) > 1:
+        result["per_source"] = per_source(pred, counts)
     return result, pred
+
+
+def per_source(pred: Predictions, counts: Sequence[SourceCount]) -> list[dict]:
+    """Accuracy of each source (in the order scored): a site's file next to the others'."""
+    hits = pred.logits.argmax(axis=1) == pred.labels
+    out, start = [], 0
+    for c in counts:
+        part = hits[start : start + c.records]
+        out.append({"data": str(c.path.resolve()), "records": c.records,
+                    "accuracy": float(part.mean()) if c.records else None})  # fmt: skip
+        start += c.records
+    return out

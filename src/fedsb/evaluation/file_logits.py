@@ -41,6 +41,15 @@ class ReadOptions:
     snr_key: str = ""
 
 
+@dataclass(frozen=True)
+class SourceCount:
+    """One scored source: its path, record length as held (before windowing), records scored."""
+
+    path: Path
+    record_length: int
+    records: int
+
+
 def _source_logits(
     loaded: RunModel, source: Source, rows: np.ndarray, advance, batch: int
 ) -> np.ndarray:
@@ -63,8 +72,8 @@ def file_logits(
     options: ReadOptions = ReadOptions(),
     reporter: Reporter | None = None,
     batch: int = READ_RECORDS,
-) -> tuple[Predictions, tuple[int, ...]]:
-    """(the model's predictions on every source of ``paths``, each source's record length).
+) -> tuple[Predictions, tuple[SourceCount, ...]]:
+    """(the model's predictions on every source of ``paths``, in order; what each held).
 
     ``paths`` come from ``data.files.expand_paths``. The record lengths are as the files hold
     them, before windowing. A source with no record of the model's classes is refused, unless
@@ -84,7 +93,7 @@ def file_logits(
         with reporter.task(f"scoring {Path(path).name}", rows.size) as advance:
             logits = _source_logits(loaded, source, rows, advance, batch)
         parts.append((logits, labels, source.meta["snr_db"][rows].astype(np.float64)))
-        lengths.append(source.record_length)
+        lengths.append(SourceCount(Path(path), source.record_length, int(rows.size)))
     if not any(len(p[1]) for p in parts):
         where = Path(paths[0]) if len(paths) == 1 else None
         raise DataError(where, "no record of a class the model knows")
@@ -92,4 +101,4 @@ def file_logits(
     return Predictions(logits, labels, snr, loaded.class_names), tuple(lengths)
 
 
-__all__ = ["READ_RECORDS", "ReadOptions", "file_logits"]
+__all__ = ["READ_RECORDS", "ReadOptions", "SourceCount", "file_logits"]
