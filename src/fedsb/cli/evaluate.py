@@ -80,7 +80,8 @@ def evaluate_cmd(
     )
     for entry in result.get("per_source", []):
         accuracy = "-" if entry["accuracy"] is None else f"{pct(entry['accuracy'])} %"
-        console.print(f"  {safe(entry['data'])}: {entry['records']} records, {accuracy}")
+        name = Path(entry["data"]).name  # eval.json has the whole path
+        console.print(f"  {safe(name)}: {entry['records']} records, {accuracy}")
     if result["windowed"]:
         console.print(f"records of {result['record_length']} samples were cut into windows")
     console.print(f"wrote [bold]{safe(target)}[/]")
