@@ -124,11 +124,11 @@ def run_sweep(
     check_sub_runs(out, [c.name for c in cells])  # OUT is no run itself (its cells go inside)
     out = make_dir(out)
     states = {c: cell_state(out / c.name) for c in cells}
-    for cell in cells:
-        if on_cell:
-            on_cell(cell, states[cell])
     todo = [c for c in cells if states[c] != "done"]
+    announce = on_cell or (lambda cell, state: None)
     if jobs > 1 and len(todo) > 1:
+        for cell in cells:
+            announce(cell, states[cell])
         settled(base, cache_dir, reporter)  # pretrain once, before the workers start
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
             futures = [
@@ -146,9 +146,12 @@ def run_sweep(
                     future.cancel()  # the cells not started yet; running ones checkpoint
                 raise
     else:
-        for cell in todo:
-            run_cell(_cell_config(base, cell), out / cell.name, states[cell], cache_dir, reporter)
-            _write_finished(out, cells)
+        for cell in cells:
+            announce(cell, states[cell])  # just before it runs
+            if states[cell] != "done":
+                run_cell(_cell_config(base, cell), out / cell.name, states[cell], cache_dir,
+                         reporter)  # fmt: skip
+                _write_finished(out, cells)
     return _write_finished(out, cells)
 
 
