@@ -68,8 +68,13 @@ def test_sweep_writes_every_cell_the_table_and_the_figure(sweep):
         by["fedit-r4"]["bytes_per_round_per_client"] > by["fedsb-r4"]["bytes_per_round_per_client"]
     )
     for cell in by:
-        final = read_rows(out / cell)[-1]
+        rows = read_rows(out / cell)
+        final = rows[-1]
         assert final["stage"] == "final" and final["test_acc"] == by[cell]["accuracy"]
+        init = [r for r in rows if r["stage"] == "init"]
+        assert by[cell]["round0_bytes"] == (init[0]["cumulative_bytes"] if init else 0)
+        assert 0 <= by[cell]["round0_bytes"] < by[cell]["total_bytes"]
+    assert by["fedsb-r2"]["round0_bytes"] > 0  # the basis: the sketch, then B and A
 
 
 def test_rerun_keeps_done_cells_and_finishes_interrupted_ones(sweep):

@@ -144,32 +144,34 @@ def test_failed_generate_leaves_an_existing_file_untouched(tmp_path, capsys):
     assert path.read_bytes() == b"precious"
 
 
-def test_inspect_an_rml2018_file_reads_labels_only_in_either_column_order(
+def test_inspect_an_rml2018_file_a_chunk_at_a_time_in_either_column_order(
     tmp_path, capsys, monkeypatch
 ):
     """Columns 3, 3, 4 are BPSK, BPSK, QPSK (corrected) or FM, FM, GMSK (classes.txt)."""
     import h5py
     import numpy as np
 
+    from fedsb.cli import data_inspect
+    from fedsb.cli.app import console
     from fedsb.io import radioml
 
     path = tmp_path / "GOLD_XYZ_OSC.0001_1024.hdf5"
     y = np.zeros((3, 24), np.int64)
     y[[0, 1, 2], [3, 3, 4]] = 1
+    x = np.zeros((3, 64, 2), np.float32)
     with h5py.File(path, "w") as handle:
-        handle["X"] = np.zeros((3, 64, 2), np.float32)
+        handle["X"] = x
         handle["Y"] = y
         handle["Z"] = np.array([[10], [12], [-4]])
-
-    def no_samples(*args, **kwargs):
-        raise AssertionError("the samples were read")
-
-    monkeypatch.setattr(radioml, "read_rml2018", no_samples)
-    from fedsb.cli.app import console
-
+    asked, read = [], radioml.read_rml2018
+    monkeypatch.setattr(
+        radioml, "read_rml2018", lambda p, **k: (asked.append(k["index"]), read(p, **k))[1]
+    )
+    monkeypatch.setattr(data_inspect, "INSPECT_ROWS", 2)
     monkeypatch.setattr(console, "width", 200)  # the 24 rows unwrapped
     code, out, _ = run(["data", "inspect", str(path)], capsys)
     assert code == 0 and "3 records x 64 samples, 24 classes" in out
+    assert [list(a) for a in asked] == [[0, 1], [2]]  # every sample checked, 2 records at a time
     rows = {line.split()[1]: line.split()[-2] for line in out.splitlines() if "│" in line}
     assert rows.get("bpsk") == "2" and rows.get("qpsk") == "1" and rows.get("wbfm") == "0"
     code, out, _ = run(["data", "inspect", str(path), "--rml2018-order", "classes-txt"], capsys)
@@ -178,3 +180,8 @@ def test_inspect_an_rml2018_file_reads_labels_only_in_either_column_order(
     assert rows.get("bpsk") == "0"
     code, _, err = run(["data", "inspect", str(path), "--length", "128"], capsys)
     assert code == 2 and "records are 64 samples long, not 128" in err
+    x[2, 5, 1] = np.nan  # in the second chunk
+    with h5py.File(path, "a") as handle:
+        handle["X"][...] = x
+    code, _, err = run(["data", "inspect", str(path)], capsys)
+    assert code == 2 and "1 of 3 records contain NaN or Inf samples" in err

@@ -22,21 +22,32 @@ OrderOpt = Annotated[
 ]  # fmt: skip
 
 
+#: RML2018 records read at a time while their samples are checked (64 MB of 1,024 samples).
+INSPECT_ROWS = 8192
+
+
 def _rml2018_labels(path: Path, length: int | None, order: str):
     """An RML2018 file's labels and SNR as a RecordSet without samples, and its length.
 
-    Only Y and Z are read: a 20 GB GOLD file is inspected in seconds, in 40 MB.
+    The samples are only checked (NaN or Inf), :data:`INSPECT_ROWS` records at a time, so a
+    20 GB GOLD file is inspected in bounded memory.
     """
     import numpy as np
 
     from ..errors import DataError
-    from ..io.radioml import read_rml2018_index
+    from ..io import radioml
     from ..signals.recordset import RecordSet
 
-    index = read_rml2018_index(path, order)
+    index = radioml.read_rml2018_index(path, order)
     if length is not None and index.length != length:
         raise DataError(path, f"records are {index.length} samples long, not {length}")
-    n = index.labels.size
+    n, bad = index.labels.size, 0
+    for a in range(0, n, INSPECT_ROWS):
+        rows = np.arange(a, min(a + INSPECT_ROWS, n))
+        iq = radioml.read_rml2018(path, index=rows, order=order).iq
+        bad += int(np.count_nonzero(~(np.isfinite(iq.real) & np.isfinite(iq.imag)).all(axis=1)))
+    if bad:
+        raise DataError(path, f"{bad} of {n} records contain NaN or Inf samples")
     info = {"format": "rml2018", "source": str(path), "order": order}
     meta = {"snr_db": index.snr_db}
     iq = np.zeros((n, 0), np.complex64)
@@ -51,8 +62,8 @@ def inspect(
 ) -> None:
     """Count records per class and SNR bin in a data file.
 
-    Reads an npz cache, a SigMF recording, archive or directory, or RadioML files (of an
-    RML2018 file only its labels and SNR).
+    Reads an npz cache, a SigMF recording, archive or directory, or RadioML files (an
+    RML2018 file a chunk of records at a time).
     """
     from ..errors import DataError
     from ..io import load_records

@@ -156,17 +156,22 @@ def finetune_table(results: dict) -> Table:
 
 
 def sweep_table(results: list[dict], title: str) -> Table:
-    """One row per sweep cell: accuracy, ECE after temperature scaling, bytes."""
+    """One row per sweep cell: accuracy, ECE after temperature scaling, bytes (round 0 too)."""
     table = Table(title=title)
-    for col in ("cell", "accuracy %", "ECE % (fitted T)", "kB/round/client", "total MB"):
+    columns = ("cell", "accuracy %", ">= 10 dB %", "ECE % (fitted T)", "kB/round/client",
+               "round 0 MB", "total MB")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="right")
     for r in results:
         ece = "-" if r["ece"] is None else f"{100 * r['ece']:.1f}"
+        high = r.get("accuracy_snr_ge_10")
         table.add_row(
             safe(r["cell"]),
             f"{100 * r['accuracy']:.1f}",
+            "-" if high is None else f"{100 * high:.1f}",
             ece,
             f"{r['bytes_per_round_per_client'] / 1e3:,.1f}",
+            f"{r.get('round0_bytes', 0) / 1e6:,.2f}",
             f"{r['total_bytes'] / 1e6:,.2f}",
         )
     return table

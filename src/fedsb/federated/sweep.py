@@ -69,6 +69,7 @@ def summary(path: Path, cell: Cell) -> dict:
     """A finished cell's ``sweep.json`` entry, from its final metrics row."""
     rows = RunDir(path).rows()
     final = next(r for r in reversed(rows) if r.get("stage") == "final")
+    init = next((r for r in rows if r.get("stage") == "init"), {})
     return {
         "cell": cell.name,
         "method": cell.method,
@@ -78,6 +79,7 @@ def summary(path: Path, cell: Cell) -> dict:
         "ece": final.get("test_ece_calibrated"),
         "trained_parameters": final["trained_parameters"],
         "bytes_per_round_per_client": final["bytes_per_round_per_client"],
+        "round0_bytes": init.get("cumulative_bytes", 0),
         "total_bytes": final["total_bytes"],
     }
 
