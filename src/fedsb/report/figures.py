@@ -220,7 +220,7 @@ def pareto_figure(cells: Sequence[Mapping[str, Any]], out: str | Path) -> Path:
     ``cells``: dicts with method, rank, total_bytes, accuracy.
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
-    seen = set()
+    seen: list[str] = []  # methods in order of first cell (a stable legend and z-order)
     for cell in cells:
         method = cell["method"]
         ax.scatter(
@@ -231,14 +231,15 @@ def pareto_figure(cells: Sequence[Mapping[str, Any]], out: str | Path) -> Path:
             label=None if method in seen else method,
             **style(method),
         )
-        ax.annotate(
-            f"r{cell['rank']}",
-            (cell["total_bytes"], 100 * cell["accuracy"]),
-            textcoords="offset points",
-            xytext=(4, 3),
-            fontsize=7,
-        )
-        seen.add(method)
+        seen += [] if method in seen else [method]
+        if cell["rank"]:  # fedavg and head-only have none to name
+            ax.annotate(
+                f"r{cell['rank']}",
+                (cell["total_bytes"], 100 * cell["accuracy"]),
+                textcoords="offset points",
+                xytext=(4, 3),
+                fontsize=7,
+            )
     for method in seen:  # each method's curve: its cells in order of bytes
         own = sorted(
             (c["total_bytes"], 100 * c["accuracy"]) for c in cells if c["method"] == method
