@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 from fedsb.cli.sweep import curve_line
 from fedsb.errors import ConfigError
-from fedsb.federated.sweep import curve_gaps, pareto_points, plan_cells, run_sweep
+from fedsb.federated.sweep import (
+    curve_gaps,
+    pareto_points,
+    parse_cell,
+    plan_cells,
+    run_sweep,
+)
 from fedsb.report.figures import pareto_figure
 
 from .cli.test_data_cli import run as cli
@@ -110,6 +117,40 @@ def test_parallel_cells_give_the_serial_sweeps_numbers(sweep, tmp_path):
     )
     with pytest.raises(ConfigError, match="jobs: must be an integer >= 1, got 0"):
         run_sweep(base, tmp_path / "x", ["fedsb"], [2], ws.cache, jobs=0)
+
+
+def test_cells_of_another_sweep_into_the_same_directory_join_the_table(sweep, tmp_path, capsys):
+    """fedsb at one more rank, alone: sweep.json, the table and the figure hold every cell."""
+    out, base, ws, results = sweep
+    two = tmp_path / "two"
+    shutil.copytree(out, two)
+    (two / "notes").mkdir()  # not a cell: left alone
+    extra = run_sweep(base, two, ["fedsb"], [3], ws.cache)
+    assert [r["cell"] for r in extra] == ["fedsb-r3"]
+    saved = json.loads((two / "sweep.json").read_text())
+    assert [r["cell"] for r in saved] == ["fedsb-r3"] + [r["cell"] for r in results]
+    assert saved[1:] == json.loads(json.dumps(results))
+    args = [
+        "sweep",
+        "--out",
+        str(two),
+        "--methods",
+        "fedsb",
+        "--ranks",
+        "3",
+        "--cache",
+        str(ws.cache),
+    ]
+    code, stdout, _ = cli([*args, "--config", str(two / "fedsb-r3" / "config.toml")], capsys)
+    assert code == 0 and "fedit-r4" in stdout and "fedsb-r3" in stdout
+    assert "on or above" in stdout and "of 3 other cells" in stdout
+
+
+def test_cell_names_parse_back():
+    for cell in plan_cells(["fedsb", "fedavg", "head-only", "fedit"], [1, 16]):
+        assert parse_cell(cell.name) == cell
+    for name in ("notes", "fedsb", "fedsb-r0", "fedsb-r04", "fedavg-r4", "nope-r4", "fedsb-rx"):
+        assert parse_cell(name) is None, name
 
 
 def test_cli_bad_ranks_and_methods_exit_2(tmp_path, capsys):

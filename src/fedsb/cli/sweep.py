@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -29,11 +30,12 @@ def sweep_cmd(
 ) -> None:
     """Methods x ranks on one partition: a table (accuracy, ECE, bytes) and the Pareto figure.
 
-    Resumable: run it again to finish the cells that are missing or were interrupted.
+    Resumable: run it again to finish the cells that are missing or were interrupted. The
+    table and figure hold every finished cell of OUT (another sweep's ranks for one method too).
     """
     from ..config import load_config
     from ..federated.config import RunConfig
-    from ..federated.sweep import curve_gaps, pareto_points, run_sweep
+    from ..federated.sweep import SWEEP_FILE, curve_gaps, pareto_points, run_sweep
     from ..report.figures import pareto_figure
 
     rank_list = parse_ranks(ranks)
@@ -44,7 +46,8 @@ def sweep_cmd(
     def announce(cell, state: str) -> None:
         console.print(f"[bold]{safe(cell.name)}[/]: {STATE_WORDS[state]}")
 
-    results = run_sweep(base, out, method_list, rank_list, cache, RichReporter(), announce, jobs)
+    run_sweep(base, out, method_list, rank_list, cache, RichReporter(), announce, jobs)
+    results = json.loads((out / SWEEP_FILE).read_text())  # every finished cell of OUT
     points = pareto_points(results)
     if points:
         pareto_figure(points, out / "figures" / "pareto.png")

@@ -57,6 +57,25 @@ def plan_cells(methods: Sequence[str], ranks: Sequence[int]) -> list[Cell]:
     return cells
 
 
+def parse_cell(name: str) -> Cell | None:
+    """The cell a directory name stands for (:attr:`Cell.name`), or None: not a cell's name."""
+    if name in RANKLESS and name in FED_METHODS:
+        return Cell(name, None)
+    method, sep, rank = name.rpartition("-r")
+    if sep and method in FED_METHODS and method not in RANKLESS and rank.isdigit():
+        return Cell(method, int(rank)) if int(rank) > 0 and str(int(rank)) == rank else None
+    return None
+
+
+def found_cells(out: Path, planned: Sequence[Cell]) -> list[Cell]:
+    """``planned``, then every other finished cell in ``out`` (an earlier sweep's ranks)."""
+    names = {c.name for c in planned}
+    found = [parse_cell(p.name) for p in sorted(Path(out).iterdir()) if p.is_dir()]
+    extra = [c for c in found if c and c.name not in names and cell_state(out / c.name) == "done"]
+    order = {m: i for i, m in enumerate(FED_METHODS)}
+    return list(planned) + sorted(extra, key=lambda c: (order[c.method], c.rank or 0))
+
+
 def cell_state(path: Path) -> str:
     """The cell's state: "done", "resume" (has a checkpoint), or "new" (nothing usable yet)."""
     rows = RunDir(path).rows() if (path / "metrics.jsonl").exists() else []
@@ -158,10 +177,16 @@ def run_sweep(
 
 
 def _write_finished(out: Path, cells: Sequence[Cell]) -> list[dict]:
-    """``sweep.json`` of the cells finished so far, in plan order; returns it."""
-    results = [summary(out / c.name, c) for c in cells if cell_state(out / c.name) == "done"]
+    """Write ``sweep.json`` of every finished cell of ``out``; return the planned ones' entries.
+
+    The planned cells come first, then the others ``out`` holds: several sweeps into one
+    directory (other ranks for one method) make one table and one figure.
+    """
+    every = [c for c in found_cells(out, cells) if cell_state(out / c.name) == "done"]
+    results = [summary(out / c.name, c) for c in every]
     write_json(out / SWEEP_FILE, results)
-    return results
+    planned = {c.name for c in cells}
+    return [r for r in results if r["cell"] in planned]
 
 
 def pareto_points(results: Sequence[dict]) -> list[dict]:
