@@ -184,6 +184,7 @@ def test_curve_gaps_against_a_hand_worked_sweep():
     assert gaps["fedit-r16"]["best"] == 0.70
     assert gaps["head-only"]["gap_points"] is None and gaps["head-only"]["best"] is None
     assert gaps["ffa-r4"]["gap_points"] == pytest.approx(0.0)
+    assert curve_gaps([r for r in results if r["method"] != "fedsb"]) == []
     line = curve_line(list(gaps.values()))
     assert line.startswith("fedsb's curve is on or above 2 of 4 other cells")
     assert "most below fedit-r16 (-2.0 points)" in line

@@ -54,8 +54,9 @@ def sweep_cmd(
     print_wide(
         sweep_table(results, f"sweep: {base.partition.clients} clients, {base.rounds} rounds")
     )
-    if any(r["method"] == "fedsb" for r in points):
-        console.print(curve_line(curve_gaps(results)))
+    gaps = curve_gaps(results)
+    if gaps:
+        console.print(curve_line(gaps))
     console.print(
         f"wrote [bold]{safe(out)}[/] (sweep.json, figures/pareto.png; `fedsb report {safe(out)}`)"
     )

@@ -202,9 +202,12 @@ def curve_gaps(results: Sequence[dict], method: str = "fedsb") -> list[dict]:
 
     For each other cell: the best accuracy a ``method`` cell reaches for at most that cell's
     total bytes, and the gap in accuracy points (None: no ``method`` cell is that cheap).
-    ``method``'s curve lies on or above a cell when its gap is >= 0.
+    ``method``'s curve lies on or above a cell when its gap is >= 0. Empty when ``method`` has
+    no cell.
     """
     own = [r for r in pareto_points(results) if r["method"] == method]
+    if not own:
+        return []  # no curve to judge
     out = []
     for cell in pareto_points(results):
         if cell["method"] == method:
