@@ -52,7 +52,7 @@ def test_a_subset_keeps_those_logits_in_the_runs_order(backbone):
     with torch.no_grad():
         want = full(x)[:, [4, 0, 2]]
         got = model.eval()(x)
-    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)  # a 3-row GEMM may round apart
 
 
 def test_the_same_classes_leave_the_model_as_it_is(backbone):
