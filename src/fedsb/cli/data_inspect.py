@@ -8,18 +8,13 @@ from typing import Annotated
 import typer
 
 from .app import console, safe
-from .options import LengthOpt, SkipOpt
+from .options import LengthOpt, Rml2018OrderOpt, SkipOpt
 from .tables import print_class_snr_table
 
 DataArg = Annotated[
     Path,
     typer.Argument(help="npz cache, SigMF recording/archive/directory, RadioML .pkl or .hdf5."),
 ]
-OrderOpt = Annotated[
-    str,
-    typer.Option("--rml2018-order", help="One-hot column order of a RadioML 2018 file: "
-                 "corrected (docs/data.md) or classes-txt (the published classes.txt)."),
-]  # fmt: skip
 
 
 #: RML2018 records read at a time while their samples are checked (64 MB of 1,024 samples).
@@ -58,7 +53,7 @@ def inspect(
     path: DataArg,
     length: LengthOpt = None,
     skip_unknown: SkipOpt = False,
-    rml2018_order: OrderOpt = "corrected",
+    rml2018_order: Rml2018OrderOpt = "corrected",
 ) -> None:
     """Count records per class and SNR bin in a data file.
 

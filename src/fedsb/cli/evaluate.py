@@ -8,17 +8,13 @@ from typing import Annotated
 import typer
 
 from .app import console, safe
+from .options import Rml2018OrderOpt
 from .tables import eval_table
 
 DataOpt = Annotated[
     list[str],
     typer.Option("--data", help="Labelled recordings: a file, glob or directory (npz, SigMF, "
                  "RadioML 2016 .pkl/.dat, RadioML 2018 .h5); repeatable. Read a chunk at a time."),
-]  # fmt: skip
-OrderOpt = Annotated[
-    str,
-    typer.Option("--rml2018-order", help="One-hot column order of RadioML 2018 files: corrected "
-                 "(docs/data.md) or classes-txt (the published classes.txt)."),
 ]  # fmt: skip
 SnrKeyOpt = Annotated[
     str, typer.Option("--snr-key", help="A SigMF field holding the SNR in dB (besides "
@@ -49,7 +45,7 @@ def evaluate_cmd(
     drop_unknown: DropOpt = False,
     device: DeviceOpt = "auto",
     classes: ClassesOpt = "",
-    rml2018_order: OrderOpt = "corrected",
+    rml2018_order: Rml2018OrderOpt = "corrected",
     snr_key: SnrKeyOpt = "",
 ) -> None:
     """Evaluate a run's model on any labelled IQ data and write eval.json.

@@ -52,6 +52,11 @@ DropUnknownOpt = Annotated[
     bool,
     typer.Option("--drop-unknown", help="Leave out records of other classes instead of failing."),
 ]
+Rml2018OrderOpt = Annotated[
+    str,
+    typer.Option("--rml2018-order", help="One-hot column order of RadioML 2018 files: corrected "
+                 "(docs/data.md) or classes-txt (the published classes.txt)."),
+]  # fmt: skip
 MaxRecordsOpt = Annotated[
     int | None, typer.Option("--max-records", help="Use at most this many records (whole bursts).")
 ]
