@@ -55,11 +55,10 @@ def _source_logits(
 ) -> np.ndarray:
     """Logits (len(rows), K) float64, ``batch`` records read and imaged at a time."""
     out = np.empty((rows.size, len(loaded.class_names)), dtype=np.float64)
-    blank = torch.zeros(0)
     for start in range(0, rows.size, batch):
         chunk = rows[start : start + batch]
         images = quantised_images(source.read(chunk), loaded.images)
-        zeros = blank.new_zeros(len(chunk))
+        zeros = torch.zeros(len(chunk))  # labels and SNRs: predict uses the images only
         scored = ImageSet(images, zeros.long(), zeros, loaded.class_names)
         out[start : start + len(chunk)] = predict(loaded.model, scored).double().numpy()
         advance(len(chunk))

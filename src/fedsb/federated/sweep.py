@@ -68,10 +68,10 @@ def parse_cell(name: str) -> Cell | None:
 
 
 def found_cells(out: Path, planned: Sequence[Cell]) -> list[Cell]:
-    """``planned``, then every other finished cell in ``out`` (an earlier sweep's ranks)."""
+    """``planned``, then every other cell directory in ``out`` (an earlier sweep's ranks)."""
     names = {c.name for c in planned}
     found = [parse_cell(p.name) for p in sorted(Path(out).iterdir()) if p.is_dir()]
-    extra = [c for c in found if c and c.name not in names and cell_state(out / c.name) == "done"]
+    extra = [c for c in found if c and c.name not in names]
     order = {m: i for i, m in enumerate(FED_METHODS)}
     return list(planned) + sorted(extra, key=lambda c: (order[c.method], c.rank or 0))
 
@@ -205,11 +205,12 @@ def curve_gaps(results: Sequence[dict], method: str = "fedsb") -> list[dict]:
     ``method``'s curve lies on or above a cell when its gap is >= 0. Empty when ``method`` has
     no cell.
     """
-    own = [r for r in pareto_points(results) if r["method"] == method]
+    points = pareto_points(results)
+    own = [r for r in points if r["method"] == method]
     if not own:
         return []  # no curve to judge
     out = []
-    for cell in pareto_points(results):
+    for cell in points:
         if cell["method"] == method:
             continue
         cheaper = [r["accuracy"] for r in own if r["total_bytes"] <= cell["total_bytes"]]
