@@ -31,6 +31,7 @@ def _rml2018_labels(path: Path, length: int | None, order: str):
 
     from ..errors import DataError
     from ..io import radioml
+    from ..io.load import nonfinite_records
     from ..signals.recordset import RecordSet
 
     index = radioml.read_rml2018_index(path, order)
@@ -39,8 +40,7 @@ def _rml2018_labels(path: Path, length: int | None, order: str):
     n, bad = index.labels.size, 0
     for a in range(0, n, INSPECT_ROWS):
         rows = np.arange(a, min(a + INSPECT_ROWS, n))
-        iq = radioml.read_rml2018(path, index=rows, order=order).iq
-        bad += int(np.count_nonzero(~(np.isfinite(iq.real) & np.isfinite(iq.imag)).all(axis=1)))
+        bad += nonfinite_records(radioml.read_rml2018(path, index=rows, order=order).iq)
     if bad:
         raise DataError(path, f"{bad} of {n} records contain NaN or Inf samples")
     info = {"format": "rml2018", "source": str(path), "order": order}

@@ -62,7 +62,7 @@ def evaluate_cmd(
     target = check_file_out(out or Path(run) / "eval.json")
     only = class_list(classes, "--classes", strict=True) if classes else ()
     rml2018_names(rml2018_order)  # an unknown order fails before the model is read
-    options = ReadOptions(drop_unknown, rml2018_order, snr_key)
+    options = ReadOptions(rml2018_order=rml2018_order, snr_key=snr_key)
     result, _ = evaluate_run(run, data, drop_unknown, device, only, options, RichReporter())
     write_json(target, result)
     before, after = result["calibration_before"], result["calibration_after"]

@@ -153,7 +153,8 @@ def evaluate_run(
         if not any(c in str(spec) for c in "*?[") and not Path(spec).expanduser().exists():
             raise DataError(Path(spec), "file not found")
     paths = expand_paths(specs)
-    options = options or ReadOptions(drop_unknown=drop_unknown)
+    options = options or ReadOptions()
+    options = replace(options, drop_unknown=drop_unknown or options.drop_unknown)
     pred, counts = file_logits(loaded, paths, options, reporter)
     lengths = [c.record_length for c in counts]
     result = {

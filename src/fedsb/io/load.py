@@ -46,17 +46,23 @@ def source_format(path: Path) -> str:
     raise DataError(path, f"unknown file type; expected one of {known} or a SigMF directory")
 
 
+def nonfinite_records(iq: np.ndarray) -> int:
+    """How many records (rows of ``iq``) hold a NaN or Inf sample, a chunk of rows at a time."""
+    bad = 0
+    for start in range(0, len(iq), _CHECK_CHUNK):
+        block = iq[start : start + _CHECK_CHUNK]
+        finite = np.isfinite(block.real) & np.isfinite(block.imag)
+        bad += int(np.count_nonzero(~finite.all(axis=1)))
+    return bad
+
+
 def check_records(records: RecordSet, path: str | Path) -> RecordSet:
     """Reject sets a model cannot use: no records, zero-length records, NaN/Inf samples."""
     if len(records) == 0:
         raise DataError(path, "no records (empty recording or selection)")
     if records.length == 0:
         raise DataError(path, "records have 0 samples")
-    bad = 0
-    for start in range(0, len(records), _CHECK_CHUNK):  # one pass per chunk of records
-        block = records.iq[start : start + _CHECK_CHUNK]
-        finite = np.isfinite(block.real) & np.isfinite(block.imag)
-        bad += int(np.count_nonzero(~finite.all(axis=1)))
+    bad = nonfinite_records(records.iq)
     if bad:
         raise DataError(path, f"{bad} of {len(records)} records contain NaN or Inf samples")
     return records
