@@ -183,6 +183,12 @@ def inspect_cases() -> list[Case]:
             "mixed-rates",
         ),
         Case(
+            "inspect:rml2018-order",
+            ("data", "inspect", "{weights.npz}", "--rml2018-order", "sorted"),
+            "unknown order 'sorted'",
+            "sorted",
+        ),
+        Case(
             "inspect:bad-budget",
             ("data", "inspect", "{weights.npz}"),
             "FEDSB_INPUT_BUDGET",
@@ -635,6 +641,18 @@ def run_dir_cases() -> list[Case]:
             ("evaluate", "--run", "{run}", "--data", "{good.npz}", "--classes", "ook"),
             "not among the model's classes",
             "ook",
+        ),
+        Case(
+            "evaluate:rml2018-order",
+            ("evaluate", "--run", "{run}", "--data", "{good.npz}", "--rml2018-order", "<b>x</b>"),
+            "unknown order",
+            "<b>x</b>",
+        ),
+        Case(
+            "evaluate:glob-matches-nothing",
+            ("evaluate", "--run", "{run}", "--data", "{dir}/none-*.npz"),
+            "matches no file",
+            "none-*.npz",
         ),
         Case(
             "evaluate:no-model",
