@@ -22,8 +22,11 @@ from fedsb.federated.payload import (
     decode_update,
     dequantise,
     encode,
+    encode_fixed,
     encode_update,
+    fixed_kind,
     quantise,
+    quantise_pow2,
     rebase,
     received_update,
     residuals,
@@ -189,3 +192,36 @@ def test_client_payload_is_a_config_key():
     assert cfg.client.payload == "fp32" and RunConfig().client.payload == "int8"  # the default
     with pytest.raises(ConfigError, match=r"^client\.payload: 'int4' is not one of 'fp32', "):
         apply_overrides(RunConfig(), ["client.payload=int4"])
+
+
+def test_power_of_two_scales_reencode_to_the_same_bits():
+    """The basis a server re-sends to a newcomer is encoded from the values it decoded."""
+    gen = torch.Generator().manual_seed(3)
+    values = {f"t{i}": torch.randn(7, 5, generator=gen) * 10.0 ** (i - 3) for i in range(6)}
+    values["edge"] = _t(127.0 * 2.0**-5, -1.0, 0.0)  # amax / 127 is itself a power of two
+    values["zero"] = torch.zeros(3)
+    wire = encode_fixed(values, "int8")
+    for i, key in enumerate(sorted(values)):
+        scale = float(wire[SCALES][i])
+        amax = float(values[key].abs().max())
+        if amax == 0:
+            assert scale == 0 and not wire[key].any()
+            continue
+        assert scale == 2.0 ** round(torch.log2(torch.tensor(scale)).item()), key  # a power of 2
+        assert amax / 127 <= scale < 2 * amax / 127, key  # the smallest that fits
+        assert (values[key] - dequantise(wire[key], wire[SCALES][i])).abs().max() <= scale / 2
+    assert float(wire[SCALES][sorted(values).index("edge")]) == 2.0**-5
+    again = encode_fixed(decode(wire, "int8"), "int8")
+    assert again.keys() == wire.keys() and all(torch.equal(again[k], wire[k]) for k in wire)
+    # by hand: max|x| / 127 = 0.00236, so the scale is 2^-8; 0.3 / 2^-8 = 76.8 -> 77
+    q, s = quantise_pow2(_t(0.3, -0.1))
+    assert s.item() == 2.0**-8 and q.tolist() == [77, -26]
+
+
+def test_the_basis_precision_follows_the_payload_unless_set():
+    assert [fixed_kind(k) for k in ("fp32", "fp16", "int8")] == ["fp32", "fp16", "fp16"]
+    assert fixed_kind("fp32", "int8") == "int8" and fixed_kind("int8", "fp32") == "fp32"
+    cfg = apply_overrides(RunConfig(), ["client.basis_payload=int8"])
+    assert cfg.client.basis_kind == "int8" and RunConfig().client.basis_kind == "fp16"
+    with pytest.raises(ConfigError, match=r"^client\.basis_payload: 'int4' is not one of 'auto', "):
+        apply_overrides(RunConfig(), ["client.basis_payload=int4"])

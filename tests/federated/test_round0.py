@@ -13,7 +13,7 @@ from fedsb.config import load_config
 from fedsb.data.config import PartitionConfig
 from fedsb.federated.aggregate import payload_bytes
 from fedsb.federated.config import RunConfig, ServerConfig
-from fedsb.federated.payload import SCALES
+from fedsb.federated.payload import SCALES, decode, encode_fixed
 from fedsb.federated.round0 import (
     GRADIENTS,
     PROJECT,
@@ -235,6 +235,33 @@ def test_an_int8_round0_sends_int8_replies_and_an_fp16_basis(task_cfg, workspace
     assert 4 * numbers < fp32["bytes_up"]  # the same numbers, 4 bytes each in fp32
     for name, exact in _steps(task.model).items():  # int8 moves the first step by ~1 %
         assert float((step[name] - exact).norm() / exact.norm()) < 0.05, name
+
+
+def test_an_int8_basis_halves_b_and_a_and_every_node_decodes_the_same_bits(task_cfg, workspace):
+    """``client.basis_payload = 'int8'``: Q, B and A in int8 (power-of-two scales)."""
+    task, cfg = task_cfg
+    int8 = replace(cfg, client=replace(cfg.client, payload="int8", basis_payload="int8"))
+    grads = _low_rank_gradients(task.model, 3, 3, seed=4)
+    sent_q: list = []
+
+    def ask(ids, stage, sent):
+        sent_q.append(sent)
+        return [round0_reply(grads[i], task.model, int8, stage, sent) for i in ids]
+
+    init = init_basis(task, int8, workspace.cache, ask, ids=[0, 1])
+    assert {t.dtype for k, t in sent_q[1].items() if k != SCALES} == {torch.int8}  # Q
+    basis = lora_sb_basis(task.model)
+    wire = encode_fixed(basis, "int8")  # what a newcomer gets later, from the kept values
+    kept = decode(wire, "int8")
+    assert all(torch.equal(kept[k], basis[k]) for k in basis)  # the server's is the nodes'
+    assert {t.dtype for k, t in wire.items() if k != SCALES} == {torch.int8}
+    half = payload_bytes({k: v.half() for k, v in basis.items()})
+    assert payload_bytes(wire) < 0.51 * half + 4096  # one byte a number, plus the header
+    assert init["bytes_down"] == 2 * (SEED_BYTES + payload_bytes(sent_q[1]) + payload_bytes(wire))
+    fp32_steps = _steps(task.model)
+    init_basis(task, cfg, workspace.cache, _ask_from(task.model, cfg, grads), ids=[0, 1])
+    for name, exact in _steps(task.model).items():  # int8's basis moves the first step a little
+        assert float((fp32_steps[name] - exact).norm() / exact.norm()) < 0.05, name
 
 
 def _steps(model) -> dict[str, torch.Tensor]:

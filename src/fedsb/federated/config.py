@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from ..models.config import AdapterConfig
 from ..training.config import DEFAULT_BACKBONE, TARGET_GENERATOR, TARGET_IMAGES
 from .methods import METHODS, FedMethod, method
-from .payload import PAYLOADS, Payload
+from .payload import PAYLOADS, Payload, fixed_kind
 
 #: Federated method -> the adapter each client trains (from the registry, ``methods.METHODS``).
 ADAPTER_OF = {name: m.adapter for name, m in METHODS.items()}
@@ -23,6 +23,7 @@ Accountant = Literal["rdp", "prv", "gdp"]
 Attack = Literal["none", "scale", "nan", "sign-flip", "noise", "raise", "sleep", "wrong-keys"]
 InitSource = Literal["proxy", "clients", "sketch"]
 EngineName = Literal["local", "flower"]
+BasisPayload = Literal["auto", "fp32", "fp16", "int8"]
 AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 SERVER_OPTIMIZERS: tuple[str, ...] = get_args(ServerOptimizer)
 ATTACKS: tuple[str, ...] = get_args(Attack)
@@ -45,12 +46,18 @@ class ClientConfig:
     # what every transfer sends, both ways, round 0 too (``payload``): int8 (error feedback) |
     # fp16 | fp32 (exact: Fed-SB's average to the last bit)
     payload: Payload = "int8"
+    # what the server sends once (round 0's Q, LoRA-SB's B and A): auto (fp32 with fp32, else
+    # fp16) | fp32 | fp16 | int8 (power-of-two scales, so every node decodes the same bits)
+    basis_payload: BasisPayload = "auto"
 
     def __post_init__(self) -> None:
         if self.optimizer not in get_args(ClientOptimizer):
             raise ValueError(f"optimizer {self.optimizer!r} is not adamw or sgd")
         if self.payload not in PAYLOADS:
             raise ValueError(f"payload {self.payload!r} is not one of {', '.join(PAYLOADS)}")
+        if self.basis_payload not in ("auto", *PAYLOADS):
+            kinds = ", ".join(("auto", *PAYLOADS))
+            raise ValueError(f"basis_payload {self.basis_payload!r} is not one of {kinds}")
         for key in ("logit_adjust", "prox_mu", "weight_decay"):
             check_number(key, getattr(self, key), 0)
         check_number("label_smoothing", self.label_smoothing, 0, 1, open_high=True)
@@ -58,6 +65,11 @@ class ClientConfig:
         check_number("batch_size", self.batch_size, 1)
         for key in ("lr", "lora_lr", "full_lr"):
             check_number(key, getattr(self, key), 0, open_low=True)
+
+    @property
+    def basis_kind(self) -> str:
+        """The precision of Q, B and A on the wire (``payload.fixed_kind``)."""
+        return fixed_kind(self.payload, self.basis_payload)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ Pure functions, shared by both engines, so the embedded and the Flower runs send
   accumulates and needs no residual.
 
 Round 0 (``round0``) follows the same rule: the clients' replies go in ``kind``, and the fixed
-matrices the server sends once (the sketch's Q, LoRA-SB's B and A) in ``fixed_kind``: fp16 for
-fp16 and int8. fp16 re-encodes its own values exactly, so every node decodes the very basis the
-server keeps, which an int8 scale recomputed from dequantised values would not
-guarantee to the last bit.
+matrices the server sends once (the sketch's Q, LoRA-SB's B and A) in ``fixed_kind``
+(``client.basis_payload``; "auto": fp16 for fp16 and int8). Every node must decode the very
+basis the server keeps: fp16 re-encodes its own values exactly, and int8 does with
+``quantise_pow2``'s power-of-two scales (an ordinary int8 scale recomputed from dequantised
+values would not be bit-identical).
 
 Per tensor, not per row: one scale costs 4 bytes for the whole tensor, while per-row scales
 would add 4 / d_in (25 % on a 16 x 16 LoRA-SB R) for a finer grid whose gain the error
@@ -60,8 +61,8 @@ def dequantise(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return q.to(torch.float32) * scale.to(torch.float32)
 
 
-def encode(values: Mapping[str, torch.Tensor], kind: str) -> State:
-    """``values`` as sent in precision ``kind`` (fp32: unchanged)."""
+def encode(values: Mapping[str, torch.Tensor], kind: str, quantiser=None) -> State:
+    """``values`` as sent in precision ``kind`` (fp32: unchanged; int8: by ``quantiser``)."""
     if kind == "fp32":
         return dict(values)
     if kind == "fp16":
@@ -71,7 +72,7 @@ def encode(values: Mapping[str, torch.Tensor], kind: str) -> State:
     wire: State = {}
     scales = []
     for key in sorted(values):
-        wire[key], scale = quantise(values[key])
+        wire[key], scale = (quantiser or quantise)(values[key])
         scales.append(scale)
     wire[SCALES] = torch.stack(scales) if scales else torch.zeros(0)
     return wire
@@ -88,9 +89,34 @@ def decode(wire: Mapping[str, torch.Tensor], kind: str) -> State:
     return {k: dequantise(wire[k], scales[i]) for i, k in enumerate(keys)}
 
 
-def fixed_kind(kind: str) -> str:
-    """The precision of what the server sends once (Q, B and A): fp32, else fp16."""
+def fixed_kind(kind: str, fixed: str = "auto") -> str:
+    """The precision of what the server sends once (Q, B and A); "auto": fp32, else fp16."""
+    if fixed != "auto":
+        return fixed
     return "fp32" if kind == "fp32" else "fp16"
+
+
+def quantise_pow2(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``quantise`` with the scale rounded up to a power of two.
+
+    q * 2^e is exact in float32, so encoding the decoded values again gives the same q and
+    scale: a server that re-sends the basis it keeps sends every client the very same bits.
+    """
+    x = x.detach().float()
+    amax = x.abs().max() if x.numel() else torch.zeros((), dtype=torch.float32)
+    if not bool(torch.isfinite(amax)) or float(amax) == 0.0:
+        return quantise(x)
+    mantissa, exponent = torch.frexp(amax / LEVELS)  # amax / 127 = m * 2^e, m in [0.5, 1)
+    scale = torch.ldexp(torch.ones(()), exponent - (mantissa == 0.5).to(exponent.dtype))
+    return (x / scale).round().clamp(-LEVELS, LEVELS).to(torch.int8), scale
+
+
+def encode_fixed(values: Mapping[str, torch.Tensor], kind: str) -> State:
+    """What the server sends once (Q, B and A) in ``kind``: int8 with power-of-two scales.
+
+    So a re-encoding of the decoded values (the basis a server re-sends) is bit-identical.
+    """
+    return encode(values, kind, quantise_pow2)
 
 
 def expected(like: Mapping[str, torch.Tensor], kind: str) -> State:
@@ -235,6 +261,7 @@ __all__ = [
     "encode",
     "encode_update",
     "expected",
+    "encode_fixed",
     "fixed_kind",
     "quantise",
     "rebase",

@@ -16,7 +16,7 @@
 
 Round 0's clients are a seeded draw like a round's (``server.fraction``), or ``init_clients`` of
 them; each uses ``adapter.init_samples`` split over them. The replies go in ``client.payload``'s
-precision, Q, B and A in ``payload.fixed_kind``'s. Every byte is counted: the seed, Q, the
+precision, Q, B and A in ``client.basis_kind``'s. Every byte is counted: the seed, Q, the
 replies, and B and A down to each round-0 client (later rounds send the basis to each client the
 first time it is drawn, ``rounds.basis_newcomers``). The same functions serve every engine.
 """
@@ -43,7 +43,7 @@ from ..models.state import AdapterStateError
 from .aggregate import payload_bytes
 from .client import client_init_step
 from .config import RunConfig
-from .payload import check_wire, decode, encode, fixed_kind
+from .payload import check_wire, decode, encode, encode_fixed
 from .progress import State
 from .rounds import FederatedError, basis_wire, init_participants
 from .task import Task, proxy_batches
@@ -74,7 +74,7 @@ def client_round0(model, data, cfg: RunConfig, client: int, samples: int, stage,
 def round0_reply(grads: State, model: nn.Module, cfg: RunConfig, stage: str, sent: State) -> State:
     """What a client with summed gradients ``grads`` sends for ``stage`` (``sent``: the request).
 
-    The reply is encoded in ``client.payload``; Q arrives in ``fixed_kind`` and is checked first.
+    The reply is encoded in ``client.payload``; Q arrives in ``client.basis_kind`` and is checked first.
     """
     kind = cfg.client.payload
     if stage == GRADIENTS:
@@ -89,7 +89,7 @@ def round0_reply(grads: State, model: nn.Module, cfg: RunConfig, stage: str, sen
         return encode(out, kind)
     if stage == PROJECT:
         shapes = {n: (len(g), sketch_width(layers[n], cfg)) for n, g in grads.items()}
-        q = checked(sent, shapes, fixed_kind(kind), "round 0: Q")
+        q = checked(sent, shapes, cfg.client.basis_kind, "round 0: Q")
         return encode({name: q[name].T @ g.reshape(len(g), -1) for name, g in grads.items()}, kind)
     raise ValueError(f"round 0: unknown stage {stage!r} (one of {', '.join(STAGES)})")
 
@@ -136,8 +136,9 @@ def init_from_sketch(model: nn.Module, cfg: RunConfig, ask: Ask, ids: list[int])
     seed = {"seed": torch.tensor(cfg.adapter.init_seed, dtype=torch.int64)}
     ranges = ask(ids, RANGE, seed)
     y = summed(ranges, ids, {n: (d_out, k) for n, ((d_out, _), k) in dims.items()}, kind)
-    q_wire = encode({n: torch.linalg.qr(y[n]).Q.contiguous() for n in y}, fixed_kind(kind))
-    q = decode(q_wire, fixed_kind(kind))  # the Q the clients project on
+    fixed = cfg.client.basis_kind
+    q_wire = encode_fixed({n: torch.linalg.qr(y[n]).Q.contiguous() for n in y}, fixed)
+    q = decode(q_wire, fixed)  # the Q the clients project on
     projections = ask(ids, PROJECT, q_wire)
     z = summed(projections, ids, {n: (k, d_in) for n, ((_, d_in), k) in dims.items()}, kind)
     for name, layer in layers.items():
@@ -169,7 +170,7 @@ def init_basis(
     else:
         ids = ids if ids is not None else init_participants(cfg, task.n_clients)
         up, down = init_from_gradients(task.model, cfg, ask, ids), 0.0
-    wire = basis_wire(task, cfg.client.payload)  # B and A as every client decodes them
-    load_lora_sb_basis(task.model, decode(wire, fixed_kind(cfg.client.payload)))
+    wire = basis_wire(task, cfg.client)  # B and A as every client decodes them
+    load_lora_sb_basis(task.model, decode(wire, cfg.client.basis_kind))
     down += len(ids) * payload_bytes(wire)
     return {"clients": float(len(ids)), "bytes_up": up, "bytes_down": down}

@@ -29,10 +29,10 @@ from .aggregate import (
     server_step,
     update_agreement,
 )
-from .config import RunConfig
+from .config import ClientConfig, RunConfig
 from .faults import ClientResult
 from .methods import FedMethod, method
-from .payload import broadcast, encode, fixed_kind, rebase, received_update
+from .payload import broadcast, encode_fixed, rebase, received_update
 from .personal import (
     Personal,
     evaluate_personal,
@@ -232,14 +232,14 @@ def _server_update(
     )
 
 
-def basis_wire(task: Task, kind: str) -> State:
-    """LoRA-SB's B and A as sent to a client (``payload.fixed_kind`` of the payload ``kind``)."""
-    return encode(lora_sb_basis(task.model), fixed_kind(kind))
+def basis_wire(task: Task, client: ClientConfig) -> State:
+    """LoRA-SB's B and A as sent to a client (in ``client.basis_kind``)."""
+    return encode_fixed(lora_sb_basis(task.model), client.basis_kind)
 
 
-def basis_bytes(task: Task, fed: FedMethod, kind: str = "fp32") -> int:
+def basis_bytes(task: Task, fed: FedMethod, client: ClientConfig) -> int:
     """The bytes of LoRA-SB's B and A, sent once to each client (0 for other methods)."""
-    return payload_bytes(basis_wire(task, kind)) if fed.needs_basis else 0
+    return payload_bytes(basis_wire(task, client)) if fed.needs_basis else 0
 
 
 def _traffic(
@@ -319,7 +319,7 @@ def run_round(
     glob, opt = _server_update(task, cfg, before.global_state, before.opt_state, accepted, received)
     personal = updated(before.personal, results)
     newcomers = basis_newcomers(cfg, server_round, ids, task.n_clients)
-    basis = newcomers * basis_bytes(task, fed, kind) if newcomers else 0  # encoded only if sent
+    basis = newcomers * basis_bytes(task, fed, cfg.client) if newcomers else 0  # only if sent
     traffic = _traffic(cfg, sent, ids, results, basis)  # the bytes actually sent
     totals = replace(before.totals, bytes=before.totals.bytes + traffic["round_bytes"])
     totals, privacy = _privacy(cfg, totals, accepted, results)

@@ -180,7 +180,7 @@ class GridEngine:
         nodes = self.node_of()
         basis = None
         if stage != STAGE_INIT and has_lora_sb(self.task.model):
-            basis = to_record(basis_wire(self.task, self.cfg.client.payload))
+            basis = to_record(basis_wire(self.task, self.cfg.client))
         out = []
         for client in ids:
             node = nodes[client]

@@ -38,7 +38,7 @@ from ...training.pretrain import resolve_pretrained
 from ..client import client_step
 from ..config import RunConfig
 from ..methods import method
-from ..payload import decode, fixed_kind
+from ..payload import decode
 from ..round0 import client_round0
 from ..site_eval import split_sums
 from ..sites import parse_paths, site_data, site_row
@@ -121,7 +121,7 @@ def _node_parts(msg: Message, context: Context, pid: int):
 def _load_basis(model: nn.Module, msg: Message, context: Context, kind: str) -> None:
     """Keep the basis the server sent (first message to this node) and load it into the model.
 
-    It was sent in ``payload.fixed_kind(kind)``; the node keeps it as sent.
+    It was sent in ``kind`` (``client.basis_kind``); the node keeps it as sent.
     """
     if m.BASIS in msg.content:
         context.state[m.BASIS] = msg.content[m.BASIS]
@@ -130,7 +130,7 @@ def _load_basis(model: nn.Module, msg: Message, context: Context, kind: str) -> 
     if m.BASIS not in context.state:
         raise ConfigError("no LoRA-SB basis on this node yet (the server resends it)")
     wire = m.from_record(context.state[m.BASIS])
-    load_lora_sb_basis(model, decode(wire, fixed_kind(kind)))  # then keys, shapes, finiteness
+    load_lora_sb_basis(model, decode(wire, kind))  # then keys, shapes, finiteness
 
 
 def _check_client(conf: ConfigRecord, pid: int) -> None:
@@ -142,7 +142,7 @@ def _load_sent(msg: Message, context: Context, pid: int) -> tuple[nn.Module, Cli
     """This node's model, with the sent global state loaded, and its data."""
     torch.set_num_threads(1)
     cfg, model, data = _node_parts(msg, context, pid)
-    _load_basis(model, msg, context, cfg.client.payload)
+    _load_basis(model, msg, context, cfg.client.basis_kind)
     load_global(model, method(cfg.method), m.from_record(msg.content[m.ARRAYS]))
     return model, data
 
@@ -201,7 +201,7 @@ def train_round(msg: Message, context: Context, pid: int, cfg: RunConfig, model,
     in ``context.state`` (``RESIDUALS``), as the embedded engine keeps it in the checkpoint; it
     is replaced only after a round that trained to the end.
     """
-    _load_basis(model, msg, context, cfg.client.payload)
+    _load_basis(model, msg, context, cfg.client.basis_kind)
     global_state = m.from_record(msg.content[m.ARRAYS])
     server_round = int(msg.content[m.CONFIG]["server-round"])
     kept = m.from_record(context.state[RESIDUALS]) if RESIDUALS in context.state else None
