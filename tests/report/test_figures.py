@@ -78,6 +78,18 @@ def test_every_figure_writes_png_and_pdf(tmp_path, pred):
         _check(png, tmp_path)
 
 
+def test_a_diverged_cell_does_not_set_the_pareto_axis(tmp_path):
+    assert f.accuracy_floor([57.9, 47.4, 14.3]) == 47.4  # the wide sweep's diverged fedavg
+    assert f.accuracy_floor([57.9, 47.4, 38.0]) == -np.inf  # within 20 points: all shown
+    assert f.accuracy_floor([]) == -np.inf and f.accuracy_floor([10.0], span=0) == -np.inf
+    cells = [
+        {"method": "fedsb", "rank": 16, "total_bytes": 3e7, "accuracy": 0.555},
+        {"method": "fedsb", "rank": 4, "total_bytes": 1.4e7, "accuracy": 0.474},
+        {"method": "fedavg", "rank": 0, "total_bytes": 3e9, "accuracy": 0.143},
+    ]
+    _check(f.pareto_figure(cells, tmp_path / "pareto.png"), tmp_path)
+
+
 def _dominated(i: int, pts) -> bool:
     x, y = pts[i]
     return any((x2 <= x and y2 >= y) and (x2, y2) != (x, y) for x2, y2 in pts)

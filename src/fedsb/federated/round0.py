@@ -74,7 +74,7 @@ def client_round0(model, data, cfg: RunConfig, client: int, samples: int, stage,
 def round0_reply(grads: State, model: nn.Module, cfg: RunConfig, stage: str, sent: State) -> State:
     """What a client with summed gradients ``grads`` sends for ``stage`` (``sent``: the request).
 
-    The reply is encoded in ``client.payload``; Q arrives in ``client.basis_kind`` and is checked first.
+    The reply is encoded in ``client.payload``; Q arrives in ``client.basis_kind``, checked first.
     """
     kind = cfg.client.payload
     if stage == GRADIENTS:

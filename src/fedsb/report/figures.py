@@ -212,44 +212,59 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
+def accuracy_floor(accuracies: Sequence[float], span: float = 20.0) -> float:
+    """The lowest accuracy the Pareto axis shows (-inf: every cell's).
+
+    When a cell lies more than ``span`` points below the best (a diverged run, which would
+    squash the others), the lowest accuracy within ``span`` of the best.
+    """
+    if not accuracies:
+        return -np.inf
+    near = [a for a in accuracies if a >= max(accuracies) - span]
+    return min(near) if len(near) < len(accuracies) else -np.inf
+
+
 def pareto_figure(cells: Sequence[Mapping[str, Any]], out: str | Path) -> Path:
     """Final accuracy vs total bytes per (method, rank) cell, each method's ranks joined.
 
-    The Pareto front of all cells is dotted.
+    The Pareto front of all cells is dotted. A cell far below the rest (``accuracy_floor``) is
+    drawn on the axis' floor and labelled with its accuracy.
 
     ``cells``: dicts with method, rank, total_bytes, accuracy.
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
+    floor = accuracy_floor([100 * c["accuracy"] for c in cells])
+    shown = [max(100 * c["accuracy"], floor) for c in cells]  # a diverged cell sits on the floor
     seen: list[str] = []  # methods in order of first cell (a stable legend and z-order)
-    for cell in cells:
+    for cell, y in zip(cells, shown):
         method = cell["method"]
         ax.scatter(
             cell["total_bytes"],
-            100 * cell["accuracy"],
+            y,
             s=40,
             zorder=3,
             label=None if method in seen else method,
             **style(method),
         )
         seen += [] if method in seen else [method]
-        if cell["rank"]:  # fedavg and head-only have none to name
+        below = 100 * cell["accuracy"] < floor
+        if cell["rank"] or below:  # fedavg and head-only have no rank to name
+            label = f"r{cell['rank']}" if cell["rank"] else ""
+            label += f" ({100 * cell['accuracy']:.1f} %, below the axis)" if below else ""
             ax.annotate(
-                f"r{cell['rank']}",
-                (cell["total_bytes"], 100 * cell["accuracy"]),
-                textcoords="offset points",
-                xytext=(4, 3),
-                fontsize=7,
-            )
+                label.strip(), (cell["total_bytes"], y), textcoords="offset points",
+                xytext=(4, 3), fontsize=7,
+            )  # fmt: skip
     for method in seen:  # each method's curve: its cells in order of bytes
-        own = sorted(
-            (c["total_bytes"], 100 * c["accuracy"]) for c in cells if c["method"] == method
-        )
+        own = sorted((c["total_bytes"], y) for c, y in zip(cells, shown) if c["method"] == method)
         if len(own) > 1:
             ax.plot(*zip(*own), lw=1, alpha=0.6, color=style(method)["color"], zorder=2)
-    pts = [(c["total_bytes"], 100 * c["accuracy"]) for c in cells]
-    front = pareto_front(pts)
+    pts = [(c["total_bytes"], y) for c, y in zip(cells, shown)]
+    front = pareto_front([(c["total_bytes"], 100 * c["accuracy"]) for c in cells])
     if len(front) > 1:
         ax.plot(*zip(*[pts[i] for i in front]), "k:", lw=1, label="Pareto front")
+    if floor > -np.inf:
+        ax.set_ylim(bottom=floor - 1)
     ax.set_xscale("log")
     _finish(ax, "total bytes sent, all clients and rounds", "final test accuracy (%)")
     return save_figure(fig, out, also=PAPER)
