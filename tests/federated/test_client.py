@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -120,6 +121,9 @@ def test_the_head_and_the_adapters_take_their_own_rates(workspace, method, adapt
     (head_group,) = [g for g in groups if {id(p) for p in g["params"]} == head]
     assert adapters["lr"] == pytest.approx(adapter_rate)
     assert head_group["lr"] == pytest.approx(1e-2)
+    apart = replace(cfg, client=replace(cfg.client, head_lr=4e-3))  # fedsb's R tuned apart
+    rates = {id(g["params"][0]) in head: g["lr"] for g in param_groups(model, apart, 1)}
+    assert rates == {False: pytest.approx(adapter_rate), True: 4e-3}
 
 
 def test_log_prior_is_the_smoothed_class_share():

@@ -29,11 +29,13 @@ State = dict[str, torch.Tensor]
 def round_lr(cfg: RunConfig, server_round: int, head: bool = False) -> float:
     """Client learning rate in ``server_round`` (1-based): cosine decay over the rounds.
 
-    The last rounds take small steps, as a centralized cosine schedule would. The head always
-    takes ``client.lr``; the adapter tensors take the rate of their kind (LoRA factors diverge at
-    fedsb's rate, full weights need a ~10x smaller one).
+    The last rounds take small steps, as a centralized cosine schedule would. The head takes
+    ``client.head_lr`` when set, else ``client.lr``, so fedsb's R can be tuned apart from it;
+    the adapter tensors take the rate of their kind (LoRA factors diverge at fedsb's rate, full
+    weights need a ~10x smaller one).
     """
-    base = cfg.client.lr if head else getattr(cfg.client, method(cfg.method).lr_key)
+    c = cfg.client
+    base = (c.head_lr or c.lr) if head else getattr(c, method(cfg.method).lr_key)
     return base * warmup_cosine(server_round - 1, cfg.rounds)
 
 

@@ -38,6 +38,7 @@ class ClientConfig:
     lr: float = 1e-2  # fedsb's R and every method's head (3e-2 drifts apart in round 1)
     lora_lr: float = 3e-3  # fedit's A and B, ffa's B: LoRA factors diverge at lr (3e-2)
     full_lr: float = 3e-3  # fedavg trains every weight: a ~10x smaller step (as finetune)
+    head_lr: float = 0.0  # > 0: every method's plain head at this rate instead of lr
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     logit_adjust: float = 0.0  # tau > 0: train on logits + tau*log(local class prior) (label skew)
@@ -58,7 +59,7 @@ class ClientConfig:
         if self.basis_payload not in ("auto", *PAYLOADS):
             kinds = ", ".join(("auto", *PAYLOADS))
             raise ValueError(f"basis_payload {self.basis_payload!r} is not one of {kinds}")
-        for key in ("logit_adjust", "prox_mu", "weight_decay"):
+        for key in ("logit_adjust", "prox_mu", "weight_decay", "head_lr"):
             check_number(key, getattr(self, key), 0)
         check_number("label_smoothing", self.label_smoothing, 0, 1, open_high=True)
         check_number("local_epochs", self.local_epochs, 1)
