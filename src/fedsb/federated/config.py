@@ -27,6 +27,7 @@ BasisPayload = Literal["auto", "fp32", "fp16", "int8"]
 AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 SERVER_OPTIMIZERS: tuple[str, ...] = get_args(ServerOptimizer)
 ATTACKS: tuple[str, ...] = get_args(Attack)
+BASIS_PAYLOADS: tuple[str, ...] = get_args(BasisPayload)
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class ClientConfig:
             raise ValueError(f"optimizer {self.optimizer!r} is not adamw or sgd")
         if self.payload not in PAYLOADS:
             raise ValueError(f"payload {self.payload!r} is not one of {', '.join(PAYLOADS)}")
-        if self.basis_payload not in ("auto", *PAYLOADS):
-            kinds = ", ".join(("auto", *PAYLOADS))
+        if self.basis_payload not in BASIS_PAYLOADS:
+            kinds = ", ".join(BASIS_PAYLOADS)
             raise ValueError(f"basis_payload {self.basis_payload!r} is not one of {kinds}")
         for key in ("logit_adjust", "prox_mu", "weight_decay", "head_lr"):
             check_number(key, getattr(self, key), 0)

@@ -18,7 +18,7 @@ Round 0 (``round0``) follows the same rule: the clients' replies go in ``kind``,
 matrices the server sends once (the sketch's Q, LoRA-SB's B and A) in ``fixed_kind``
 (``client.basis_payload``; "auto": fp16 for fp16 and int8). Every node must decode the very
 basis the server keeps: fp16 re-encodes its own values exactly, and int8 does with
-``quantise_pow2``'s power-of-two scales (an ordinary int8 scale recomputed from dequantised
+power-of-two scales (``quantise(pow2=True)``) (an ordinary int8 scale recomputed from dequantised
 values would not be bit-identical).
 
 Per tensor, not per row: one scale costs 4 bytes for the whole tensor, while per-row scales
@@ -43,15 +43,20 @@ RESIDUAL = "ef."  # the prefix of a client's error-feedback residuals in what it
 LEVELS = 127  # symmetric int8 grid: -127..127 (-128 unused, so the grid is symmetric)
 
 
-def quantise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def quantise(x: torch.Tensor, pow2: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(q int8, scale float32): x ~ q * scale, scale = max|x| / 127, q in [-127, 127].
 
     An all-zero x has scale 0 and q 0. A non-finite x gets a non-finite scale (the server's
-    check then refuses the tensor) and q 0 where x / scale is not a number.
+    check then refuses the tensor) and q 0 where x / scale is not a number. ``pow2`` rounds the
+    scale up to a power of two: q * 2^e is exact in float32, so encoding the decoded values
+    again gives the same q and scale (a server re-sending the basis it keeps sends the same bits).
     """
     x = x.detach().float()
     amax = x.abs().max() if x.numel() else torch.zeros((), dtype=torch.float32)
     scale = amax / LEVELS
+    if pow2 and bool(torch.isfinite(scale)) and float(scale) > 0:
+        mantissa, exponent = torch.frexp(scale)  # scale = m * 2^e, m in [0.5, 1)
+        scale = torch.ldexp(torch.ones(()), exponent - (mantissa == 0.5).to(exponent.dtype))
     ratio = torch.nan_to_num(x / scale, nan=0.0, posinf=0.0, neginf=0.0)
     return ratio.round().clamp(-LEVELS, LEVELS).to(torch.int8), scale
 
@@ -61,8 +66,8 @@ def dequantise(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return q.to(torch.float32) * scale.to(torch.float32)
 
 
-def encode(values: Mapping[str, torch.Tensor], kind: str, quantiser=None) -> State:
-    """``values`` as sent in precision ``kind`` (fp32: unchanged; int8: by ``quantiser``)."""
+def encode(values: Mapping[str, torch.Tensor], kind: str, pow2: bool = False) -> State:
+    """``values`` as sent in precision ``kind`` (fp32: unchanged; int8: ``quantise(pow2)``)."""
     if kind == "fp32":
         return dict(values)
     if kind == "fp16":
@@ -72,7 +77,7 @@ def encode(values: Mapping[str, torch.Tensor], kind: str, quantiser=None) -> Sta
     wire: State = {}
     scales = []
     for key in sorted(values):
-        wire[key], scale = (quantiser or quantise)(values[key])
+        wire[key], scale = quantise(values[key], pow2)
         scales.append(scale)
     wire[SCALES] = torch.stack(scales) if scales else torch.zeros(0)
     return wire
@@ -96,27 +101,12 @@ def fixed_kind(kind: str, fixed: str = "auto") -> str:
     return "fp32" if kind == "fp32" else "fp16"
 
 
-def quantise_pow2(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``quantise`` with the scale rounded up to a power of two.
-
-    q * 2^e is exact in float32, so encoding the decoded values again gives the same q and
-    scale: a server that re-sends the basis it keeps sends every client the very same bits.
-    """
-    x = x.detach().float()
-    amax = x.abs().max() if x.numel() else torch.zeros((), dtype=torch.float32)
-    if not bool(torch.isfinite(amax)) or float(amax) == 0.0:
-        return quantise(x)
-    mantissa, exponent = torch.frexp(amax / LEVELS)  # amax / 127 = m * 2^e, m in [0.5, 1)
-    scale = torch.ldexp(torch.ones(()), exponent - (mantissa == 0.5).to(exponent.dtype))
-    return (x / scale).round().clamp(-LEVELS, LEVELS).to(torch.int8), scale
-
-
 def encode_fixed(values: Mapping[str, torch.Tensor], kind: str) -> State:
     """What the server sends once (Q, B and A) in ``kind``: int8 with power-of-two scales.
 
     So a re-encoding of the decoded values (the basis a server re-sends) is bit-identical.
     """
-    return encode(values, kind, quantise_pow2)
+    return encode(values, kind, pow2=True)
 
 
 def expected(like: Mapping[str, torch.Tensor], kind: str) -> State:
@@ -259,9 +249,9 @@ __all__ = [
     "delta",
     "dequantise",
     "encode",
+    "encode_fixed",
     "encode_update",
     "expected",
-    "encode_fixed",
     "fixed_kind",
     "quantise",
     "rebase",
