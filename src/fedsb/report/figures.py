@@ -233,10 +233,11 @@ def pareto_figure(cells: Sequence[Mapping[str, Any]], out: str | Path) -> Path:
     ``cells``: dicts with method, rank, total_bytes, accuracy.
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
-    floor = accuracy_floor([100 * c["accuracy"] for c in cells])
-    shown = [max(100 * c["accuracy"], floor) for c in cells]  # a diverged cell sits on the floor
+    accuracies = [100 * c["accuracy"] for c in cells]
+    floor = accuracy_floor(accuracies)
+    shown = [max(a, floor) for a in accuracies]  # a diverged cell sits on the floor
     seen: list[str] = []  # methods in order of first cell (a stable legend and z-order)
-    for cell, y in zip(cells, shown):
+    for cell, accuracy, y in zip(cells, accuracies, shown):
         method = cell["method"]
         ax.scatter(
             cell["total_bytes"],
@@ -247,20 +248,18 @@ def pareto_figure(cells: Sequence[Mapping[str, Any]], out: str | Path) -> Path:
             **style(method),
         )
         seen += [] if method in seen else [method]
-        below = 100 * cell["accuracy"] < floor
+        below = accuracy < floor
         if cell["rank"] or below:  # fedavg and head-only have no rank to name
             label = f"r{cell['rank']}" if cell["rank"] else ""
-            label += f" ({100 * cell['accuracy']:.1f} %, below the axis)" if below else ""
-            ax.annotate(
-                label.strip(), (cell["total_bytes"], y), textcoords="offset points",
-                xytext=(4, 3), fontsize=7,
-            )  # fmt: skip
+            label += f" ({accuracy:.1f} %, below the axis)" if below else ""
+            at = (cell["total_bytes"], y)
+            ax.annotate(label.strip(), at, textcoords="offset points", xytext=(4, 3), fontsize=7)
     for method in seen:  # each method's curve: its cells in order of bytes
         own = sorted((c["total_bytes"], y) for c, y in zip(cells, shown) if c["method"] == method)
         if len(own) > 1:
             ax.plot(*zip(*own), lw=1, alpha=0.6, color=style(method)["color"], zorder=2)
     pts = [(c["total_bytes"], y) for c, y in zip(cells, shown)]
-    front = pareto_front([(c["total_bytes"], 100 * c["accuracy"]) for c in cells])
+    front = pareto_front([(c["total_bytes"], a) for c, a in zip(cells, accuracies)])
     if len(front) > 1:
         ax.plot(*zip(*[pts[i] for i in front]), "k:", lw=1, label="Pareto front")
     if floor > -np.inf:
