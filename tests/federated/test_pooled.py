@@ -3,6 +3,7 @@ budget, no bytes, and rows shaped like a federated run's."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from fedsb.data.imageset import join_sets
@@ -22,9 +23,22 @@ from .conftest import read_rows
 POOLED = ("method='centralized'", "client.local_epochs=2", "client.weight_decay=0.01")
 
 
-def test_pooled_run_is_the_fine_tuning_loop_on_the_union(workspace, tmp_path, monkeypatch):
+def _by_hand_params(model, head_lr: float, lr: float):
+    """One group at ``lr``, or the plain head's tensors in a second group at ``head_lr``."""
+    if not head_lr:
+        return trainable_parameters(model)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    head = [p for n, p in named if n.startswith("head.") and "lora_" not in n]
+    rest = [p for n, p in named if not (n.startswith("head.") and "lora_" not in n)]
+    assert head and rest
+    return [{"params": rest, "lr": lr}, {"params": head, "lr": head_lr}]
+
+
+@pytest.mark.parametrize("head_lr", [0.0, 0.05])
+def test_pooled_run_is_the_fine_tuning_loop_on_the_union(workspace, tmp_path, monkeypatch, head_lr):
     """The same adapter as ``fit`` run by hand on the union of the client training splits with
-    rounds x local_epochs epochs and the clients' settings, from the state the run started at."""
+    rounds x local_epochs epochs and the clients' settings, from the state the run started at;
+    ``client.head_lr`` sets the plain head's rate there as in the clients."""
     import fedsb.federated.pooled as pooled
 
     start = {}
@@ -35,8 +49,9 @@ def test_pooled_run_is_the_fine_tuning_loop_on_the_union(workspace, tmp_path, mo
 
     monkeypatch.setattr(pooled, "fit", spy)
     run = tmp_path / "central"
-    result = workspace.run(run, *POOLED)
-    cfg = workspace.config(*POOLED)
+    settings = (*POOLED, f"client.head_lr={head_lr}")
+    result = workspace.run(run, *settings)
+    cfg = workspace.config(*settings)
     task = build_task(cfg, workspace.cache, SilentReporter())
     load_basis(task.model, run)
     load_adapter_state(task.model, start)
@@ -44,7 +59,7 @@ def test_pooled_run_is_the_fine_tuning_loop_on_the_union(workspace, tmp_path, mo
     by_hand = TrainConfig(
         epochs=4, batch_size=16, lr=cfg.client.lr, weight_decay=0.01, seed=cfg.seed, threads=1
     )
-    fit(task.model, trainable_parameters(task.model), union, task.val, by_hand)
+    fit(task.model, _by_hand_params(task.model, head_lr, cfg.client.lr), union, task.val, by_hand)
     mine, saved = adapter_state(task.model), load_checkpoint(run / ADAPTER_FILE)[0]
     assert mine.keys() == saved.keys()
     assert all(torch.equal(mine[k], saved[k]) for k in mine)

@@ -4,7 +4,8 @@ One LoRA-SB model trains on the union of every client's training records through
 ``training.loop.fit``, the loop and warm-up + cosine schedule of ``fedsb finetune``, with the
 federation's budget: ``rounds x client.local_epochs`` epochs at the clients' batch size, learning
 rate, weight decay and label smoothing (AdamW; ``client.optimizer``, ``logit_adjust`` and
-``prox_mu`` are federated remedies and do not apply). Its basis comes from the same
+``prox_mu`` are federated remedies and do not apply); the plain head takes ``client.head_lr``
+when set, as the clients' does. Its basis comes from the same
 ``init_basis`` (the union's gradient or the server's proxy data), its temperature from the union
 of the clients' validation splits, and its scores from the same global and per-client test sets,
 so its rows sit beside the federated runs' in every table and figure. A round row is written
@@ -20,12 +21,13 @@ from pathlib import Path
 
 from ..data.imageset import ImageSet, join_sets
 from ..evaluation.calibration import fit_temperature_central
-from ..models.adapters import adapter_state, trainable_parameters
+from ..models.adapters import adapter_state
 from ..reporter import Reporter
 from ..runs import METRICS_FILE, PARTITION_FILE, RunDir, write_json
 from ..training.config import TrainConfig
 from ..training.loop import evaluate_logits, fit, predict
 from .aggregate import parameter_count
+from .client import param_groups
 from .config import RunConfig
 from .round0 import client_round0, init_basis
 from .server import RunResult, write_final
@@ -124,7 +126,8 @@ def run_pooled(
         clock[0] = time.perf_counter()
 
     with reporter.task(f"{cfg.method}: epochs on pooled data", train_cfg.epochs * len(union)) as a:
-        fit(task.model, trainable_parameters(task.model), union, val, train_cfg, on_epoch, a)
+        groups = param_groups(task.model, cfg, 1)  # round 1's rates: client.lr, head_lr
+        fit(task.model, groups, union, val, train_cfg, on_epoch, a)
     logits = predict(task.model, val).double().numpy()
     temperature = fit_temperature_central(logits, val.labels.numpy())
     state = adapter_state(task.model)

@@ -22,6 +22,9 @@ from ..devices import autocast, model_device
 from ..signals.summary import accuracy_by_snr
 from .config import TrainConfig
 
+#: What an optimiser trains: tensors, or AdamW parameter groups (dicts with their own "lr").
+Params = Sequence[nn.Parameter] | Sequence[dict]
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels) -> loss
 EVAL_BATCH = 512
 
@@ -38,8 +41,12 @@ def warmup_cosine(step: int, total: int, warm: int = 0) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def make_optimizer(params: Sequence[nn.Parameter], cfg: TrainConfig, total_steps: int):
-    """AdamW and a LambdaLR: linear warm-up over ``cfg.warmup`` of the steps, then cosine to 0."""
+def make_optimizer(params: Params, cfg: TrainConfig, total_steps: int):
+    """AdamW and a LambdaLR: linear warm-up over ``cfg.warmup`` of the steps, then cosine to 0.
+
+    ``params`` are tensors at ``cfg.lr``, or AdamW parameter groups with their own rates (the
+    schedule scales each).
+    """
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm = max(1, int(cfg.warmup * total_steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total_steps, warm))
@@ -161,7 +168,7 @@ def evaluate_logits(logits: torch.Tensor, data: ImageSet) -> Evaluation:
 
 def fit(
     model: nn.Module,
-    params: Sequence[nn.Parameter],
+    params: Params,
     train: ImageSet,
     val: ImageSet,
     cfg: TrainConfig,
