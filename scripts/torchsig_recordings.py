@@ -9,7 +9,9 @@ TorchSig impairment ``--level`` (2: "wireless", TX + channel). Every record is a
 at TorchSig's own centre frequency, bandwidth and SNR (its peak in-band PSD SNR per FFT bin, not
 RadioML's: the two SNR axes do not compare), labelled with our names through fedsb's alias
 table (``2gfsk`` -> gfsk, ``fm`` -> wbfm, ``am-usb``/``am-lsb`` -> am-ssb, ...), and
-``4ask`` -> pam4.
+``4ask`` -> pam4. Each record also keeps TorchSig's own metadata, what the front-end estimates
+blindly (``bench/bench_frontend.py --records``): ``center`` (cycles/sample), ``bandwidth``
+(a fraction of the sample rate) and the signal's ``start`` and ``stop`` samples.
 The seed fixes every record (TorchSig's ``seed``). Classes are drawn in turn and kept until each
 has ``--per-class`` records, so the set is balanced.
 """
@@ -37,6 +39,8 @@ FS = 10e6  # TorchSig's narrowband sample rate (Hz)
 #: TorchSig's 4ask is bipolar (levels linspace(-1, 1, 4), constellation_maps.py): our pam4. Our
 #: own 4ask is unipolar (0..3), so the alias table's 4ask would be the wrong class here.
 OURS = {"4ask": "pam4"}
+#: TorchSig's metadata kept per record besides the class and SNR.
+TRUTH = ("center_freq", "bandwidth", "start_in_samples", "duration_in_samples")
 
 
 def our_name(torchsig_name: str) -> str:
@@ -59,16 +63,16 @@ def dataset(classes: tuple[str, ...], length: int, level: int, seed: int):
     return TorchSigIterableDataset(
         signal_generators=list(classes), metadata=md, transforms=[imp.dataset_transforms],
         component_transforms=[imp.signal_transforms],
-        target_labels=["class_name", "snr_db"], seed=seed,
+        target_labels=["class_name", "snr_db", *TRUTH], seed=seed,
     )  # fmt: skip
 
 
 def generate(per_class: int, length: int, level: int, seed: int) -> RecordSet:
     """``per_class`` records of each of our 11 classes (TorchSig's am-usb and am-lsb pooled)."""
     names = tuple(dict.fromkeys(our_name(c) for c in RML2016))
-    iq, labels, snr = [], [], []
+    iq, labels, snr, truth = [], [], [], []
     counts = dict.fromkeys(names, 0)
-    for x, (name, snr_db) in dataset(RML2016, length, level, seed):
+    for x, (name, snr_db, *meta) in dataset(RML2016, length, level, seed):
         ours = our_name(str(name))
         if counts[ours] >= per_class:
             if min(counts.values()) >= per_class:
@@ -78,9 +82,17 @@ def generate(per_class: int, length: int, level: int, seed: int) -> RecordSet:
         iq.append(np.asarray(x, np.complex64)[:length])
         labels.append(names.index(ours))
         snr.append(float(snr_db))
+        truth.append([float(v) for v in meta])
+    center, bandwidth, start, duration = np.asarray(truth, np.float64).T
+    meta = {
+        "snr_db": np.asarray(snr, np.float32),
+        "center": (center / FS).astype(np.float32),
+        "bandwidth": (bandwidth / FS).astype(np.float32),
+        "start": start.astype(np.int64),
+        "stop": np.minimum(start + duration, length).astype(np.int64),
+    }
     info = {"source": "torchsig 2.2.0", "level": level, "seed": seed, "torchsig_classes": RML2016}
-    return RecordSet(np.stack(iq), np.asarray(labels, np.int64), names,
-                     {"snr_db": np.asarray(snr, np.float32)}, FS, info)  # fmt: skip
+    return RecordSet(np.stack(iq), np.asarray(labels, np.int64), names, meta, FS, info)
 
 
 def main(argv: list[str] | None = None) -> int:
