@@ -8,10 +8,12 @@ other impairment at its default. Half of the records are cut to a burst (20-95 %
 record, placed at random) before white noise is added at the drawn SNR, which is the SNR
 while the signal is on.
 
-``--records FILE`` scores a file instead, against the truth it stores per record (``meta``:
-``center`` in cycles/sample, ``bandwidth`` as a fraction of the sample rate, the signal's
-``start`` and ``stop``, and ``snr_db``), for example TorchSig's own metadata as
-``scripts/torchsig_recordings.py`` keeps it; its rows are per class at SNR >= ``--min-snr``.
+``--carrier lines`` takes the centre from x^p's clear line where there is one
+(``fedsb.signals.carrier``). ``--records FILE`` scores a file instead, against the truth it
+stores per record (``meta``: ``center`` in cycles/sample, ``bandwidth`` as a fraction of the
+sample rate, the signal's ``start`` and ``stop``, and ``snr_db``), for example TorchSig's own
+metadata as ``scripts/torchsig_recordings.py`` keeps it; its rows are per class at SNR >=
+``--min-snr``.
 TorchSig's ``bandwidth`` is its 3 dB bandwidth of the part of the band it kept, so the bw
 ratio there is against that, not against the occupied band.
 
@@ -102,10 +104,10 @@ def file_records(path: str) -> tuple[dict[str, np.ndarray], np.ndarray, tuple[st
     return data, records.labels, tuple(records.class_names)
 
 
-def file_report(path: str, min_snr: float) -> None:
+def file_report(path: str, min_snr: float, carrier: str) -> None:
     """The estimate errors on a file's records, per class at SNR >= ``min_snr``."""
     data, labels, names = file_records(path)
-    err = errors(data, estimate(data["iq"]))
+    err = errors(data, estimate(data["iq"], carrier=carrier))
     print(f"{path}: {len(labels):,} records of {data['iq'].shape[1]} samples\n")
     print(HEADER.format(f"class (SNR >= {min_snr:g} dB)"))
     high = data["snr"] >= min_snr
@@ -191,11 +193,12 @@ def main() -> None:
     parser.add_argument("--no-fading", action="store_true", help="a flat channel (no multipath)")
     parser.add_argument("--records", help="score this file against the truth it stores")
     parser.add_argument("--min-snr", type=float, default=20.0, help="with --records")
+    parser.add_argument("--carrier", choices=("band", "lines"), default="band", help="f0 from")
     args = parser.parse_args()
     if args.records:
-        return file_report(args.records, args.min_snr)
+        return file_report(args.records, args.min_snr, args.carrier)
     data = make_records(args.per_class, args.seed, not args.no_fading)
-    err = errors(data, estimate(data["iq"]))
+    err = errors(data, estimate(data["iq"], carrier=args.carrier))
     print(f"{len(data['iq']):,} records of {LENGTH} samples, fading {not args.no_fading}\n")
     print(HEADER.format("SNR (dB)"))
     for lo, hi in zip(SNR_BINS[:-1], SNR_BINS[1:]):

@@ -335,6 +335,7 @@ CONFIG_VALUES = {
     "init_source='moon'": "init_source",
     "data.generator.length=0": "length",
     "data.images.size=0": "size",
+    "data.images.frontend.carrier='pll'": "data.images.frontend.carrier",
     "data.images.channels=['nosuch']": "nosuch",
     "data.classes='nosuch'": "nosuch",
     "adapter.rank=0": "adapter.rank",

@@ -5,7 +5,9 @@ burst in noise; the generator centres it and fills the window. The front-end est
 record's band and burst blindly (``fedsb.signals.occupancy``) and maps it to one canonical
 form, so the images see the same thing whatever the source:
 
-1. recentre: multiply by exp(-j 2 pi f0 n), the band centre moves to DC;
+1. recentre: multiply by exp(-j 2 pi f0 n), the band centre moves to DC (``carrier =
+   "lines"``: the carrier of ``fedsb.signals.carrier`` where x^p shows one clear line, and
+   the band widened to stay symmetric about it);
 2. resample: band-limited resampling (exact FFT interpolation to 4x, then cubic) by
    D = occupancy / bw input samples per output sample, so the occupied band becomes
    ``occupancy`` of the sampled band; the output window of L samples is centred on the burst
@@ -22,17 +24,19 @@ depends on that record only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 from scipy import fft as sfft
 
 from ..config import check_number
+from .carrier import line_carrier
 from .occupancy import estimate_band, estimate_burst
 
 MAX_RATIO = 8.0  # resampling is by at most this factor either way
 OVERSAMPLE = 4  # the exact FFT interpolation step before the cubic one
 _FILLS = ("wrap", "zeros")
+_CARRIERS = ("band", "lines")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,10 @@ class FrontendConfig:
     gate: bool = False  # keep only the burst (in-band energy above the noise floor)
     occupancy: float = 0.25  # canonical occupied bandwidth, a fraction of the sample rate
     fill: Literal["wrap", "zeros"] = "wrap"  # outside the kept part: repeat it, or zeros
+    carrier: Literal["band", "lines"] = "band"  # the centre: the band's, or x^p's clear line
+
+    #: Added later; at its default the output is what it was: left out of config hashes.
+    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"carrier"})
 
     def __post_init__(self) -> None:
         for name in ("recentre", "resample", "gate"):
@@ -54,6 +62,8 @@ class FrontendConfig:
         check_number("occupancy", self.occupancy, 0.0, 1.0, open_low=True)
         if self.fill not in _FILLS:
             raise ValueError(f"fill: {self.fill!r} is not one of 'wrap', 'zeros'")
+        if self.carrier not in _CARRIERS:
+            raise ValueError(f"carrier: {self.carrier!r} is not one of 'band', 'lines'")
 
     @property
     def active(self) -> bool:
@@ -72,13 +82,32 @@ class Estimates(NamedTuple):
     gated: np.ndarray  # the burst is shorter than the record
 
 
-def estimate(iq: np.ndarray, burst: bool = True) -> Estimates:
+def estimate(iq: np.ndarray, burst: bool = True, carrier: str = "band") -> Estimates:
     """Band and burst of each record; the band is measured again over the burst alone.
 
     ``burst=False`` skips the burst (start, stop = the whole record): what recentring and
-    resampling without the gate need.
+    resampling without the gate need. ``carrier = "lines"`` moves the centre to the carrier
+    where x^p shows one clear line, and widens the band to stay symmetric about it.
     """
     x = _as_records(iq)
+    est = _band_and_burst(x, burst)
+    return _on_carrier(x, est) if carrier == "lines" else est
+
+
+def _on_carrier(x: np.ndarray, est: Estimates) -> Estimates:
+    """The estimates with f0 at x^p's clear line, where one is, and the band symmetric about it."""
+    rows = np.flatnonzero(est.detected)
+    f0, bw = est.f0.copy(), est.bw.copy()
+    if rows.size:
+        line, found = line_carrier(x[rows], f0[rows], est.start[rows], est.stop[rows])
+        shift = np.abs((line - f0[rows] + 0.5) % 1.0 - 0.5)
+        f0[rows] = line
+        bw[rows] = np.where(found, np.minimum(bw[rows] + 2 * shift, 1.0), bw[rows])
+    return est._replace(f0=f0, bw=bw)
+
+
+def _band_and_burst(x: np.ndarray, burst: bool) -> Estimates:
+    """The band (and the burst, measuring the band again over it) of each record."""
     band = estimate_band(x)
     if not burst:
         n, length = x.shape
@@ -101,7 +130,7 @@ def apply_frontend(iq: np.ndarray, config: FrontendConfig) -> tuple[np.ndarray, 
     if n == 0:
         none, never = np.zeros(0, np.int64), np.zeros(0, bool)
         return x.copy(), Estimates(np.zeros(0), np.zeros(0), none, none, never, never)
-    est = estimate(x, burst=config.gate)
+    est = estimate(x, burst=config.gate, carrier=config.carrier)
     if config.recentre or config.resample:  # resampling works on the centred band
         x = x * _tone(-est.f0[:, None] * np.arange(length))
     start, stop = est.start, est.stop  # the whole record unless gated
