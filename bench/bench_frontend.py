@@ -163,12 +163,12 @@ HEADER = (
 )
 
 
-def timing(iq: np.ndarray) -> dict[str, float]:
+def timing(iq: np.ndarray, carrier: str) -> dict[str, float]:
     """CPU microseconds per record (best of 3, one thread): estimates, front-end, images."""
     torch.set_num_threads(1)
-    full = FrontendConfig(recentre=True, resample=True, gate=True)
+    full = FrontendConfig(recentre=True, resample=True, gate=True, carrier=carrier)
     runs = {
-        "estimates": lambda: estimate(iq),
+        "estimates": lambda: estimate(iq, carrier=carrier),
         "full front-end": lambda: apply_frontend(iq, full),
         "images (rich stack, front-end off)": lambda: to_images(iq, ImageConfig()),
         "images with the full front-end": lambda: to_images(iq, ImageConfig(frontend=full)),
@@ -209,7 +209,7 @@ def main() -> None:
     for lo, hi in zip(BW_BINS[:-1], BW_BINS[1:]):
         sel = (data["bw"] >= lo) & (data["bw"] < hi) & (data["snr"] >= 0)
         print(row(f"{lo:.0%} to {min(hi, 1):.0%}", sel, data, err))
-    times = timing(data["iq"][:1024])
+    times = timing(data["iq"][:1024], args.carrier)
     print(
         "\ntime per record (CPU, one thread): "
         + ", ".join(f"{k} {v:.0f} us" for k, v in times.items())
