@@ -36,6 +36,7 @@ import torch
 
 from fedsb.images import ImageConfig, to_images
 from fedsb.io.load import load_records
+from fedsb.signals.carrier import line_carrier
 from fedsb.signals.config import FadingConfig, GeneratorConfig, PulseConfig
 from fedsb.signals.frontend import FrontendConfig, apply_frontend, estimate
 from fedsb.signals.generator import generate
@@ -114,6 +115,14 @@ def file_report(path: str, min_snr: float, carrier: str) -> None:
     for k, name in enumerate(names):
         print(row(name, high & (labels == k), data, err))
     print(row("all", high, data, err))
+    band = estimate(data["iq"])
+    line, found = line_carrier(data["iq"], band.f0, band.start, band.stop)
+    shift = np.abs((line - band.f0 + 0.5) % 1.0 - 0.5)
+    print("\n| class | clear x^p line | abs(line carrier - band centre), median / p90 |")
+    print("|---|---|---|")
+    for k, name in enumerate(names):
+        sel = high & (labels == k)
+        print(f"| {name} | {share(found[sel], '.2f')} | {stats(shift[sel & found], '.4f')} |")
 
 
 def errors(data: dict[str, np.ndarray], est) -> dict[str, np.ndarray]:
