@@ -108,14 +108,14 @@ def file_records(path: str) -> tuple[dict[str, np.ndarray], np.ndarray, tuple[st
 def file_report(path: str, min_snr: float, carrier: str) -> None:
     """The estimate errors on a file's records, per class at SNR >= ``min_snr``."""
     data, labels, names = file_records(path)
-    err = errors(data, estimate(data["iq"], carrier=carrier))
+    band = estimate(data["iq"])
+    err = errors(data, band if carrier == "band" else estimate(data["iq"], carrier=carrier))
     print(f"{path}: {len(labels):,} records of {data['iq'].shape[1]} samples\n")
     print(HEADER.format(f"class (SNR >= {min_snr:g} dB)"))
     high = data["snr"] >= min_snr
     for k, name in enumerate(names):
         print(row(name, high & (labels == k), data, err))
     print(row("all", high, data, err))
-    band = estimate(data["iq"])
     line, found = line_carrier(data["iq"], band.f0, band.start, band.stop)
     shift = np.abs((line - band.f0 + 0.5) % 1.0 - 0.5)
     print("\n| class | clear x^p line | abs(line carrier - band centre), median / p90 |")

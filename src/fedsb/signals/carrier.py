@@ -17,7 +17,7 @@ import numpy as np
 from scipy import fft as sfft
 
 POWERS = (2, 4, 8)  # tried in turn; the lowest power with a line wins (the fewest aliases)
-LINE_RATIO = {2: 300.0, 4: 300.0, 8: 300.0}  # a line's power over its spectrum's median
+LINE_RATIO = 300.0  # a line's least power over its spectrum's median (every power p)
 RIVAL_SHARE = 0.2  # a second line this strong, away from the first, makes both ambiguous
 GUARD_LOBES = 3  # "away": beyond this many main-lobe widths (nfft / burst length bins)
 CHUNK = 256  # records per FFT batch (bounded memory)
@@ -51,14 +51,14 @@ def _chunk(x, f0, start, stop) -> tuple[np.ndarray, np.ndarray]:
         todo = np.flatnonzero(~found)
         if todo.size == 0:
             break
-        line, clear = _clear_line(z[todo] ** p, nfft, guard[todo], LINE_RATIO[p])
+        line, clear = _clear_line(z[todo] ** p, nfft, guard[todo])
         hit = todo[clear]
         out[hit] = _nearest_alias(line[clear] / p, f0[hit], p)
         found[hit] = True
     return out, found
 
 
-def _clear_line(y, nfft: int, guard, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+def _clear_line(y, nfft: int, guard) -> tuple[np.ndarray, np.ndarray]:
     """Each row's strongest spectral line (cycles/sample) and whether it stands clear alone."""
     spec = np.abs(sfft.fft(y, nfft, axis=1)) ** 2
     rows = np.arange(len(y))
@@ -67,7 +67,7 @@ def _clear_line(y, nfft: int, guard, ratio: float) -> tuple[np.ndarray, np.ndarr
     distance = np.abs((np.arange(nfft) - peak[:, None] + nfft // 2) % nfft - nfft // 2)
     rival = np.where(distance > guard[:, None], spec, 0.0).max(axis=1)
     median = np.median(spec, axis=1)
-    clear = (top > ratio * np.maximum(median, 1e-30)) & (rival < RIVAL_SHARE * top)
+    clear = (top > LINE_RATIO * np.maximum(median, 1e-30)) & (rival < RIVAL_SHARE * top)
     return _refined_peak(spec, peak) / nfft, clear
 
 
