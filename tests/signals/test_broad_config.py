@@ -181,14 +181,17 @@ def test_the_broad_preset_is_shipped_twice_byte_equal_and_loads_by_name():
     assert gen.fading.enabled and gen.fading.model == "standard"
 
 
-def test_the_broad_preset_has_the_budget_and_every_key_of_pretrain():
+def test_the_broad_preset_has_its_measured_budget_and_every_key_of_pretrain():
     base = load_config(PretrainConfig, "pretrain")
     broad = load_config(PretrainConfig, "pretrain-broad")
     n_base, n_broad = len(resolve_classes(base.data.classes)), len(resolve_classes("wide25"))
-    assert n_broad * broad.data.per_class == n_base * base.data.per_class  # training records
+    # ten times the narrow preset's training records for a fifth of its epochs: the best of the
+    # budgets measured (docs/results.md, "Transfer"); validation and test stay the same size
+    assert n_broad * broad.data.per_class == 10 * n_base * base.data.per_class
+    assert broad.train == replace(base.train, epochs=base.train.epochs // 5)
     assert n_broad * broad.val_per_class == n_base * base.val_per_class
     assert n_broad * broad.test_per_class == n_base * base.test_per_class
-    assert broad.train == base.train and broad.model == base.model
+    assert broad.model == base.model
     # the same image channels, seen through the blind front-end
     assert broad.data.images == replace(base.data.images, frontend=BLIND_FRONTEND)
     assert broad.data.generator.impairments == base.data.generator.impairments

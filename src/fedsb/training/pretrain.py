@@ -17,6 +17,7 @@ from ..devices import resolve_device
 from ..errors import ConfigError
 from ..models.backbones import build_backbone, count_parameters
 from ..models.checkpoint import save_checkpoint
+from ..models.shipped import shipped_backbone
 from ..reporter import Reporter, SilentReporter
 from ..runs import MODEL_FILE, RunDir
 from .config import PretrainConfig, TrainConfig
@@ -123,9 +124,10 @@ def resolve_pretrained(
 ) -> Path:
     """Checkpoint path for ``spec``: a run dir, a .safetensors file, or a pretrain config.
 
-    A pretrain config's checkpoint is cached under ``cache_dir/pretrain/<config hash>`` (trained
-    when missing, its curve drawn by ``on_history``); a preset name (``pretrain``) is the
-    pretrain config shipped in the package.
+    A pretrain config's checkpoint is cached under ``cache_dir/pretrain/<config hash>``; when
+    missing, the backbone shipped for that hash is used (:mod:`fedsb.models.shipped`), else it
+    is trained (its curve drawn by ``on_history``). A preset name (``pretrain``) is the pretrain
+    config shipped in the package.
     """
     path = Path(spec) if Path(spec).is_dir() else config_file(spec)
     if path.is_dir():
@@ -140,6 +142,9 @@ def resolve_pretrained(
         if (run / MODEL_FILE).exists():
             reporter.info(f"reusing pretrained backbone {run} (config hash matches)")
             return run / MODEL_FILE
+        if shipped := shipped_backbone(config_hash(cfg)):
+            reporter.info(f"using the backbone shipped for {path.name} (config hash matches)")
+            return shipped
         reporter.info(f"no cached backbone for {path}: pretraining into {run}")
         return pretrain(cfg, run, cache_dir, reporter, on_history).checkpoint
     raise ConfigError(
