@@ -1,9 +1,9 @@
 """The user's files at RadioML 2018 scale: conversion records/s and peak RSS, side by side.
 
-Run: ``python bench/bench_files.py [--records 524288] [--dir /tmp/fedsb-bench-files]``. It
-writes a synthetic RML2018-layout HDF5 (X [N, 1024, 2] float32, Y one-hot [N, 24], Z [N, 1]),
-4.3 GB at the default N, streamed out in chunks from a pool of generated records of the 19
-RML2018 classes the generator knows. Then, each in a fresh child process (so the peak RSS,
+Run: ``python bench/bench_files.py [--records 524288] [--dir /tmp/fedsb-bench-files]
+[--steps abcd]``. It writes a synthetic RML2018-layout HDF5 (X [N, 1024, 2] float32, Y one-hot
+[N, 24], Z [N, 1]), 4.3 GB at the default N, streamed out in chunks from a pool of generated
+records of the 19 RML2018 classes the generator knows. Then, each in a fresh child process (so the peak RSS,
 VmHWM, is its own):
 
 (a) conversion: ``file_sets.file_dataset`` reads the file chunk by chunk, images every record
@@ -238,13 +238,19 @@ def report(args, size: float, write_s: float, rows: dict, rates: tuple[float, fl
             f"{r['hwm'] / GOAL_MB:.2f}",
         )
     console.print(table)
-    conv = rows["(a) conversion"]["records"] / rows["(a) conversion"]["seconds"]
     both, alone = rates
-    console.print(
-        f"conversion {conv:,.0f} records/s vs the generator's {both:,.0f} (generation + images, "
-        f"ratio {conv / both:.2f}) and {alone:,.0f} (images alone, ratio {conv / alone:.2f})"
-    )
-    console.print(f"cached load alone: {rows['(c) cached load']['load']:.1f} s")
+    if "(a) conversion" in rows:
+        conv = rows["(a) conversion"]["records"] / rows["(a) conversion"]["seconds"]
+        console.print(
+            f"conversion {conv:,.0f} records/s vs the generator's {both:,.0f} (generation + "
+            f"images, ratio {conv / both:.2f}) and {alone:,.0f} (images alone, ratio "
+            f"{conv / alone:.2f})"
+        )
+    else:
+        console.print(f"the generator: {both:,.0f} records/s (generation + images), {alone:,.0f} "
+                      "(images alone)")  # fmt: skip
+    if "(c) cached load" in rows:
+        console.print(f"cached load alone: {rows['(c) cached load']['load']:.1f} s")
 
 
 def main() -> None:
@@ -256,7 +262,12 @@ def main() -> None:
     parser.add_argument("--channels", default="", help="image channels (default: the config's)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--keep", action="store_true", help="keep the file and the cache")
+    parser.add_argument("--steps", default="abcd", help="which of (a)-(d); b and c need a")
     args = parser.parse_args()
+    if not set(args.steps) <= set("abcd") or (
+        {"b", "c"} & set(args.steps) and "a" not in args.steps
+    ):
+        parser.error(f"--steps {args.steps!r}: letters of abcd, and b or c only with a")
     args.dir.mkdir(parents=True, exist_ok=True)
     path, cache = args.dir / "GOLD_synthetic.hdf5", args.dir / "cache"
     shutil.rmtree(cache, ignore_errors=True)
@@ -264,11 +275,15 @@ def main() -> None:
     try:
         write_s = write_file(path, args.records)
         size = path.stat().st_size
-        rows = {"(a) conversion": in_child(convert, *common)}
-        tiny = args.model == "tiny"
-        rows["(b) train epoch"] = in_child(train, *common, args.train_records, tiny)
-        rows["(c) cached load"] = in_child(load, *common)
-        rows["(d) evaluate"] = in_child(evaluate, path, args.channels, args.threads, tiny)
+        rows, tiny = {}, args.model == "tiny"
+        if "a" in args.steps:
+            rows["(a) conversion"] = in_child(convert, *common)
+        if "b" in args.steps:
+            rows["(b) train epoch"] = in_child(train, *common, args.train_records, tiny)
+        if "c" in args.steps:
+            rows["(c) cached load"] = in_child(load, *common)
+        if "d" in args.steps:
+            rows["(d) evaluate"] = in_child(evaluate, path, args.channels, args.threads, tiny)
         rates = in_child(generator_rates, args.channels, args.threads)
         report(args, size, write_s, rows, rates)
     finally:

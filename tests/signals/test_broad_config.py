@@ -42,7 +42,7 @@ BROAD = GeneratorConfig(
     center=(-0.4, 0.4),
     bandwidth=(0.05, 1.0),
     bursts=OnOffConfig(probability=0.5),
-    pulse=PulseConfig(shapes=("rrc", "rect")),
+    pulse=PulseConfig(shapes=("rrc", "rect"), variants=0.5),
     fading=FadingConfig(
         model="standard", sample_rate_mhz=(1.0, 4.0), tdl_delay_spread_ns=(10.0, 99.0)
     ),
@@ -66,6 +66,7 @@ def test_the_cached_keys_of_the_pretrain_and_data_presets_do_not_move():
         {"bandwidth": (0.1, 0.2)},
         {"bursts": OnOffConfig(probability=0.1)},
         {"pulse": PulseConfig(shapes=("rrc", "gaussian"))},
+        {"pulse": PulseConfig(variants=0.25)},
         {"fading": FadingConfig(model="eva")},
         {"fading": FadingConfig(sample_rate_mhz=(2.0, 4.0))},
         {"hardware": HardwareConfig(amplifier_probability=0.5)},

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import fft as sp_fft
 
 from .config import PulseConfig
-from .digital import Meta
+from .digital import Meta, variant_records
 from .dsp import expj, unit_power
 
 
@@ -119,6 +119,35 @@ def _message(rng: np.random.Generator, n: int, length: int, width: np.ndarray | 
     return message(rng, n, length) if width is None else band_message(rng, n, length, width)
 
 
+#: ``pulse.variants``: what TorchSig 2.2 draws for its AM and FM classes, where ours differ
+VARIANT = {
+    "message": "white Gaussian, brick-wall low-passed",
+    "am_k": (0.8, 4.0),
+    "fm_beta": (1, 10),
+}
+MESSAGE_CUTOFF = (0.005, 0.05)  # cycles/sample: a message's width when no band is drawn
+
+
+def gaussian_message(
+    rng: np.random.Generator, n: int, length: int, width: np.ndarray
+) -> np.ndarray:
+    """White Gaussian noise with nothing above ``width`` (cycles/sample), peak 1: TorchSig's."""
+    fast = sp_fft.next_fast_len(length, real=True)
+    noise = rng.standard_normal((n, fast), dtype=np.float32)
+    keep = np.fft.rfftfreq(fast)[None, :] <= np.maximum(width[:, None], 1.5 / fast)
+    m = sp_fft.irfft(sp_fft.rfft(noise, axis=1) * keep, n=fast, axis=1)[:, :length]
+    m -= m.mean(axis=1, keepdims=True)
+    return m / np.maximum(np.abs(m).max(axis=1, keepdims=True), 1e-12)
+
+
+def _swap_messages(rng, m: np.ndarray, alt: np.ndarray, width: np.ndarray | None) -> np.ndarray:
+    """``m`` with its ``alt`` rows replaced by Gaussian messages of ``width`` (or a drawn one)."""
+    if alt.any():
+        w = rng.uniform(*MESSAGE_CUTOFF, size=alt.sum()) if width is None else width[alt]
+        m[alt] = gaussian_message(rng, int(alt.sum()), m.shape[1], w)
+    return m
+
+
 def _with_band(meta: Meta, band: np.ndarray | None) -> Meta:
     return meta if band is None else {**meta, "bandwidth": band}
 
@@ -133,10 +162,16 @@ def am_dsb(
 ) -> tuple[np.ndarray, Meta]:
     """Double-sideband AM: 1 + mu * m(t), depth mu in [0.3, 1]; am-dsb-sc: m(t) alone.
 
-    With ``band`` the message fills half of it (both sidebands together fill it).
+    With ``band`` the message fills half of it (both sidebands together fill it). A variant
+    (``cfg.variants``) is TorchSig's: a Gaussian message and k m + 1/k, k in [0.8, 4], so a
+    depth k^2 of 0.64 to 16 (mostly over-modulated).
     """
     mu = rng.uniform(0.3, 1.0, size=n)
-    m = _message(rng, n, length, None if band is None else band / 2)
+    width = None if band is None else band / 2
+    m = _message(rng, n, length, width)
+    alt = variant_records(rng, n, cfg)
+    m = _swap_messages(rng, m, alt, width)
+    mu[alt] = rng.uniform(*VARIANT["am_k"], size=alt.sum()) ** 2
     carrier = 0.0 if name == "am-dsb-sc" else 1.0
     x = carrier + mu[:, None] * m
     meta = {"mod_index": mu} if carrier else {}
@@ -157,16 +192,19 @@ def am_ssb(
     """Single sideband (sideband = +1 upper / -1 lower); am-ssb-wc keeps a carrier (depth mu).
 
     am-ssb and am-ssb-wc draw the side per record. With ``band`` the message fills it and the
-    band is centred (the carrier sits at its lower or upper edge).
+    band is centred (the carrier sits at its lower or upper edge). A variant (``cfg.variants``)
+    has a Gaussian message, so its sideband is flat, as TorchSig's.
     """
     side = np.where(rng.random(n) < 0.5, 1.0, -1.0)
     side = np.full(n, SSB_SIDES[name]) if name in SSB_SIDES else side
     fast = sp_fft.next_fast_len(length)
-    if band is None:
-        x = analytic(message(rng, n, fast))[:, :length]  # Hilbert at a fast length, then crop
+    alt = variant_records(rng, n, cfg)  # a Gaussian message: a flat sideband, as TorchSig's
+    if band is None:  # Hilbert at a fast length, then crop
+        x = analytic(_swap_messages(rng, message(rng, n, fast), alt, None))[:, :length]
     else:  # a sideband up to B <= 1: made at twice the rate, then every other sample
         fast = sp_fft.next_fast_len(2 * length)
-        x = analytic(band_message(rng, n, fast, band / 2))[:, : 2 * length : 2]
+        m = _swap_messages(rng, band_message(rng, n, fast, band / 2), alt, band / 2)
+        x = analytic(m)[:, : 2 * length : 2]
         x = x * expj(-np.pi * band[:, None] * np.arange(length))  # band [0, B] -> [-B/2, B/2]
     x = np.where(side[:, None] > 0, x, np.conj(x))
     meta = {"sideband": side}
@@ -199,6 +237,8 @@ def fm(
 ) -> tuple[np.ndarray, Meta]:
     """FM: phase = 2*pi*dev*cumsum(m), peak deviation dev (cycles/sample; ``mod_index``).
 
+    A variant (``cfg.variants``) has a Gaussian message and, with ``band``, beta in [1, 10].
+
     With ``band``: a modulation index beta is drawn and Carson's rule B = 2 (dev + W) gives the
     message bandwidth W = B / (2 (beta + 1)) and dev = beta W, where dev is 2.576 times the
     RMS deviation (a Gaussian-like message exceeds it 1 % of the time; with the peak, Carson's
@@ -206,13 +246,15 @@ def fm(
     """
     dev_range, beta_range = FM_CLASSES[name]
     dev = rng.uniform(*dev_range, size=n)
+    alt = variant_records(rng, n, cfg)  # TorchSig's: a Gaussian message, beta in [1, 10]
     if band is None:
-        m = message(rng, n, length)
+        m = _swap_messages(rng, message(rng, n, length), alt, None)
     else:
         beta = rng.uniform(*beta_range, size=n)
+        beta[alt] = rng.uniform(*VARIANT["fm_beta"], size=alt.sum())
         width = band / (2 * (beta + 1))
         dev = beta * width
-        m = band_message(rng, n, length, width)
+        m = _swap_messages(rng, band_message(rng, n, length, width), alt, width)
         m /= RMS_TO_DEVIATION * np.sqrt(np.maximum(np.mean(m**2, axis=1, keepdims=True), 1e-24))
     phase = 2 * np.pi * dev[:, None] * np.cumsum(m, axis=1)
     return expj(phase), _with_band({"mod_index": dev}, band)

@@ -60,8 +60,11 @@ class PulseConfig:
     timing: bool = True  # random symbol timing / fractional delay in [0, 1) symbol
     # pulse shapes of the linear classes, one drawn per record (Gaussian: BT from gaussian_bt)
     shapes: tuple[str, ...] = ("rrc",)
+    # share of AM-DSB, AM-SSB, WBFM and GFSK records drawn as TorchSig's variants of the class
+    # (``analog.VARIANT``, ``digital.GFSK_VARIANT``): white Gaussian messages, low-index GFSK
+    variants: float = 0.0
 
-    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"shapes"})
+    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"shapes", "variants"})
 
     def __post_init__(self) -> None:
         _check_range("sps", self.sps, 1.5, 64.0)
@@ -74,6 +77,7 @@ class PulseConfig:
                 raise ValueError(f"shapes: {shape!r} is not one of {', '.join(PULSE_SHAPES)}")
         if len(set(self.shapes)) != len(self.shapes):
             raise ValueError("shapes: a pulse shape is listed twice")
+        check_number("variants", self.variants, 0.0, 1.0)
 
 
 @dataclass(frozen=True)

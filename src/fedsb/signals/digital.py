@@ -124,6 +124,30 @@ def fsk_occupancy(levels: int, h: np.ndarray, shape: str, bt: np.ndarray) -> np.
     return (levels - 1) * h + tone
 
 
+#: ``pulse.variants``: TorchSig 2.2's GFSK, a low modulation index and BT (Bluetooth: 0.32, 0.5)
+GFSK_VARIANT = {"h": (0.1, 0.5), "bt": (0.1, 0.5)}
+
+
+def variant_records(rng: np.random.Generator, n: int, cfg: PulseConfig) -> np.ndarray:
+    """Which records are drawn as the variant (``cfg.variants`` of them; no draw at 0)."""
+    return rng.random(n) < cfg.variants if cfg.variants > 0 else np.zeros(n, bool)
+
+
+def _bt_range(cfg: PulseConfig, alt: np.ndarray) -> tuple[float, float]:
+    """The BT grid's range: the config's, widened to the variant's when a record is one."""
+    low, high = cfg.gaussian_bt
+    if alt.any():
+        low, high = min(low, GFSK_VARIANT["bt"][0]), max(high, GFSK_VARIANT["bt"][1])
+    return low, high
+
+
+def _draw_bt(rng, cfg: PulseConfig, alt: np.ndarray, bt_range) -> tuple[np.ndarray, np.ndarray]:
+    """Per-record BT (the variant's range for ``alt``), quantised to ``bt_range``'s grid."""
+    bt = rng.uniform(*cfg.gaussian_bt, size=alt.size)
+    bt[alt] = rng.uniform(*GFSK_VARIANT["bt"], size=alt.sum())
+    return pulses.quantise(bt, *bt_range)
+
+
 def fsk(
     name: str,
     rng: np.random.Generator,
@@ -132,13 +156,19 @@ def fsk(
     cfg: PulseConfig,
     band: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Meta]:
-    """Continuous-phase FSK: phase = pi * h * sum_m a_m q(t - m), constant envelope."""
+    """Continuous-phase FSK: phase = pi * h * sum_m a_m q(t - m), constant envelope.
+
+    A GFSK variant (``cfg.variants``) is TorchSig's: h and BT in [0.1, 0.5].
+    """
     levels, h_range, shape = FSK_CLASSES[name]
     sps, tau = _timing(rng, n, cfg)
     h = rng.uniform(*h_range, size=n)
     gaussian = shape == "gaussian"
+    alt = variant_records(rng, n, cfg) if name == "gfsk" else np.zeros(n, bool)
+    h[alt] = rng.uniform(*GFSK_VARIANT["h"], size=alt.sum())
+    bt_range = _bt_range(cfg, alt)
     if band is not None:  # the BT is needed before the symbols: drawn first
-        bt_idx, bt = pulses.quantise(rng.uniform(*cfg.gaussian_bt, size=n), *cfg.gaussian_bt)
+        bt_idx, bt = _draw_bt(rng, cfg, alt, bt_range)
         sps = fsk_occupancy(levels, h, shape, bt) / band
     n_sym = pulses.symbols_needed(length, sps)
     alphabet_ = np.arange(levels, dtype=np.float64) * 2 - (levels - 1)  # ±1 or ±1, ±3
@@ -150,8 +180,8 @@ def fsk(
         meta["bandwidth"], fine = band, pulses.BAND_OVERSAMPLE
     if gaussian:
         if band is None:
-            bt_idx, bt = pulses.quantise(rng.uniform(*cfg.gaussian_bt, size=n), *cfg.gaussian_bt)
-        table = pulses.pulse_table("gaussian_phase", *cfg.gaussian_bt, fine)
+            bt_idx, bt = _draw_bt(rng, cfg, alt, bt_range)
+        table = pulses.pulse_table("gaussian_phase", *bt_range, fine)
         meta["bt"] = bt
     else:
         bt_idx, table = np.zeros(n, np.intp), pulses.pulse_table("rect_phase", 0.0, 0.0, fine)
