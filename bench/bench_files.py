@@ -3,8 +3,8 @@
 Run: ``python bench/bench_files.py [--records 524288] [--dir /tmp/fedsb-bench-files]
 [--steps abcd]``. It writes a synthetic RML2018-layout HDF5 (X [N, 1024, 2] float32, Y one-hot
 [N, 24], Z [N, 1]), 4.3 GB at the default N, streamed out in chunks from a pool of generated
-records of the 19 RML2018 classes the generator knows. Then, each in a fresh child process (so the peak RSS,
-VmHWM, is its own):
+records of the 19 RML2018 classes the generator knows. Then, each in a fresh child process (so
+the peak RSS, VmHWM, is its own):
 
 (a) conversion: ``file_sets.file_dataset`` reads the file chunk by chunk, images every record
     into the on-disk uint8 cache and writes the index;
