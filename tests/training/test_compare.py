@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from fedsb.training.calibration import TemperatureFit
 from fedsb.training.compare import gain_recovered
 from fedsb.training.finetune import FinetuneResult
 from fedsb.training.loop import Evaluation
@@ -15,7 +16,8 @@ def result(frozen: float, test: float, method: str = "lora-sb") -> FinetuneResul
     def ev(acc: float) -> Evaluation:
         return Evaluation(0.0, acc, acc, ("0",), (acc,), (1,))
 
-    return FinetuneResult(Path("run"), method, 4, 10, 100, ev(frozen), ev(test))
+    fit = TemperatureFit(1.0, 1, 0.5, 0.5, ((1.0, 0.5),))
+    return FinetuneResult(Path("run"), method, 4, 10, 100, ev(frozen), ev(test), fit)
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch.nn.functional as F
+from scipy.optimize import minimize_scalar
 
 from fedsb.config import apply_overrides, save_config
 from fedsb.errors import ConfigError
+from fedsb.evaluation.evaluate_run import load_classifier
 from fedsb.models.checkpoint import load_backbone, load_checkpoint
 from fedsb.report.curves import training_curve
 from fedsb.reporter import SilentReporter
 from fedsb.runs import ADAPTER_FILE, MODEL_FILE
 from fedsb.training.config import FinetuneConfig, PretrainConfig
-from fedsb.training.finetune import finetune
+from fedsb.training.finetune import finetune, target_splits
+from fedsb.training.loop import predict
 from fedsb.training.pretrain import pretrain, resolve_pretrained
 
 from ..overrides import FRONTEND_OFF
@@ -68,13 +72,37 @@ def test_finetune_lora_sb_trains_only_r_and_head_and_reloads(pretrained, tmp_pat
     ((rows, path, title),) = drawn
     assert path == tmp_path / "ft" / "figures" / "training_curve.png"
     assert title == "fine-tuning (lora-sb, r=4, target)"
-    assert [r["stage"] for r in rows] == ["frozen", "finetune", "test"]
+    assert [r["stage"] for r in rows] == ["frozen", "finetune", "test", "calibration"]
     adapters, _ = load_checkpoint(tmp_path / "ft" / ADAPTER_FILE)
     assert all(k.endswith("lora_R.weight") or k.startswith("head.") for k in adapters)
     # the frozen baseline is the pretrained model on the same target test split
     rows = [json.loads(x) for x in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()]
-    assert rows[0]["stage"] == "frozen" and rows[-1]["stage"] == "test"
-    assert rows[-1]["trainable"] == out.trainable
+    assert rows[0]["stage"] == "frozen" and rows[-2]["stage"] == "test"
+    assert rows[-2]["trainable"] == out.trainable
+
+
+def test_finetune_saves_the_temperature_that_minimises_the_validation_nll(pretrained, tmp_path):
+    root, _ = pretrained
+    cfg = apply_overrides(
+        FinetuneConfig(), [*TINY_DATA, f"pretrained='{root / 'pre'}'", "adapter.method=full"]
+    )
+    out = finetune(cfg, tmp_path / "ft", cache_dir=root / "cache")
+    loaded, meta = load_classifier(tmp_path / "ft")
+    assert meta["temperature"] == out.temperature.temperature == loaded.temperature
+    # the oracle: scipy's bounded minimiser of the NLL over T, on the validation split's logits
+    # from the saved model (the test split is never used to fit it)
+    val = target_splits(cfg, loaded.class_names, root / "cache", SilentReporter())["val"]
+    logits = predict(loaded.model, val).double()
+
+    def nll(t: float) -> float:
+        return F.cross_entropy(logits / t, val.labels).item()
+
+    ref = minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded", options={"xatol": 1e-8})
+    assert loaded.temperature == pytest.approx(ref.x, rel=1e-4)
+    row = [json.loads(x) for x in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert row["stage"] == "calibration" and row["temperature"] == loaded.temperature
+    assert row["nll_before"] == pytest.approx(nll(1.0), rel=1e-6)
+    assert row["nll_after"] == pytest.approx(ref.fun, rel=1e-6) and ref.fun <= nll(1.0)
 
 
 def _record(drawn: list):

@@ -139,7 +139,8 @@ def finetune_table(results: dict) -> Table:
     from ..training.compare import gain_recovered
 
     table = Table(title="methods")
-    for col in ("method", "rank", "trained params", "% of model", "accuracy %", "gain recovered"):
+    cols = ("method", "rank", "trained params", "% of model", "accuracy %", "gain recovered", "T")
+    for col in cols:  # T: the temperature fitted on the validation split
         table.add_column(col, justify="right")
     full = results.get("full")
     for name, r in results.items():
@@ -151,6 +152,7 @@ def finetune_table(results: dict) -> Table:
             f"{100 * r.trainable / r.parameters:.2f}",
             fmt_pct(r.test.accuracy),
             "" if gain is None else f"{100 * gain:.0f} %",
+            f"{r.temperature.temperature:.2f}",
         )
     return table
 

@@ -1,6 +1,11 @@
 """Metrics, calibration and evaluation of trained runs (plain numpy; no engine inside)."""
 
-from .calibration import TemperatureFit, TemperatureStats, fit_temperature, temperature_stats
+from ..training.calibration import (
+    TemperatureFit,
+    TemperatureStats,
+    fit_temperature,
+    temperature_stats,
+)
 from .metrics import (
     accuracy,
     average_precision,

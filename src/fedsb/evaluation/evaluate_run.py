@@ -85,13 +85,18 @@ def load_run_model(run: Path, device: str = "cpu") -> RunModel:
         images = from_dict(ImageConfig, meta["images"])
     except ConfigError as exc:
         raise DataError(path, f"metadata 'images': {exc}") from None
+    names = tuple(meta["class_names"])
+    return RunModel(model.to(target), names, images, length, meta_temperature(meta, path))
+
+
+def meta_temperature(meta: dict, path: Path) -> float:
+    """The fitted temperature in a checkpoint's metadata (1 where none was fitted), checked."""
     temperature = meta.get("temperature", 1.0)
     if isinstance(temperature, bool) or not isinstance(temperature, int | float):
         raise DataError(path, f"metadata 'temperature' is not a number: {temperature!r}")
     if not 0 < temperature < float("inf"):
         raise DataError(path, f"metadata 'temperature' must be > 0, got {temperature!r}")
-    names = tuple(meta["class_names"])
-    return RunModel(model.to(target), names, images, length, float(temperature))
+    return float(temperature)
 
 
 def load_classifier(
@@ -124,7 +129,8 @@ def _load_classifier(run: Path, device: str) -> tuple[RunModel, dict]:
     except (ConfigError, KeyError, TypeError) as exc:
         raise DataError(path, f"metadata 'images': {exc}") from None
     names = tuple(meta["class_names"])
-    return RunModel(model.to(target), names, images, record_length(run), 1.0), meta
+    temperature = meta_temperature(meta, path)  # a finetune run's, fitted on its validation split
+    return RunModel(model.to(target), names, images, record_length(run), temperature), meta
 
 
 def evaluate_run(

@@ -17,16 +17,16 @@ import numpy as np
 import torch
 
 from ..data.imageset import ImageSet
-from ..evaluation.calibration import (
+from ..evaluation.metrics import calibration_summary, softmax
+from ..evaluation.scoring import Predictions, score
+from ..models.adapters import load_adapter_state
+from ..training.calibration import (
     TemperatureFit,
     TemperatureStats,
     fit_temperature,
     temperature_stats,
     total,
 )
-from ..evaluation.metrics import calibration_summary, softmax
-from ..evaluation.scoring import Predictions, score
-from ..models.adapters import load_adapter_state
 from ..training.loop import evaluate_logits, predict
 from .aggregate import payload_bytes
 from .methods import FedMethod
@@ -132,11 +132,7 @@ def final_evaluation(
 def calibration_record(fit: TemperatureFit) -> dict:
     """evaluation.json's ``calibration``: the fitted temperature and its Newton steps."""
     return {
-        "temperature": fit.temperature,
-        "steps": fit.steps,
-        "nll_before": fit.nll_before,
-        "nll_after": fit.nll_after,
-        "history": [list(h) for h in fit.history],
+        **fit.as_dict(),
         "fitted_on": "validation splits of the clients (federated sums)",
     }
 

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..data.imageset import ImageSet, join_sets
-from ..evaluation.calibration import fit_temperature_central
 from ..models.adapters import adapter_state
 from ..reporter import Reporter
 from ..runs import METRICS_FILE, PARTITION_FILE, RunDir, write_json
+from ..training.calibration import fit_temperature_central
 from ..training.config import TrainConfig
 from ..training.loop import evaluate_logits, fit, predict
 from .aggregate import parameter_count

@@ -22,7 +22,6 @@ import torch
 
 from ..config import load_config, to_dict
 from ..errors import ConfigError
-from ..evaluation.calibration import TemperatureFit
 from ..evaluation.scoring import Predictions, save_predictions
 from ..io.cache import atomic_file
 from ..models.adapters import merge
@@ -43,6 +42,7 @@ from ..runs import (
     read_rows,
     write_json,
 )
+from ..training.calibration import TemperatureFit
 from ..training.loop import Evaluation, evaluate_logits
 from .aggregate import parameter_count
 from .calibrate import final_evaluation, fit_global_temperature, site_final_evaluation

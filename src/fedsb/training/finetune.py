@@ -2,7 +2,8 @@
 
 This is the upper bound the federated runs are compared with. Every run reports the frozen
 pretrained backbone's accuracy on the same target test split, so the gain a method recovers
-can be read off directly.
+can be read off directly. The model is saved calibrated: a temperature fitted on the validation
+split (never the test split), which ``fedsb evaluate`` and ``fedsb classify`` then apply.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..models.checkpoint import load_backbone, save_checkpoint, settle_classes
 from ..models.lora_sb_init import estimate_weight_gradients, init_lora_sb
 from ..reporter import Reporter, SilentReporter
 from ..runs import ADAPTER_FILE, MODEL_FILE, RunDir, check_out
+from .calibration import TemperatureFit, fit_temperature_central
 from .config import FinetuneConfig
 from .loop import Evaluation, evaluate_logits, fit, init_batches, predict
 from .pretrain import DrawHistory, keeps_threads, resolve_pretrained, set_threads
@@ -46,6 +48,15 @@ class FinetuneResult:
     parameters: int
     frozen: Evaluation  # the pretrained backbone, no fine-tuning, on the target test split
     test: Evaluation
+    temperature: TemperatureFit  # fitted on the target validation split
+
+
+def calibrate(model: nn.Module, val: ImageSet, run: RunDir) -> TemperatureFit:
+    """Temperature scaling on the validation split's logits (Guo et al., 2017), logged."""
+    logits = predict(model, val).double().numpy()
+    fit_t = fit_temperature_central(logits, val.labels.numpy())
+    run.log(stage="calibration", **fit_t.as_dict(), fitted_on="the validation split")
+    return fit_t
 
 
 def adapt(model: nn.Module, cfg: FinetuneConfig, train: ImageSet) -> int:
@@ -122,12 +133,14 @@ def finetune(
         parameters=n_params,
         **test.as_dict("test"),
     )
+    fit_t = calibrate(model, splits["val"], run)
     meta = {**meta, "kind": "adapted", "adapter": to_dict(cfg.adapter)}
+    meta["temperature"] = fit_t.temperature
     save_checkpoint(run.path / MODEL_FILE, model.state_dict(), meta)
     save_checkpoint(run.path / ADAPTER_FILE, adapter_state(model), meta)
     if on_history:
         title = f"fine-tuning ({cfg.adapter.method}, r={cfg.adapter.rank}, target)"
         on_history(run.rows(), run.figure("training_curve.png"), title)
     return FinetuneResult(
-        run.path, cfg.adapter.method, cfg.adapter.rank, trainable, n_params, frozen, test
+        run.path, cfg.adapter.method, cfg.adapter.rank, trainable, n_params, frozen, test, fit_t
     )

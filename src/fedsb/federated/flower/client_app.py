@@ -19,7 +19,7 @@ from flwr.common.constant import ErrorCode
 from flwr.common.logger import log
 
 from ...errors import ConfigError, FedsbError
-from ...evaluation.calibration import temperature_stats
+from ...training.calibration import temperature_stats
 from ..site_scores import score_sums
 from .messages import (
     ARRAYS,

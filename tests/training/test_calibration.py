@@ -7,7 +7,7 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 from fedsb.evaluation import metrics as m
-from fedsb.evaluation.calibration import (
+from fedsb.training.calibration import (
     T_MAX,
     fit_temperature,
     fit_temperature_central,

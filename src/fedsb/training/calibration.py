@@ -86,6 +86,16 @@ class TemperatureFit:
     nll_after: float  # at the fitted T
     history: tuple[tuple[float, float], ...]  # (T, mean NLL) per step
 
+    def as_dict(self) -> dict:
+        """The fit as JSON-ready fields (``history`` as [T, NLL] pairs)."""
+        return {
+            "temperature": self.temperature,
+            "steps": self.steps,
+            "nll_before": self.nll_before,
+            "nll_after": self.nll_after,
+            "history": [list(h) for h in self.history],
+        }
+
 
 def fit_temperature(
     stats_at: Callable[[float], TemperatureStats], max_steps: int = 30, tol: float = 1e-7
