@@ -188,8 +188,8 @@ def test_the_broad_preset_has_its_measured_budget_and_every_key_of_pretrain():
     broad = load_config(PretrainConfig, "pretrain-broad")
     n_base, n_broad = len(resolve_classes(base.data.classes)), len(resolve_classes("wide25"))
     # ten times the narrow preset's training records for a fifth of its epochs: the best of the
-    # budgets measured (docs/results.md, "Transfer"), on one thread so that the shipped
-    # checkpoint is reproduced bit for bit; validation and test stay the same size
+    # budgets measured (docs/results.md, "Transfer"), on one thread, as the shipped
+    # checkpoint was trained; validation and test stay the same size
     assert n_broad * broad.data.per_class == 10 * n_base * base.data.per_class
     assert broad.train == replace(base.train, epochs=base.train.epochs // 5, threads=1)
     assert n_broad * broad.val_per_class == n_base * base.val_per_class

@@ -88,7 +88,7 @@ def test_finetune_saves_the_temperature_that_minimises_the_validation_nll(pretra
     )
     out = finetune(cfg, tmp_path / "ft", cache_dir=root / "cache")
     loaded, meta = load_classifier(tmp_path / "ft")
-    assert meta["temperature"] == out.temperature.temperature == loaded.temperature
+    assert meta["temperature"] == out.calibration.temperature == loaded.temperature
     # the oracle: scipy's bounded minimiser of the NLL over T, on the validation split's logits
     # from the saved model (the test split is never used to fit it)
     val = target_splits(cfg, loaded.class_names, root / "cache", SilentReporter())["val"]

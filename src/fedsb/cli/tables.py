@@ -152,7 +152,7 @@ def finetune_table(results: dict) -> Table:
             f"{100 * r.trainable / r.parameters:.2f}",
             fmt_pct(r.test.accuracy),
             "" if gain is None else f"{100 * gain:.0f} %",
-            f"{r.temperature.temperature:.2f}",
+            f"{r.calibration.temperature:.2f}",
         )
     return table
 

@@ -23,9 +23,8 @@ from ..data.imageset import ImageSet, join_sets
 from ..models.adapters import adapter_state
 from ..reporter import Reporter
 from ..runs import METRICS_FILE, PARTITION_FILE, RunDir, write_json
-from ..training.calibration import fit_temperature_central
 from ..training.config import TrainConfig
-from ..training.loop import evaluate_logits, fit, predict
+from ..training.loop import evaluate_logits, fit, fit_temperature_on, predict
 from .aggregate import parameter_count
 from .client import param_groups
 from .config import RunConfig
@@ -128,8 +127,7 @@ def run_pooled(
     with reporter.task(f"{cfg.method}: epochs on pooled data", train_cfg.epochs * len(union)) as a:
         groups = param_groups(task.model, cfg, 1)  # round 1's rates: client.lr, head_lr
         fit(task.model, groups, union, val, train_cfg, on_epoch, a)
-    logits = predict(task.model, val).double().numpy()
-    temperature = fit_temperature_central(logits, val.labels.numpy())
+    temperature = fit_temperature_on(task.model, val)
     state = adapter_state(task.model)
     fitted_on = "the union of the clients' validation splits (pooled)"
     return write_final(task, cfg, run, state, temperature, 0.0, 0.0, fitted_on)

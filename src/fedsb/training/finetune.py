@@ -31,9 +31,9 @@ from ..models.checkpoint import load_backbone, save_checkpoint, settle_classes
 from ..models.lora_sb_init import estimate_weight_gradients, init_lora_sb
 from ..reporter import Reporter, SilentReporter
 from ..runs import ADAPTER_FILE, MODEL_FILE, RunDir, check_out
-from .calibration import TemperatureFit, fit_temperature_central
+from .calibration import TemperatureFit
 from .config import FinetuneConfig
-from .loop import Evaluation, evaluate_logits, fit, init_batches, predict
+from .loop import Evaluation, evaluate_logits, fit, fit_temperature_on, init_batches, predict
 from .pretrain import DrawHistory, keeps_threads, resolve_pretrained, set_threads
 
 
@@ -48,13 +48,12 @@ class FinetuneResult:
     parameters: int
     frozen: Evaluation  # the pretrained backbone, no fine-tuning, on the target test split
     test: Evaluation
-    temperature: TemperatureFit  # fitted on the target validation split
+    calibration: TemperatureFit  # the temperature fitted on the target validation split
 
 
 def calibrate(model: nn.Module, val: ImageSet, run: RunDir) -> TemperatureFit:
-    """Temperature scaling on the validation split's logits (Guo et al., 2017), logged."""
-    logits = predict(model, val).double().numpy()
-    fit_t = fit_temperature_central(logits, val.labels.numpy())
+    """The temperature fitted on the validation split, logged as the calibration row."""
+    fit_t = fit_temperature_on(model, val)
     run.log(stage="calibration", **fit_t.as_dict(), fitted_on="the validation split")
     return fit_t
 

@@ -20,6 +20,7 @@ from torch import nn
 from ..data.imageset import ImageSet
 from ..devices import autocast, model_device
 from ..signals.summary import accuracy_by_snr
+from .calibration import TemperatureFit, fit_temperature_central
 from .config import TrainConfig
 
 #: What an optimiser trains: tensors, or AdamW parameter groups (dicts with their own "lr").
@@ -125,6 +126,11 @@ def predict(model: nn.Module, data: ImageSet, batch_size: int = EVAL_BATCH) -> t
         for s in range(0, len(data), batch_size)
     ]
     return torch.cat(out) if out else torch.zeros(0, len(data.class_names))
+
+
+def fit_temperature_on(model: nn.Module, data: ImageSet) -> TemperatureFit:
+    """Temperature scaling (Guo et al., 2017) on ``model``'s logits of a validation set."""
+    return fit_temperature_central(predict(model, data).double().numpy(), data.labels.numpy())
 
 
 @dataclass(frozen=True)
