@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch.nn.functional as F
 from scipy.optimize import minimize_scalar
 
 from fedsb.config import apply_overrides, save_config
-from fedsb.errors import ConfigError
+from fedsb.errors import ConfigError, DataError
 from fedsb.evaluation.evaluate_run import load_classifier
-from fedsb.models.checkpoint import load_backbone, load_checkpoint
+from fedsb.models.checkpoint import load_backbone, load_checkpoint, save_checkpoint
 from fedsb.report.curves import training_curve
 from fedsb.reporter import SilentReporter
 from fedsb.runs import ADAPTER_FILE, MODEL_FILE
@@ -160,3 +161,21 @@ def test_pretraining_and_finetuning_give_back_the_callers_thread_count(pretraine
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    ("temperature", "problem"),
+    [("hot", "is not a number: 'hot'"), (-1.0, "must be > 0, got -1.0"), (True, "is not a")],
+)
+def test_a_finetune_run_with_a_hostile_temperature_is_refused_in_one_line(
+    pretrained, tmp_path, temperature, problem
+):
+    root, _ = pretrained
+    cfg = apply_overrides(FinetuneConfig(), [*TINY_DATA, f"pretrained='{root / 'pre'}'"])
+    finetune(cfg, tmp_path / "ft", cache_dir=root / "cache")
+    path = tmp_path / "ft" / MODEL_FILE
+    state, meta = load_checkpoint(path)
+    save_checkpoint(path, state, {**meta, "temperature": temperature})
+    want = f"^{re.escape(str(path))}: metadata 'temperature' {re.escape(problem)}"
+    with pytest.raises(DataError, match=want):
+        load_classifier(tmp_path / "ft")
