@@ -14,6 +14,11 @@ blindly (``bench/bench_frontend.py --records``): ``center`` (cycles/sample), ``b
 (a fraction of the sample rate) and the signal's ``start`` and ``stop`` samples.
 The seed fixes every record (TorchSig's ``seed``). Classes are drawn in turn and kept until each
 has ``--per-class`` records, so the set is balanced.
+
+``--only NAME`` isolates one impairment (docs/data.md, "Distortion"): level-0 records without
+TorchSig's RandAugment (its drop, I/Q swap, time reversal and slope), through TorchSig's
+transform ``NAME`` on every record (``Fading`` on the signal, the others on the record), or
+through nothing with ``--only none``.
 """
 
 from __future__ import annotations
@@ -48,10 +53,25 @@ def our_name(torchsig_name: str) -> str:
     return OURS.get(torchsig_name) or canonical_label(torchsig_name) or torchsig_name
 
 
-def dataset(classes: tuple[str, ...], length: int, level: int, seed: int):
+#: TorchSig transforms that act on the signal before it is placed in the record (``--only``).
+SIGNAL_ONLY = ("Fading",)
+
+
+def _transforms(level: int, only: str | None) -> tuple[list, list]:
+    """(signal, record) transforms: level ``level``'s, or one transform alone (``--only``)."""
+    from torchsig.transforms import transforms
+    from torchsig.transforms.impairments import Impairments
+
+    if only is None:
+        imp = Impairments(level=level)
+        return [imp.signal_transforms], [imp.dataset_transforms]
+    one = [] if only == "none" else [getattr(transforms, only)()]
+    return (one, []) if only in SIGNAL_ONLY else ([], one)
+
+
+def dataset(classes: tuple[str, ...], length: int, level: int, seed: int, only: str | None = None):
     """TorchSig's narrowband iterable dataset: one signal per record, raw IQ out."""
     from torchsig.datasets.datasets import TorchSigIterableDataset
-    from torchsig.transforms.impairments import Impairments
     from torchsig.utils.defaults import TorchSigDefaults
 
     md = TorchSigDefaults().default_dataset_metadata
@@ -59,20 +79,22 @@ def dataset(classes: tuple[str, ...], length: int, level: int, seed: int):
               num_signals_max=1, cochannel_overlap_probability=0.0,
               signal_duration_in_samples_min=int(0.8 * length),
               signal_duration_in_samples_max=length)  # fmt: skip
-    imp = Impairments(level=level)
+    signal, record = _transforms(level, only)
     return TorchSigIterableDataset(
-        signal_generators=list(classes), metadata=md, transforms=[imp.dataset_transforms],
-        component_transforms=[imp.signal_transforms],
+        signal_generators=list(classes), metadata=md, transforms=record,
+        component_transforms=signal,
         target_labels=["class_name", "snr_db", *TRUTH], seed=seed,
     )  # fmt: skip
 
 
-def generate(per_class: int, length: int, level: int, seed: int) -> RecordSet:
+def generate(
+    per_class: int, length: int, level: int, seed: int, only: str | None = None
+) -> RecordSet:
     """``per_class`` records of each of our 11 classes (TorchSig's am-usb and am-lsb pooled)."""
     names = tuple(dict.fromkeys(our_name(c) for c in RML2016))
     iq, labels, snr, truth = [], [], [], []
     counts = dict.fromkeys(names, 0)
-    for x, (name, snr_db, *meta) in dataset(RML2016, length, level, seed):
+    for x, (name, snr_db, *meta) in dataset(RML2016, length, level, seed, only):
         ours = our_name(str(name))
         if counts[ours] >= per_class:
             if min(counts.values()) >= per_class:
@@ -91,7 +113,8 @@ def generate(per_class: int, length: int, level: int, seed: int) -> RecordSet:
         "start": start.astype(np.int64),
         "stop": np.minimum(start + duration, length).astype(np.int64),
     }
-    info = {"source": "torchsig 2.2.0", "level": level, "seed": seed, "torchsig_classes": RML2016}
+    info = {"source": "torchsig 2.2.0", "level": 0 if only else level, "seed": seed,
+            "torchsig_classes": RML2016, **({"only": only} if only else {})}  # fmt: skip
     return RecordSet(np.stack(iq), np.asarray(labels, np.int64), names, meta, FS, info)
 
 
@@ -103,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--length", type=int, default=1024)
     p.add_argument("--level", type=int, choices=(0, 1, 2), default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", help="one TorchSig transform alone on level 0, or none")
     p.add_argument("--force", action="store_true", help="replace an existing file")
     a = p.parse_args(argv)
     path = a.out / "torchsig.npz"
@@ -112,8 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= a.per_class <= 100_000 or not 64 <= a.length <= 65536:
         print("error: --per-class must be in 1..100000 and --length in 64..65536", file=sys.stderr)
         return 2
+    if a.only is not None and not (a.only == "none" or a.only.isidentifier()):
+        print(f"error: --only {a.only!r}: not a TorchSig transform name", file=sys.stderr)
+        return 2
     start = time.perf_counter()
-    records = generate(a.per_class, a.length, a.level, a.seed)
+    try:
+        records = generate(a.per_class, a.length, a.level, a.seed, a.only)
+    except AttributeError:
+        print(f"error: --only {a.only!r}: TorchSig has no such transform", file=sys.stderr)
+        return 2
     a.out.mkdir(parents=True, exist_ok=True)
     save_records(records, path)
     seconds = round(time.perf_counter() - start, 1)

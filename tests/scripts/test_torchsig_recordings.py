@@ -40,3 +40,16 @@ def test_a_generated_set_is_balanced_and_labelled(tmp_path):
     assert len(records) == 22 and records.length == 256
     assert np.bincount(records.labels).tolist() == [2] * 11
     assert np.isfinite(records.snr_db).all()
+
+
+def test_only_refuses_what_is_not_a_transform_name_before_generating(tmp_path, capsys):
+    assert ts.main(["--out", str(tmp_path / "x"), "--only", "Fading; rm"]) == 2
+    assert "--only 'Fading; rm': not a TorchSig transform name" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_only_one_transform_spares_every_other_impairment():
+    pytest.importorskip("torchsig")
+    signal, record = ts._transforms(2, "Fading")
+    assert [type(t).__name__ for t in signal] == ["Fading"] and record == []
+    assert ts._transforms(2, "none") == ([], [])

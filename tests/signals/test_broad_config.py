@@ -15,6 +15,7 @@ from fedsb.data.config import DataConfig
 from fedsb.errors import ConfigError
 from fedsb.signals import generate, resolve_classes
 from fedsb.signals.config import (
+    DistortionConfig,
     FadingConfig,
     GeneratorConfig,
     HardwareConfig,
@@ -23,6 +24,7 @@ from fedsb.signals.config import (
     recorded,
 )
 from fedsb.signals.generator import META_KEYS, meta_keys
+from fedsb.signals.distortion import DISTORTION_META
 from fedsb.signals.hardware import HARDWARE_META
 from fedsb.training.config import BLIND_FRONTEND, PretrainConfig
 
@@ -47,6 +49,7 @@ BROAD = GeneratorConfig(
         model="standard", sample_rate_mhz=(1.0, 4.0), tdl_delay_spread_ns=(10.0, 99.0)
     ),
     hardware=HardwareConfig(amplifier_probability=0.5, adc_probability=0.5),
+    distortion=DistortionConfig(polynomial_probability=0.5, slope_probability=0.5),
 )
 
 
@@ -97,7 +100,7 @@ def test_a_broad_set_records_every_option_and_its_metadata():
     assert recorded(BROAD) == to_dict(BROAD)  # nothing is at its default and left out
     assert rs.info["generator"]["bandwidth"] == [0.05, 1.0]
     extra = {"bandwidth", "center", "duty", "burst_start", "burst_stop", "bursts", "pulse", "tdl"}
-    assert set(rs.meta) == set(META_KEYS) | extra | set(HARDWARE_META)
+    assert set(rs.meta) == set(META_KEYS) | extra | set(HARDWARE_META) | set(DISTORTION_META)
     assert np.all(np.isfinite(rs.meta["bandwidth"])) and np.all(np.isfinite(rs.meta["center"]))
 
 

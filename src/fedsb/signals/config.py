@@ -4,8 +4,8 @@ Ranges are ``(low, high)`` tuples drawn uniformly (integers inclusive). An impai
 switched off with ``enabled = false`` and narrowed by shrinking its range; ``(x, x)`` fixes it.
 Frequencies are in cycles per sample (the sample rate is 1), delays in samples.
 
-The broad-domain options (``center``, ``bandwidth``, ``bursts``, ``hardware``, ``pulse.shapes``
-and the standard TDL ``fading.model`` values) are off by default and listed in
+The broad-domain options (``center``, ``bandwidth``, ``bursts``, ``hardware``, ``distortion``,
+``pulse.shapes`` and the standard TDL ``fading.model`` values) are off by default and listed in
 ``HASH_NEUTRAL``: at their defaults the output, the config hash and the recorded config are
 what they were before them.
 """
@@ -210,6 +210,50 @@ class HardwareConfig:
 
 
 @dataclass(frozen=True)
+class DistortionConfig:
+    """What TorchSig's impairment level 2 does that the options above do not (all off: 0).
+
+    ``dense``: a share of the records through a static Rayleigh FIR with a flat power-delay
+    profile, ceil(1 / coherence bandwidth) taps long (TorchSig's ``Fading``: 10-100 taps).
+    ``polynomial``: a memoryless odd-order nonlinearity x (1 + a3 |x|^2 + a5 |x|^4) on the
+    transmitted signal (TorchSig's ``IntermodulationProducts``): a = c P and c P^2, with the
+    coefficients c log-uniform in ``polynomial_coefficient`` (a5's below a3's, on half the
+    records) and the signal power P log-uniform over ``polynomial_level_db``, the range of
+    TorchSig's record powers at its SNRs 0-50 dB. ``gain_step``: the receiver's gain jumps by
+    ``gain_step_db`` at a random sample (``CoarseGainChange``). ``slope``: the record plus its
+    first difference, a high-pass tilt of +9.5 dB at the band edge (``AddSlope``).
+    """
+
+    dense_probability: float = 0.0
+    dense_coherence_bandwidth: tuple[float, float] = (0.01, 0.1)  # cycles/sample, uniform
+    polynomial_probability: float = 0.0
+    polynomial_coefficient: tuple[float, float] = (1e-4, 1e-1)
+    polynomial_level_db: tuple[float, float] = (-16.0, 34.0)
+    gain_step_probability: float = 0.0
+    gain_step_db: tuple[float, float] = (-20.0, 20.0)
+    slope_probability: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("dense", "polynomial", "gain_step", "slope"):
+            check_number(f"{name}_probability", getattr(self, f"{name}_probability"), 0, 1)
+        _check_range("dense_coherence_bandwidth", self.dense_coherence_bandwidth, 1 / 256, 1.0)
+        _check_range("polynomial_coefficient", self.polynomial_coefficient, 1e-8, 10.0)
+        _check_range("polynomial_level_db", self.polynomial_level_db, -60.0, 60.0)
+        _check_range("gain_step_db", self.gain_step_db, -60.0, 60.0)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any record meets a distortion (the generator skips every draw otherwise)."""
+        return any(getattr(self, f"{k}_probability") > 0 for k in ("dense", "polynomial",
+                   "gain_step", "slope"))  # fmt: skip
+
+    @property
+    def padding(self) -> int:
+        """Leading samples the dense FIR consumes, so that it has no start transient."""
+        return math.ceil(1 / self.dense_coherence_bandwidth[0]) - 1 if self.dense_probability else 0
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     """Everything that defines a generated set, except the classes, counts and seed."""
 
@@ -226,9 +270,10 @@ class GeneratorConfig:
     bandwidth: tuple[float, float] = (0.0, 0.0)
     bursts: OnOffConfig = field(default_factory=OnOffConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    distortion: DistortionConfig = field(default_factory=DistortionConfig)
 
     HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset(
-        {"center", "bandwidth", "bursts", "hardware"}
+        {"center", "bandwidth", "bursts", "hardware", "distortion"}
     )
 
     def __post_init__(self) -> None:
@@ -268,6 +313,7 @@ class GeneratorConfig:
             fading=FadingConfig(enabled=False),
             impairments=ImpairmentsConfig.all_off(),
             hardware=HardwareConfig(),
+            distortion=DistortionConfig(),
         )
 
 

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from . import analog, digital, hardware, impairments, placement, tdl
+from . import analog, digital, distortion, hardware, impairments, placement, tdl
 from .classes import GENERATED_CLASSES, resolve_classes
 from .config import GeneratorConfig, recorded
 from .dsp import unit_power
@@ -83,6 +83,9 @@ _PURPOSE = {
     "bursts": 10,
     "amplifier": 11,
     "adc": 12,
+    "polynomial": 13,
+    "dense": 14,
+    "receiver": 15,
 }
 
 
@@ -126,6 +129,7 @@ def _synthesise(
     """
     n = len(labels)
     padded = config.length + impairments.channel_padding(config.fading)
+    padded += config.distortion.padding
     band = None
     if config.banded:
         band = meta["bandwidth"] = placement.draw_bandwidth(stream(seed, block, "band"), n, config)
@@ -158,8 +162,15 @@ def generate_block(
     n, length = len(labels), config.length
     meta = {k: np.full(n, np.nan) for k in meta_keys(config)}
     x, mask = _synthesise(config, classes, labels, seed, block, meta)
+    spoil = config.distortion
+    if spoil.enabled:
+        x, m = distortion.polynomial(x, stream(seed, block, "polynomial"), spoil)
+        meta.update(m)
     if config.hardware.enabled:
         x, m = hardware.amplifier(x, stream(seed, block, "amplifier"), config.hardware)
+        meta.update(m)
+    if spoil.enabled:
+        x, m = distortion.dense_multipath(x, stream(seed, block, "dense"), spoil)
         meta.update(m)
     fade = tdl.multipath if config.fading.enabled and config.fading.standard else None
     x, m = (fade or impairments.multipath)(x, stream(seed, block, "fading"), config.fading, length)
@@ -178,6 +189,9 @@ def generate_block(
         meta["snr_db"] = snr
     else:
         meta["snr_db"] = np.full(n, np.inf)
+    if spoil.enabled:
+        x, m = distortion.receiver(x, stream(seed, block, "receiver"), spoil)
+        meta.update(m)
     if config.hardware.enabled:  # the receiver's ADC sees the noise too
         x, m = hardware.adc(x, stream(seed, block, "adc"), config.hardware)
         meta.update(m)

@@ -23,7 +23,7 @@ HARDWARE_META = (
 )
 
 
-def _on_power(x: np.ndarray) -> np.ndarray:
+def nonzero_power(x: np.ndarray) -> np.ndarray:
     """Mean power per record over its non-zero samples (a gated burst: while it is on)."""
     p = np.abs(x) ** 2
     return p.sum(axis=1) / np.maximum(1, (p > 0).sum(axis=1))
@@ -57,7 +57,7 @@ def amplifier(
         return x, meta
     sel = np.flatnonzero(hit)
     xs = x[sel]
-    a = (np.sqrt(_on_power(xs)) * 10 ** (backoff[sel] / 20))[:, None]
+    a = (np.sqrt(nonzero_power(xs)) * 10 ** (backoff[sel] / 20))[:, None]
     r = np.abs(xs).astype(np.float64)
     u = (r / a) ** 2
     phase = np.deg2rad(turn[sel])[:, None] * 2 * u / (1 + u)

@@ -17,6 +17,7 @@ import numpy as np
 
 from .config import GeneratorConfig, OnOffConfig
 from .dsp import expj
+from .distortion import DISTORTION_META
 from .hardware import HARDWARE_META
 
 Meta = dict[str, np.ndarray]
@@ -39,6 +40,8 @@ def extra_meta_keys(config: GeneratorConfig) -> tuple[str, ...]:
         keys.append("tdl")
     if config.hardware.enabled:
         keys.extend(HARDWARE_META)
+    if config.distortion.enabled:
+        keys.extend(DISTORTION_META)
     return tuple(keys)
 
 
