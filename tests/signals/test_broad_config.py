@@ -23,8 +23,8 @@ from fedsb.signals.config import (
     PulseConfig,
     recorded,
 )
-from fedsb.signals.generator import META_KEYS, meta_keys
 from fedsb.signals.distortion import DISTORTION_META
+from fedsb.signals.generator import META_KEYS, meta_keys
 from fedsb.signals.hardware import HARDWARE_META
 from fedsb.training.config import BLIND_FRONTEND, PretrainConfig
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from .config import GeneratorConfig, OnOffConfig
-from .dsp import expj
 from .distortion import DISTORTION_META
+from .dsp import expj
 from .hardware import HARDWARE_META
 
 Meta = dict[str, np.ndarray]
