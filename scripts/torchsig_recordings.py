@@ -65,7 +65,10 @@ def _transforms(level: int, only: str | None) -> tuple[list, list]:
     if only is None:
         imp = Impairments(level=level)
         return [imp.signal_transforms], [imp.dataset_transforms]
-    one = [] if only == "none" else [getattr(transforms, only)()]
+    kind = None if only == "none" else getattr(transforms, only, None)
+    if only != "none" and not isinstance(kind, type):
+        raise LookupError(f"--only {only!r}: TorchSig has no such transform")
+    one = [] if kind is None else [kind()]
     return (one, []) if only in SIGNAL_ONLY else ([], one)
 
 
@@ -142,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         records = generate(a.per_class, a.length, a.level, a.seed, a.only)
-    except AttributeError:
-        print(f"error: --only {a.only!r}: TorchSig has no such transform", file=sys.stderr)
+    except LookupError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     a.out.mkdir(parents=True, exist_ok=True)
     save_records(records, path)

@@ -233,9 +233,14 @@ class DistortionConfig:
     gain_step_db: tuple[float, float] = (-20.0, 20.0)
     slope_probability: float = 0.0
 
+    SHARES: ClassVar[tuple[str, ...]] = (
+        "dense_probability", "polynomial_probability", "gain_step_probability",
+        "slope_probability",
+    )  # fmt: skip
+
     def __post_init__(self) -> None:
-        for name in ("dense", "polynomial", "gain_step", "slope"):
-            check_number(f"{name}_probability", getattr(self, f"{name}_probability"), 0, 1)
+        for name in self.SHARES:
+            check_number(name, getattr(self, name), 0, 1)
         _check_range("dense_coherence_bandwidth", self.dense_coherence_bandwidth, 1 / 256, 1.0)
         _check_range("polynomial_coefficient", self.polynomial_coefficient, 1e-8, 10.0)
         _check_range("polynomial_level_db", self.polynomial_level_db, -60.0, 60.0)
@@ -244,8 +249,7 @@ class DistortionConfig:
     @property
     def enabled(self) -> bool:
         """Whether any record meets a distortion (the generator skips every draw otherwise)."""
-        return any(getattr(self, f"{k}_probability") > 0 for k in ("dense", "polynomial",
-                   "gain_step", "slope"))  # fmt: skip
+        return any(getattr(self, name) > 0 for name in self.SHARES)
 
     @property
     def padding(self) -> int:
