@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -44,6 +45,10 @@ def test_the_shipped_backbone_is_the_preset_s_model_with_its_classes_and_images(
     assert loaded.keys() == state.keys()
     assert all(torch.equal(loaded[k], state[k]) for k in state)
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    # calibrated as `fedsb pretrain` calibrates: the temperature of its run's last row
+    rows = [json.loads(x) for x in (path.parent / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["stage"] == "calibration" and rows[-1]["temperature"] == meta["temperature"]
+    assert rows[-1]["nll_after"] <= rows[-1]["nll_before"]
 
 
 def test_an_empty_cache_uses_the_shipped_backbone_without_pretraining(tmp_path, monkeypatch):

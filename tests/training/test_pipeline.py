@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from scipy.optimize import minimize_scalar
 
 from fedsb.config import apply_overrides, save_config
+from fedsb.data.imageset import load_or_build, split_config
 from fedsb.errors import ConfigError, DataError
 from fedsb.evaluation.evaluate_run import load_classifier
 from fedsb.models.checkpoint import load_backbone, load_checkpoint, save_checkpoint
@@ -53,8 +54,8 @@ def test_pretrain_writes_config_metrics_checkpoint_and_figure(pretrained):
     run = root / "pre"
     assert (run / "config.toml").exists() and (run / "figures" / "training_curve.png").exists()
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["stage"] for r in rows] == ["pretrain", "test"]
-    assert 0.0 <= rows[-1]["test_acc"] <= 1.0
+    assert [r["stage"] for r in rows] == ["pretrain", "test", "calibration"]
+    assert 0.0 <= rows[1]["test_acc"] <= 1.0
     state, meta = load_checkpoint(result.checkpoint)
     assert meta["kind"] == "backbone" and meta["class_names"] == ["bpsk", "qpsk", "gfsk"]
     assert sum(t.numel() for t in state.values()) == result.parameters
@@ -90,18 +91,31 @@ def test_finetune_saves_the_temperature_that_minimises_the_validation_nll(pretra
     out = finetune(cfg, tmp_path / "ft", cache_dir=root / "cache")
     loaded, meta = load_classifier(tmp_path / "ft")
     assert meta["temperature"] == out.calibration.temperature == loaded.temperature
-    # the oracle: scipy's bounded minimiser of the NLL over T, on the validation split's logits
-    # from the saved model (the test split is never used to fit it)
     val = target_splits(cfg, loaded.class_names, root / "cache", SilentReporter())["val"]
-    logits = predict(loaded.model, val).double()
+    _assert_the_nll_minimiser(loaded.model, val, loaded.temperature, tmp_path / "ft")
+
+
+def test_pretrain_saves_the_temperature_that_minimises_the_validation_nll(pretrained):
+    root, result = pretrained
+    _, meta = load_checkpoint(result.checkpoint)
+    model, _ = load_backbone(result.checkpoint, TINY_PRE)
+    val_cfg = split_config(TINY_PRE.data, "val", TINY_PRE.val_per_class)
+    val = load_or_build(val_cfg, root / "cache")
+    _assert_the_nll_minimiser(model, val, meta["temperature"], root / "pre")
+
+
+def _assert_the_nll_minimiser(model, val, temperature: float, run) -> None:
+    """The oracle: scipy's bounded minimiser of the NLL over T, on the validation split's logits
+    from the saved model (the test split is never used to fit it); and the run's last row."""
+    logits = predict(model, val).double()
 
     def nll(t: float) -> float:
         return F.cross_entropy(logits / t, val.labels).item()
 
     ref = minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded", options={"xatol": 1e-8})
-    assert loaded.temperature == pytest.approx(ref.x, rel=1e-4)
-    row = [json.loads(x) for x in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()][-1]
-    assert row["stage"] == "calibration" and row["temperature"] == loaded.temperature
+    assert temperature == pytest.approx(ref.x, rel=1e-4)
+    row = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    assert row["stage"] == "calibration" and row["temperature"] == temperature
     assert row["nll_before"] == pytest.approx(nll(1.0), rel=1e-6)
     assert row["nll_after"] == pytest.approx(ref.fun, rel=1e-6) and ref.fun <= nll(1.0)
 

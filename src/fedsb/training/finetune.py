@@ -33,8 +33,8 @@ from ..reporter import Reporter, SilentReporter
 from ..runs import ADAPTER_FILE, MODEL_FILE, RunDir, check_out
 from .calibration import TemperatureFit
 from .config import FinetuneConfig
-from .loop import Evaluation, evaluate_logits, fit, fit_temperature_on, init_batches, predict
-from .pretrain import DrawHistory, keeps_threads, resolve_pretrained, set_threads
+from .loop import Evaluation, evaluate_logits, fit, init_batches, predict
+from .pretrain import DrawHistory, calibrate, keeps_threads, resolve_pretrained, set_threads
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,6 @@ class FinetuneResult:
     frozen: Evaluation  # the pretrained backbone, no fine-tuning, on the target test split
     test: Evaluation
     calibration: TemperatureFit  # the temperature fitted on the target validation split
-
-
-def calibrate(model: nn.Module, val: ImageSet, run: RunDir) -> TemperatureFit:
-    """The temperature fitted on the validation split, logged as the calibration row."""
-    fit_t = fit_temperature_on(model, val)
-    run.log(stage="calibration", **fit_t.as_dict(), fitted_on="the validation split")
-    return fit_t
 
 
 def adapt(model: nn.Module, cfg: FinetuneConfig, train: ImageSet) -> int:

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import torch
+from torch import nn
 
 from ..config import config_file, config_hash, load_config, to_dict
+from ..data.imageset import ImageSet
 from ..data.splits import build_splits
 from ..devices import resolve_device
 from ..errors import ConfigError
@@ -20,8 +22,9 @@ from ..models.checkpoint import save_checkpoint
 from ..models.shipped import shipped_backbone
 from ..reporter import Reporter, SilentReporter
 from ..runs import MODEL_FILE, RunDir
+from .calibration import TemperatureFit
 from .config import PretrainConfig, TrainConfig
-from .loop import Evaluation, evaluate_logits, fit, predict
+from .loop import Evaluation, evaluate_logits, fit, fit_temperature_on, predict
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -65,6 +68,13 @@ class PretrainResult:
     test: Evaluation
 
 
+def calibrate(model: nn.Module, val: ImageSet, run: RunDir) -> TemperatureFit:
+    """The temperature fitted on the validation split, logged as the calibration row."""
+    fit_t = fit_temperature_on(model, val)
+    run.log(stage="calibration", **fit_t.as_dict(), fitted_on="the validation split")
+    return fit_t
+
+
 @keeps_threads
 def pretrain(
     cfg: PretrainConfig,
@@ -102,6 +112,7 @@ def pretrain(
         )
     test = evaluate_logits(predict(model, splits["test"]), splits["test"])
     run.log(stage="test", **test.as_dict("test"))
+    fit_t = calibrate(model, splits["val"], run)  # so zero-shot scores are calibrated too
     meta = {
         "kind": "backbone",
         "model": to_dict(cfg.model),
@@ -111,6 +122,7 @@ def pretrain(
         "images": to_dict(cfg.data.images),
         "length": cfg.data.generator.length,  # the record length the backbone was trained on
         "config_hash": config_hash(cfg),
+        "temperature": fit_t.temperature,
     }
     checkpoint = save_checkpoint(run.path / MODEL_FILE, model.state_dict(), meta)
     if on_history:
