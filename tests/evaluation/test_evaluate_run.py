@@ -222,6 +222,7 @@ def test_a_finetune_or_pretrain_run_is_evaluated_with_its_adapted_model(trained,
     run = tmp_path / "ft"
     run.mkdir()
     adapted = {**meta, "kind": "adapted", "adapter": {"method": "lora", "rank": 2, "init_seed": 1}}
+    del adapted["temperature"]  # the backbone's; an adapted model without its own fit has none
     save_checkpoint(run / MODEL_FILE, model.state_dict(), adapted)
     shutil.copy(ws.pre / CONFIG_FILE, run / CONFIG_FILE)
     records = _records(256, seed=14)
@@ -232,3 +233,4 @@ def test_a_finetune_or_pretrain_run_is_evaluated_with_its_adapted_model(trained,
     assert result["temperature"] == 1.0 and result["records"] == len(records)
     backbone, _ = evaluate_run(ws.pre, tmp_path / "data.npz")  # the pretrain run itself
     assert backbone["records"] == len(records) and 0 <= backbone["accuracy"] <= 1
+    assert backbone["temperature"] == meta["temperature"] != 1.0  # pretrain fits its own
