@@ -98,7 +98,8 @@ def test_finetune_saves_the_temperature_that_minimises_the_validation_nll(pretra
 def test_pretrain_saves_the_temperature_that_minimises_the_validation_nll(pretrained):
     root, result = pretrained
     _, meta = load_checkpoint(result.checkpoint)
-    model, _ = load_backbone(result.checkpoint, TINY_PRE)
+    model, built_on = load_backbone(result.checkpoint, TINY_PRE)
+    assert "temperature" not in built_on  # a model built on the backbone fits its own
     val_cfg = split_config(TINY_PRE.data, "val", TINY_PRE.val_per_class)
     val = load_or_build(val_cfg, root / "cache")
     _assert_the_nll_minimiser(model, val, meta["temperature"], root / "pre")

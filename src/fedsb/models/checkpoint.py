@@ -75,10 +75,12 @@ def load_checkpoint(
 def load_backbone(checkpoint: Path, cfg: Any) -> tuple[nn.Module, dict]:
     """Rebuild the pretrained backbone; its image config must match ``cfg.data.images``.
 
-    ``cfg`` is a finetune or run config.
+    ``cfg`` is a finetune or run config. The backbone's temperature (``fedsb pretrain`` fits
+    one for its own head) is left out of the metadata: a model built on it fits its own.
     """
     state, meta = load_checkpoint(checkpoint)
     check_backbone(meta, checkpoint, cfg)
+    meta.pop("temperature", None)
     model = backbone_from_checkpoint(state, meta, checkpoint)
     classes = target_classes(cfg.data, tuple(meta["class_names"]))
     return keep_classes(model, meta, classes)
