@@ -18,13 +18,16 @@ from fedsb.images.channels import (
     constellation_diff,
     inst_freq,
     phase,
+    eye_envelope,
     spectrogram,
+    spectrum_envelope,
     spectrum_x1,
     spectrum_x2,
     spectrum_x4,
 )
 from fedsb.images.dsp import (
     estimate_offset,
+    estimate_symbol_rate,
     fill_curve,
     shared_intermediates,
     stft_params,
@@ -170,6 +173,60 @@ def test_bpsk_has_a_line_in_x2_but_not_in_x1(length: int) -> None:
     assert (x2.max(dim=1).values - x2.median(dim=1).values > 0.4).all()  # a line
     assert (x1.max(dim=1).values - x1.median(dim=1).values < 0.25).all()  # flat: no line
     assert (x2.argmax(dim=1) == math.floor((2 * 0.013 + 0.5) * 32)).all()
+
+
+def shaped_psk(n: int, sps: int, cfo: float, seed: int) -> torch.Tensor:
+    """(n, 1024) QPSK at ``sps`` samples a symbol, a 3-tap moving-average pulse, any carrier."""
+    x = psk(n, 1024 // sps, 4, seed=seed).repeat_interleave(sps, dim=1)
+    x = (x + x.roll(1, dims=1) + x.roll(-1, dims=1)) / 3
+    return x * torch.exp(2j * math.pi * cfo * torch.arange(1024)).to(torch.complex64)
+
+
+@pytest.mark.parametrize(("sps", "cfo"), [(4, 0.0), (8, 0.05), (4, -0.1), (8, 0.2)])
+def test_envelope_spectrum_has_the_symbol_rate_line_wherever_the_carrier(
+    sps: int, cfo: float
+) -> None:
+    level = spectrum_envelope(shaped_psk(4, sps, cfo, seed=8), 32, CFG).mean(dim=1)  # (N, S)
+    lines = {math.floor((0.5 + 1 / sps) * 32), math.floor((0.5 - 1 / sps) * 32)}
+    assert all(int(c) in lines for c in level.argmax(dim=1))  # +-1/sps: a real envelope
+    assert (level.max(dim=1).values - level.median(dim=1).values > 0.3).all()
+
+
+def half_sine(levels: np.ndarray, rate: float, timing: float, seed: int) -> torch.Tensor:
+    """(4, 1024) symbols from ``levels`` in half-sine pulses at ``rate`` symbols a sample,
+    the first symbol centred at sample ``timing``; any carrier phase."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(1024)
+    m = np.floor((k - timing) * rate + 0.5)  # the symbol each sample belongs to
+    pulse = np.cos(np.pi * ((k - timing) * rate - m))  # 1 at the centre, 0 at the edges
+    symbols = rng.choice(levels, (4, int(m.max()) + 2))[:, (m - m.min()).astype(int)]
+    x = symbols * pulse * np.exp(1j * rng.uniform(0, 2 * np.pi, (4, 1)))
+    return torch.from_numpy(x.astype(np.complex64))
+
+
+@pytest.mark.parametrize(("rate", "timing"), [(0.23, 0.0), (0.17, 2.4), (0.31, 1.1)])
+def test_symbol_rate_and_timing_come_from_the_envelope(rate: float, timing: float) -> None:
+    found, phase = estimate_symbol_rate(half_sine(np.array([-1, 1]), rate, timing, 10), 0.03)
+    np.testing.assert_allclose(found, rate, atol=2e-4)
+    # the envelope's maxima, the symbol centres, sit at found (k - c) + phase / 2 pi = 0 mod 1
+    turns = found * (timing - 511.5) + phase / (2 * math.pi)
+    assert ((turns - torch.round(turns)).abs() < 0.03).all()
+
+
+def test_eye_shows_one_level_for_bpsk_and_two_for_pam4_at_the_symbol_centre() -> None:
+    for levels, count in ((np.array([-1, 1]), 1), (np.array([-3, -1, 1, 3]), 2)):
+        middle = eye_envelope(half_sine(levels, 0.23, 0.7, 11), 32, CFG)[:, :, 15:17].sum(2)
+        for column in middle:  # (S,) rows of the centre columns, top = the largest |x|
+            lit = (column > 0.5 * column.max()).int()
+            assert int((lit[1:] > lit[:-1]).sum() + lit[0]) == count  # runs of lit rows
+
+
+def test_envelope_spectrum_of_a_gaussian_cloud_has_no_line() -> None:
+    rng = np.random.default_rng(9)
+    cloud = rng.standard_normal((4, 1024)) + 1j * rng.standard_normal((4, 1024))
+    x = torch.from_numpy(cloud.astype(np.complex64))
+    level = spectrum_envelope(x, 32, CFG).mean(dim=1)
+    assert (level.max(dim=1).values - level.median(dim=1).values < 0.25).all()
 
 
 def test_fill_curve_draws_levels_from_the_bottom() -> None:

@@ -22,10 +22,13 @@ import torch.nn.functional as F
 
 from .dsp import (
     constellation_counts,
+    envelope_line,
     estimate_offset,
+    estimate_symbol_rate,
     fill_curve,
     fold,
     line_power,
+    power,
     rearrange,
     rotation,
     shifted_hann,
@@ -44,6 +47,9 @@ _TINY = 1e-20  # power floor before a log: keeps all-zero records finite
 #: Fixed turn of the differential constellation: 2/4/8-PSK steps are multiples of 45 degrees,
 #: which would sit on the bin edges along the axes.
 _DIFF_TURN = complex(math.cos(math.pi / 8), math.sin(math.pi / 8))
+#: Slowest symbol rate the eye looks for, cycles/sample: slower lines are an AM message or a
+#: burst's edges (the front-end resamples linear modulations to about 0.2).
+_EYE_LOWEST_RATE = 0.03
 
 
 # --------------------------------------------------------------------------- spectrogram
@@ -115,8 +121,12 @@ def spectrum_power(x: torch.Tensor, size: int, cfg: ImageConfig, p: int) -> torc
     A p-th power strips the modulation of p-ary PSK (and square QAM for p = 4), leaving a line
     at p*CFO: which powers show a line gives the order, whatever the carrier offset.
     """
-    n, length = x.shape
-    mag2 = line_power(x, p)  # (N, L), already fftshifted
+    return _level_curve(line_power(x, p), size, cfg)  # (N, L), already fftshifted
+
+
+def _level_curve(mag2: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """A power spectrum (N, L) as a filled dB curve re. its peak, max-pooled to S columns."""
+    n, length = mag2.shape
     if length % size == 0:
         pooled = fold(mag2.reshape(n, size, length // size), torch.maximum)  # (N, S)
     else:
@@ -145,6 +155,33 @@ def spectrum_x4(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
 def spectrum_x8(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
     """Spectrum of x^8: a line at 8*CFO for 8PSK (and every lower order)."""
     return spectrum_power(x, size, cfg, 8)
+
+
+def spectrum_envelope(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """Spectrum of |x|^2 less its mean: lines at the symbol rate of a linear modulation.
+
+    The envelope's cyclic lines survive a carrier offset, phase noise and any static channel,
+    which scramble the constellations; a Gaussian cloud (SSB, noise) and a constant envelope
+    (FSK, FM) have none.
+    """
+    return _level_curve(power(envelope_line(x)), size, cfg)
+
+
+def eye_envelope(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """Eye diagram of |x|: columns = time within the blindly found symbol, rows = |x|.
+
+    Needs no carrier, so a drifting or noisy one cannot smear it: the symbol centres (middle
+    column) show the amplitude levels (one for PSK, two for PAM4, three for 16-QAM), and the
+    edges how the pulse moves between them.
+    """
+    rate, phase = estimate_symbol_rate(x, _EYE_LOWEST_RATE)  # (N,) each
+    centre = (x.shape[1] - 1) / 2.0
+    k = torch.arange(x.shape[1], dtype=torch.float64) - centre
+    u = torch.frac(torch.frac(rate.unsqueeze(1) * k + (phase / (2.0 * math.pi)).unsqueeze(1)) + 1.5)
+    height = (unit_rms_power(x).sqrt() / cfg.amp_clip).clamp(0.0, 1.0)  # (N, L)
+    extent = cfg.const_extent  # (u, height) in [0, 1)^2 onto the histogram's square
+    z = torch.complex(((2.0 * u - 1.0) * extent).float(), (2.0 * height - 1.0) * extent * 0.999)
+    return _density_image(z, size, cfg)
 
 
 # --------------------------------------------------------------------------- rearranged series
@@ -177,6 +214,8 @@ CHANNELS: dict[str, ChannelFn] = {
     "spectrum_x2": spectrum_x2,
     "spectrum_x4": spectrum_x4,
     "spectrum_x8": spectrum_x8,
+    "spectrum_envelope": spectrum_envelope,
+    "eye_envelope": eye_envelope,
     "amplitude": amplitude,
     "phase": phase,
     "inst_freq": inst_freq,

@@ -144,6 +144,43 @@ def line_power(x: torch.Tensor, p: int) -> torch.Tensor:
     return shared(x, ("line_power", p), lambda: power(line(x, p)))
 
 
+def envelope_line(x: torch.Tensor) -> torch.Tensor:
+    """Shared shifted Hann spectrum (N, L) of the unit-RMS envelope |x|^2 less its mean.
+
+    The mean is Hann-weighted, so the DC bin is exactly empty and the strongest bin is the
+    envelope's strongest periodicity: the symbol rate of a linear modulation.
+    """
+
+    def compute() -> torch.Tensor:
+        env = unit_rms_power(x)  # (N, L)
+        window = shifted_hann(x.shape[1])
+        weights = window.real.abs()
+        env = env - (env * weights).sum(dim=1, keepdim=True) / weights.sum()
+        return torch.fft.fft(env * window)
+
+    return shared(x, "envelope_line", compute)
+
+
+def estimate_symbol_rate(x: torch.Tensor, lowest: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blind symbol rate and timing from the envelope's strongest line above ``lowest``.
+
+    The peak bin of :func:`envelope_line` at f in [lowest, 0.5), refined by the Hann
+    amplitude-ratio interpolator, is the rate R; its phase, referred to the record centre,
+    puts the envelope's maxima (the symbol centres of most pulses) at R (k - c) + phase/2pi
+    = 0 mod 1. Returns (R (N,) cycles/sample, phase (N,) rad), float64.
+    """
+    n, length = x.shape
+    spectrum = envelope_line(x)  # (N, L): bin k <-> f = k/L - 0.5
+    first = min(length - 2, length // 2 + max(1, math.ceil(lowest * length)))
+    k = first + power(spectrum[:, first : length - 1]).argmax(dim=1)  # (N,) in [first, L-2]
+    near = spectrum.gather(1, k.unsqueeze(1) + torch.tensor([[-1, 0, 1]])).to(torch.complex128)
+    a, b, c = near.abs().unbind(dim=1)
+    delta = (2.0 * (c - a) / (a + 2.0 * b + c).clamp_min(1e-300)).clamp(-0.5, 0.5)
+    rate = (k.double() + delta) / length - 0.5
+    turn = 2.0 * math.pi * (k.double() / length - 0.5) * (length - 1) / 2
+    return rate, (near[:, 1].angle() + turn) % (2.0 * math.pi)
+
+
 def estimate_offset(x: torch.Tensor, powers: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
     """Blind carrier offset and phase from the strongest line of x^p, p in ``powers``.
 
