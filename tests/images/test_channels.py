@@ -14,6 +14,7 @@ from fedsb.images import CHANNELS, ImageConfig, constellation_counts
 from fedsb.images.channels import (
     amplitude,
     constellation,
+    constellation_centres,
     constellation_comp,
     constellation_diff,
     eye_envelope,
@@ -219,6 +220,16 @@ def test_eye_shows_one_level_for_bpsk_and_two_for_pam4_at_the_symbol_centre() ->
         for column in middle:  # (S,) rows of the centre columns, top = the largest |x|
             lit = (column > 0.5 * column.max()).int()
             assert int((lit[1:] > lit[:-1]).sum() + lit[0]) == count  # runs of lit rows
+
+
+def test_centres_keep_the_points_and_drop_the_transitions_between_them() -> None:
+    x = half_sine(np.array([-3, -1, 1, 3]), 0.23, 0.7, 12)  # PAM4: transitions pass near 0
+    every, centres = constellation_comp(x, 32, CFG), constellation_centres(x, 32, CFG)
+    for whole, kept in zip(every, centres):
+        assert support(kept) <= support(whole)
+        assert len(support(kept)) < len(support(whole)) / 2
+        assert kept[15:17, 15:17].sum() == 0  # no sample near the origin, where pulses cross
+        assert whole[15:17, 15:17].sum() > 0
 
 
 def test_envelope_spectrum_of_a_gaussian_cloud_has_no_line() -> None:

@@ -50,6 +50,9 @@ _DIFF_TURN = complex(math.cos(math.pi / 8), math.sin(math.pi / 8))
 #: Slowest symbol rate the eye looks for, cycles/sample: slower lines are an AM message or a
 #: burst's edges (the front-end resamples linear modulations to about 0.2).
 _EYE_LOWEST_RATE = 0.03
+_CENTRE_SHARE = (
+    0.4  # constellation_centres keeps the samples this share of a symbol around its centre
+)
 
 
 # --------------------------------------------------------------------------- spectrogram
@@ -167,6 +170,27 @@ def spectrum_envelope(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Ten
     return _level_curve(power(envelope_line(x)), size, cfg)
 
 
+def _symbol_phase(x: torch.Tensor) -> torch.Tensor:
+    """Time within the blindly found symbol (N, L) in [0, 1): 0.5 at the envelope's maxima."""
+    rate, phase = estimate_symbol_rate(x, _EYE_LOWEST_RATE)  # (N,) each
+    k = torch.arange(x.shape[1], dtype=torch.float64) - (x.shape[1] - 1) / 2.0
+    turns = rate.unsqueeze(1) * k + (phase / (2.0 * math.pi)).unsqueeze(1)
+    return torch.frac(torch.frac(turns) + 1.5)
+
+
+def constellation_centres(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
+    """``constellation_comp`` of the samples near the symbol centres only.
+
+    The samples within a fifth of a symbol of the centres the envelope gives (``eye_envelope``)
+    leave out the transitions that fill a constellation between its points, so close orders
+    (16- and 64-QAM) stay apart.
+    """
+    f0, theta, _ = estimate_offset(x, cfg.comp_powers)  # (N,) each
+    z = unit(x) * rotation(f0, theta, x.shape[1])
+    near = (_symbol_phase(x) - 0.5).abs() < _CENTRE_SHARE / 2
+    return _density_image(torch.where(near, z, complex(float("nan"), 0.0)), size, cfg)
+
+
 def eye_envelope(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
     """Eye diagram of |x|: columns = time within the blindly found symbol, rows = |x|.
 
@@ -174,10 +198,7 @@ def eye_envelope(x: torch.Tensor, size: int, cfg: ImageConfig) -> torch.Tensor:
     column) show the amplitude levels (one for PSK, two for PAM4, three for 16-QAM), and the
     edges how the pulse moves between them.
     """
-    rate, phase = estimate_symbol_rate(x, _EYE_LOWEST_RATE)  # (N,) each
-    centre = (x.shape[1] - 1) / 2.0
-    k = torch.arange(x.shape[1], dtype=torch.float64) - centre
-    u = torch.frac(torch.frac(rate.unsqueeze(1) * k + (phase / (2.0 * math.pi)).unsqueeze(1)) + 1.5)
+    u = _symbol_phase(x)
     height = (unit_rms_power(x).sqrt() / cfg.amp_clip).clamp(0.0, 1.0)  # (N, L)
     extent = cfg.const_extent  # (u, height) in [0, 1)^2 onto the histogram's square
     z = torch.complex(((2.0 * u - 1.0) * extent).float(), (2.0 * height - 1.0) * extent * 0.999)
@@ -216,6 +237,7 @@ CHANNELS: dict[str, ChannelFn] = {
     "spectrum_x8": spectrum_x8,
     "spectrum_envelope": spectrum_envelope,
     "eye_envelope": eye_envelope,
+    "constellation_centres": constellation_centres,
     "amplitude": amplitude,
     "phase": phase,
     "inst_freq": inst_freq,
