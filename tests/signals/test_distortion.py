@@ -11,7 +11,13 @@ import pytest
 from fedsb.config import ConfigError, apply_overrides, config_hash
 from fedsb.signals import generate
 from fedsb.signals.config import DistortionConfig, GeneratorConfig
-from fedsb.signals.distortion import DISTORTION_META, dense_multipath, polynomial, receiver
+from fedsb.signals.distortion import (
+    DISTORTION_META,
+    dense_multipath,
+    edge_cut,
+    polynomial,
+    receiver,
+)
 from fedsb.training.config import PretrainConfig
 
 
@@ -74,6 +80,38 @@ def test_the_receiver_adds_torchsigs_slope_and_a_gain_step():
         if stepped[i]:
             want[int(meta["gain_step_at"][i]) :] *= 10 ** (6 / 20)
         np.testing.assert_allclose(y[i], want, rtol=1e-5, atol=1e-5)
+
+
+def test_the_edge_cut_removes_the_outer_side_of_the_band_and_keeps_the_rest():
+    x = _noise(3, 4096, 9)  # white: every frequency has the same power
+    center, bandwidth = np.array([0.2, -0.2, 0.0]), np.array([0.2, 0.2, 0.3])
+    cfg = DistortionConfig(edge_cut_probability=1.0, edge_cut_share=(0.25, 0.25))
+    y, meta = edge_cut(x, np.random.default_rng(1), cfg, center, bandwidth)
+    np.testing.assert_array_equal(meta["edge_cut"], 0.25)
+    ratio = np.abs(np.fft.fft(y, axis=1)) / np.abs(np.fft.fft(x, axis=1))  # (3, L) the gain
+    f = np.fft.fftfreq(4096)
+    # the walls: 0.2 + 0.2 * (0.5 - 0.25) = 0.25 above, -0.25 below; +-0.075 for the centred
+    for row, wall, side in ((0, 0.25, 1), (1, -0.25, -1)):
+        beyond = side * (f - wall)
+        np.testing.assert_allclose(ratio[row][beyond > 0.006], 0.0, atol=1e-5)
+        np.testing.assert_allclose(ratio[row][beyond < -0.006], 1.0, atol=1e-5)
+    away = np.abs(np.abs(f) - 0.075) > 0.006
+    cut = ratio[2][away] < 0.5  # one side of the centred band only, either one
+    assert cut.any() and not np.all(cut) and np.all(np.isin(ratio[2][away].round(4), [0, 1]))
+
+
+def test_edge_cut_needs_a_placed_band_and_records_what_it_cut():
+    base = GeneratorConfig(length=256, bandwidth=(0.1, 0.4), center=(-0.3, 0.3))
+    on = dataclasses.replace(
+        base, distortion=DistortionConfig(edge_cut_probability=0.5, edge_cut_share=(0.1, 0.4))
+    )
+    a = generate(base, ["qpsk"], per_class=40, seed=3)
+    b = generate(on, ["qpsk"], per_class=40, seed=3)
+    hit = np.isfinite(b.meta["edge_cut"])
+    assert 0.3 < hit.mean() < 0.7 and np.all(b.meta["edge_cut"][hit] >= 0.1)
+    np.testing.assert_array_equal(b.meta["center"], a.meta["center"])
+    assert not np.allclose(b.iq[hit], a.iq[hit]) and np.isfinite(b.iq).all()
+    assert config_hash(base) != config_hash(on)
 
 
 def test_off_by_default_and_out_of_the_hash_and_the_output():

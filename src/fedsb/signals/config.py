@@ -221,7 +221,10 @@ class DistortionConfig:
     records) and the signal power P log-uniform over ``polynomial_level_db``, the range of
     TorchSig's record powers at its SNRs 0-50 dB. ``gain_step``: the receiver's gain jumps by
     ``gain_step_db`` at a random sample (``CoarseGainChange``). ``slope``: the record plus its
-    first difference, a high-pass tilt of +9.5 dB at the band edge (``AddSlope``).
+    first difference, a high-pass tilt of +9.5 dB at the band edge (``AddSlope``). ``edge_cut``:
+    a brick-wall filter takes off the outer side of the placed band, a share uniform in
+    ``edge_cut_share`` of its width (TorchSig's anti-aliasing filter at +-0.2475 cycles/sample
+    cuts the signals placed near the band edge).
     """
 
     dense_probability: float = 0.0
@@ -232,11 +235,15 @@ class DistortionConfig:
     gain_step_probability: float = 0.0
     gain_step_db: tuple[float, float] = (-20.0, 20.0)
     slope_probability: float = 0.0
+    edge_cut_probability: float = 0.0
+    edge_cut_share: tuple[float, float] = (0.0, 0.4)  # of the occupied band, uniform
 
     SHARES: ClassVar[tuple[str, ...]] = (
         "dense_probability", "polynomial_probability", "gain_step_probability",
-        "slope_probability",
+        "slope_probability", "edge_cut_probability",
     )  # fmt: skip
+    #: Added later; at their defaults the output is what it was: left out of config hashes.
+    HASH_NEUTRAL: ClassVar[frozenset[str]] = frozenset({"edge_cut_probability", "edge_cut_share"})
 
     def __post_init__(self) -> None:
         for name in self.SHARES:
@@ -245,6 +252,7 @@ class DistortionConfig:
         _check_range("polynomial_coefficient", self.polynomial_coefficient, 1e-8, 10.0)
         _check_range("polynomial_level_db", self.polynomial_level_db, -60.0, 60.0)
         _check_range("gain_step_db", self.gain_step_db, -60.0, 60.0)
+        _check_range("edge_cut_share", self.edge_cut_share, 0.0, 0.9)
 
     @property
     def enabled(self) -> bool:

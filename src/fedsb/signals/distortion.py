@@ -12,6 +12,7 @@ from .config import DistortionConfig
 from .hardware import nonzero_power
 
 Meta = dict[str, np.ndarray]
+_EDGE_TRANSITION = 0.01  # cycles/sample, the edge cut's raised-cosine width
 
 #: Per-record metadata written when ``distortion`` is on (NaN for the records it spared).
 DISTORTION_META = ("dense_taps", "polynomial_a3", "polynomial_a5", "gain_step_db",
@@ -76,6 +77,32 @@ def polynomial(
     ys *= scale / np.sqrt(np.maximum(nonzero_power(ys), 1e-30))[:, None]
     out = x.copy()
     out[sel] = ys.astype(np.complex64)
+    return out, meta
+
+
+def edge_cut(
+    x: np.ndarray, rng: np.random.Generator, cfg: DistortionConfig, center, bandwidth
+) -> tuple[np.ndarray, Meta]:
+    """A share of the records with the outer side of their band cut off by a brick wall.
+
+    The outer side is the one away from DC (either, at random, for a centred band); the wall
+    sits ``share`` of the occupied ``bandwidth`` inside that edge, with a raised-cosine
+    transition of 0.01 cycles/sample. Power is not renormalised: the SNR is set later.
+    """
+    n, m = x.shape
+    hit = rng.random(n) < cfg.edge_cut_probability
+    share = rng.uniform(*cfg.edge_cut_share, size=n)
+    side = np.where(center > 0, 1.0, np.where(center < 0, -1.0, rng.choice([-1.0, 1.0], n)))
+    meta = {"edge_cut": np.where(hit, share, np.nan)}
+    sel = np.flatnonzero(hit)
+    if not sel.size:
+        return x, meta
+    wall = center[sel] + side[sel] * bandwidth[sel] * (0.5 - share[sel])  # (S,) cycles/sample
+    f = np.fft.fftfreq(m)[None, :]
+    beyond = side[sel, None] * (f - wall[:, None])  # > 0: the side that goes
+    gain = 0.5 - 0.5 * np.sin(np.pi * np.clip(beyond / _EDGE_TRANSITION, -0.5, 0.5))
+    out = x.copy()
+    out[sel] = np.fft.ifft(np.fft.fft(x[sel], axis=1) * gain, axis=1).astype(np.complex64)
     return out, meta
 
 

@@ -86,6 +86,7 @@ _PURPOSE = {
     "polynomial": 13,
     "dense": 14,
     "receiver": 15,
+    "edge": 16,
 }
 
 
@@ -163,6 +164,10 @@ def generate_block(
     meta = {k: np.full(n, np.nan) for k in meta_keys(config)}
     x, mask = _synthesise(config, classes, labels, seed, block, meta)
     spoil = config.distortion
+    if spoil.edge_cut_probability > 0 and "center" in meta and "bandwidth" in meta:
+        rng = stream(seed, block, "edge")
+        x, m = distortion.edge_cut(x, rng, spoil, meta["center"], meta["bandwidth"])
+        meta.update(m)
     if spoil.enabled:
         x, m = distortion.polynomial(x, stream(seed, block, "polynomial"), spoil)
         meta.update(m)

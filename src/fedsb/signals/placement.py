@@ -42,6 +42,8 @@ def extra_meta_keys(config: GeneratorConfig) -> tuple[str, ...]:
         keys.extend(HARDWARE_META)
     if config.distortion.enabled:
         keys.extend(DISTORTION_META)
+    if config.distortion.edge_cut_probability > 0:
+        keys.append("edge_cut")
     return tuple(keys)
 
 
