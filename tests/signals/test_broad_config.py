@@ -49,7 +49,12 @@ BROAD = GeneratorConfig(
         model="standard", sample_rate_mhz=(1.0, 4.0), tdl_delay_spread_ns=(10.0, 99.0)
     ),
     hardware=HardwareConfig(amplifier_probability=0.5, adc_probability=0.5),
-    distortion=DistortionConfig(polynomial_probability=0.5, slope_probability=0.5),
+    distortion=DistortionConfig(
+        polynomial_probability=0.5,
+        slope_probability=0.5,
+        edge_cut_probability=0.5,
+        edge_cut_share=(0.1, 0.3),
+    ),
 )
 
 
@@ -100,6 +105,7 @@ def test_a_broad_set_records_every_option_and_its_metadata():
     assert recorded(BROAD) == to_dict(BROAD)  # nothing is at its default and left out
     assert rs.info["generator"]["bandwidth"] == [0.05, 1.0]
     extra = {"bandwidth", "center", "duty", "burst_start", "burst_stop", "bursts", "pulse", "tdl"}
+    extra.add("edge_cut")
     assert set(rs.meta) == set(META_KEYS) | extra | set(HARDWARE_META) | set(DISTORTION_META)
     assert np.all(np.isfinite(rs.meta["bandwidth"])) and np.all(np.isfinite(rs.meta["center"]))
 
